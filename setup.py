@@ -26,6 +26,9 @@ extensions = [
         include_dirs=["refrt/_kernels"],
     )
     for path in sorted(glob("refrt/_kernels/*.pyx"))
+    # REFRT_ONLY=name1,name2 builds a subset (handy while editing one kernel file).
+    if not os.environ.get("REFRT_ONLY")
+    or os.path.splitext(os.path.basename(path))[0] in os.environ["REFRT_ONLY"].split(",")
 ]
 
 setup(

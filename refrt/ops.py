@@ -1,0 +1,76 @@
+"""``refrt.ops.<name>(*arrays, backend=None, prec=256, cast=False, threads=None, **params)``.
+
+One function per registry op, generated from ``refrt.registry.OPS``.  The float
+kernels are chosen by the input dtype; ``backend="mp"`` evaluates the real-number
+formula with mpmath at ``prec`` bits and returns an object array of ``mpmath.mpf``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import backends
+from ._prepare import prepare, resolve_threads
+from .backends.mpctx import make_context, to_ctx
+from .registry import OPS, get
+
+BACKENDS = ("f32", "f64", "mp")
+
+
+def evaluate(name, *arrays, backend=None, prec=256, cast=False, threads=None, **params):
+    """Evaluate op ``name`` on ``arrays``; see the module docstring."""
+    spec = get(name)
+    if backend not in (None,) + BACKENDS:
+        raise ValueError(f"{name}: argument 'backend' expected one of None, 'f32', 'f64', "
+                         f"'mp', got {backend!r}")
+    arrays, params, dtype, out_shape = prepare(spec, arrays, params, backend, cast)
+    backends.load()
+    if backend == "mp":
+        return evaluate_mp(spec, arrays, params, prec)
+    impl = backends.FLOAT.get(spec.name)
+    if impl is None:
+        raise NotImplementedError(f"{name}: no float kernel is bound")
+    out = impl(arrays, params, resolve_threads(threads))
+    return np.asarray(out).reshape(out_shape)
+
+
+def evaluate_mp(spec, arrays, params, prec=256):
+    """The mp backend on prepared arrays: a fresh private context at ``prec`` bits."""
+    if not isinstance(prec, int) or prec < 2:
+        raise ValueError(f"{spec.name}: argument 'prec' expected an integer >= 2, got {prec!r}")
+    backends.load()
+    ctx = make_context(prec)
+    formula = backends.MP[spec.name]
+    res = formula(ctx, [to_ctx(ctx, a) for a in arrays], params)
+    return np.asarray(res, dtype=object)
+
+
+def _make(spec):
+    def op(*arrays, backend=None, prec=256, cast=False, threads=None, **params):
+        return evaluate(spec.name, *arrays, backend=backend, prec=prec, cast=cast,
+                        threads=threads, **params)
+    op.__name__ = op.__qualname__ = spec.name
+    lines = [spec.signature, "", spec.doc, ""]
+    if spec.params:
+        lines.append("Parameters: " + ", ".join(f"{p.name}={p.default!r}" for p in spec.params))
+    lines.append("Domain: " + ", ".join(f"{a.name} in {a.domain}" for a in spec.args))
+    if spec.special_cases:
+        lines.append("Special cases:")
+        lines += [f"  {c.inputs} -> {c.expected!r}" for c in spec.special_cases]
+    if spec.vjp:
+        lines.append(f"VJP: {spec.vjp}")
+    if spec.conventions:
+        lines.append(f"Conventions: {spec.conventions}")
+    op.__doc__ = "\n".join(lines)
+    return op
+
+
+def __getattr__(name):
+    if name in OPS:
+        fn = _make(OPS[name])
+        globals()[name] = fn
+        return fn
+    raise AttributeError(f"module 'refrt.ops' has no op {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(OPS))

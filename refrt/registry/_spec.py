@@ -1,0 +1,111 @@
+"""The op declaration: one ``OpSpec`` per op is the single source of truth.
+
+Kernels know nothing of it.  Backends bind implementations to ``OpSpec.name``;
+``refrt.ops``, the tape, the oracle, the tester, the generated docs tables and the
+generic tests all read it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..domains import REALS, Interval
+
+EPSILON = 1e-6  # TorchLean's Numbers.epsilon (not PyTorch's 1e-5)
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One array input of an op."""
+
+    name: str
+    domain: Interval = REALS
+    differentiable: bool = True
+    # "float": float32/float64 array; "target": float array that receives no
+    # gradient by default; "class_target": float probabilities or integer class ids.
+    role: str = "float"
+
+
+@dataclass(frozen=True)
+class Param:
+    """A keyword parameter with its TorchLean default.
+
+    kind: "eps" (finite float >= 0), "float" (finite float), "axis" (int),
+    "axis_or_none", "int", "int_tuple", "shape", "bool".
+    """
+
+    name: str
+    default: Any
+    kind: str
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Case:
+    """A special case as data: scalar inputs (broadcast to 1-element arrays where the
+    op needs arrays) and the exact expected float (NaN allowed; zero sign checked)."""
+
+    inputs: tuple
+    expected: float
+    params: dict = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Tol:
+    """Budget in ulps of the output dtype, per float dtype."""
+
+    float32: float
+    float64: float
+
+    def __getitem__(self, dtype) -> float:
+        return getattr(self, np.dtype(dtype).name)
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """A condition from TorchLean's correctness certificates (e.g. relu at x != 0).
+
+    ``violated(arrays, params) -> bool`` is evaluated on float inputs; a violation is
+    reported, never raised.
+    """
+
+    name: str
+    description: str
+    violated: Callable[..., bool]
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    name: str
+    signature: str
+    kind: str  # unary | binary | reduction | softmax | loss | linalg | norm | shape
+    args: tuple
+    doc: str
+    tol: Tol
+    special_cases: tuple = ()
+    params: tuple = ()
+    # Derivative contract in derivatives.yaml vocabulary (g = upstream, y = result).
+    # The rule itself is the function named ``<name>_vjp`` in each backend.
+    vjp: str | None = None
+    vjp_tol: Tol | None = None
+    conventions: str = ""
+    preconditions: tuple = ()
+    families: tuple = ("normal", "wide", "extremal")
+    stable_alternative: str = ""
+    # shape(spec, arrays, params) -> output shape; validates and may normalise params.
+    shape: Callable | None = None
+    torchlean: str = ""  # the TorchLean name(s) this op implements
+
+    @property
+    def arg_names(self) -> tuple:
+        return tuple(a.name for a in self.args)
+
+    @property
+    def param_defaults(self) -> dict:
+        return {p.name: p.default for p in self.params}
+
+    def __repr__(self) -> str:  # short, for pytest ids and messages
+        return f"OpSpec({self.name})"
