@@ -1,0 +1,173 @@
+"""Named input families: deterministic adversarial inputs for every op.
+
+``generate(spec, family, dtype, seed)`` returns ``(arrays, params)`` for one draw of a
+family.  Families are derived from the registry (each ``Arg``'s domain and role), so a
+new op is covered without new sampling code.
+
+Families:
+  normal          N(0, 3^2) values (clipped into the domain)
+  wide            random signs, magnitudes log-uniform over the dtype's whole range
+  extremal        +-0, +-tiny, +-smallest subnormal, +-max, +-1, +-eps, inf edges
+  large_spread    rows with a spread of ~1e3 (float32) / ~1e4 (float64) between logits
+  dominant        one logit per row 30-80 above the rest
+  probs_near_0_1  probabilities within a few ulp of 0 and of 1
+  zero_targets    targets with exact zeros
+  domain_edge     values a few ulp inside each finite domain edge
+"""
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+
+FAMILIES = ("normal", "wide", "extremal", "large_spread", "dominant", "probs_near_0_1",
+            "zero_targets", "domain_edge")
+
+
+def _rng(spec, family, dtype, seed):
+    key = f"{spec.name}/{family}/{np.dtype(dtype).name}/{seed}".encode()
+    return np.random.default_rng(zlib.crc32(key))
+
+
+def _shapes(spec):
+    """Example shapes per input, by op kind (small: the mp reference is ~10 us/elem)."""
+    k = spec.kind
+    if k in ("unary", "binary"):
+        return [(48,)] * len(spec.args)
+    if k in ("reduction", "softmax", "loss"):
+        return [(6, 9)] * len(spec.args)
+    if spec.name == "matmul":
+        return [(5, 7), (7, 3)]
+    if spec.name == "linear":
+        return [(4, 7), (3, 7), (3,)]
+    if spec.name == "batch_norm_inference":
+        return [(3, 4, 5)] + [(3,)] * 4
+    if spec.name == "layer_norm":
+        return [(4, 8), (8,), (8,)]
+    return [(6, 9)] * len(spec.args)
+
+
+def _extremal(dtype):
+    fi = np.finfo(dtype)
+    sub = float(np.nextafter(dtype.type(0), dtype.type(1)))
+    vals = [0.0, float(fi.tiny), sub, float(fi.max), 1.0, float(fi.eps), 0.5, 2.0,
+            float(fi.max) / 2, float(fi.tiny) * 4, 1e-3, 88.0 if dtype == np.float32 else 709.0,
+            math.inf]
+    return np.array(vals + [-v for v in vals] + [-0.0], dtype=dtype)
+
+
+def _clip_domain(v, domain, dtype):
+    lo, hi = domain.low, domain.high
+    if math.isfinite(lo):
+        edge = dtype.type(lo)
+        if not domain.low_inclusive:
+            edge = np.nextafter(edge, dtype.type(np.inf))
+        v = np.where(v < edge, edge + np.abs(v - edge) if False else np.abs(v) + edge, v)
+    if math.isfinite(hi):
+        edge = dtype.type(hi)
+        if not domain.high_inclusive:
+            edge = np.nextafter(edge, dtype.type(-np.inf))
+        v = np.where(v > edge, edge - np.abs(v - edge) % max(1.0, abs(float(edge)) or 1.0), v)
+        v = np.minimum(v, edge)
+    return v.astype(dtype)
+
+
+def _values(family, shape, domain, dtype, rng):
+    n = int(np.prod(shape)) if shape else 1
+    fi = np.finfo(dtype)
+    if family == "wide":
+        lo, hi = math.log10(float(fi.tiny)), math.log10(float(fi.max))
+        v = np.sign(rng.standard_normal(n)) * 10.0 ** rng.uniform(lo, hi, n)
+    elif family == "extremal":
+        v = rng.choice(_extremal(dtype), n)
+    elif family == "domain_edge":
+        edges = [e for e in (domain.low, domain.high) if math.isfinite(e)] or [0.0]
+        base = np.array(rng.choice(edges, n), dtype=dtype)
+        steps = rng.integers(1, 8, n)
+        v = base.copy()
+        for i in range(n):
+            for _ in range(int(steps[i])):
+                v[i] = np.nextafter(v[i], dtype.type(1.0) if base[i] == domain.low else dtype.type(-1.0)) \
+                    if (base[i] == domain.low) or (base[i] == domain.high) else v[i]
+        v = v.astype(np.float64)
+    elif family == "large_spread":
+        v = rng.standard_normal(n) * (1e3 if dtype == np.float32 else 1e4)
+    else:
+        v = rng.standard_normal(n) * 3.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = np.asarray(v, dtype=dtype)
+    return _clip_domain(v, domain, dtype).reshape(shape)
+
+
+def _probs(shape, family, dtype, rng, normalise):
+    """Probability rows (normalised along the last axis when ``normalise``)."""
+    if family == "probs_near_0_1":
+        eps = float(np.finfo(dtype).eps)
+        k = rng.integers(0, 6, shape)
+        near1 = 1.0 - k * eps / 2
+        near0 = k * float(np.finfo(dtype).tiny) + rng.integers(0, 4, shape) * eps
+        p = np.where(rng.random(shape) < 0.5, near0, near1)
+        if normalise and len(shape) >= 1:
+            p = np.zeros(shape)
+            idx = rng.integers(0, shape[-1], shape[:-1])
+            np.put_along_axis(p, idx[..., None], 1.0, axis=-1)
+            p = np.abs(p - rng.integers(0, 3, shape) * eps)
+        return p.astype(dtype)
+    p = rng.random(shape)
+    if family == "zero_targets":
+        p = np.where(rng.random(shape) < 0.5, 0.0, p)
+    if normalise and len(shape) >= 1:
+        s = p.sum(axis=-1, keepdims=True)
+        s[s == 0] = 1.0
+        p = p / s
+        if family in ("normal", "zero_targets") and rng.random() < 0.5:
+            p = np.zeros(shape)
+            idx = rng.integers(0, shape[-1], shape[:-1])
+            np.put_along_axis(p, idx[..., None], 1.0, axis=-1)
+    return p.astype(dtype)
+
+
+def _logits(shape, family, dtype, rng):
+    if family == "dominant":
+        x = rng.standard_normal(shape)
+        idx = rng.integers(0, shape[-1], shape[:-1])
+        np.put_along_axis(x, idx[..., None], rng.uniform(30, 80, shape[:-1])[..., None], axis=-1)
+        return x.astype(dtype)
+    if family == "large_spread":
+        return (rng.standard_normal(shape) * (1e3 if dtype == np.float32 else 1e4)).astype(dtype)
+    if family == "wide":
+        return (np.sign(rng.standard_normal(shape)) * 10.0 ** rng.uniform(-30, 4, shape)).astype(dtype)
+    return (rng.standard_normal(shape) * 3.0).astype(dtype)
+
+
+def applies(spec, family) -> bool:
+    """Whether ``family`` is one of the op's declared families."""
+    return family in spec.families
+
+
+def generate(spec, family, dtype, seed=0):
+    """One deterministic draw of ``family`` for ``spec``: ``(arrays, params)``."""
+    dtype = np.dtype(dtype)
+    rng = _rng(spec, family, dtype, seed)
+    shapes = _shapes(spec)
+    arrays = []
+    class_like = spec.kind == "loss" and any(a.role == "class_target" for a in spec.args)
+    for arg, shape in zip(spec.args, shapes):
+        if arg.role in ("target", "class_target") or arg.name == "probs":
+            arrays.append(_probs(shape, family, dtype, rng, normalise=class_like))
+        elif arg.name == "log_probs":
+            z = _logits(shape, family if family != "probs_near_0_1" else "dominant", np.float64, rng)
+            z = z - z.max(axis=-1, keepdims=True)
+            lp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+            arrays.append(np.minimum(lp, 0.0).astype(dtype))
+        elif spec.kind in ("loss", "softmax") or spec.name == "logsumexp":
+            if family in ("normal", "wide", "large_spread", "dominant"):
+                arrays.append(_logits(shape, family, dtype, rng))
+            else:
+                arrays.append(_values(family, shape, arg.domain, dtype, rng))
+        elif arg.name == "running_var":
+            arrays.append((rng.random(shape) * 4 + (0.0 if family == "normal" else 1e-3)).astype(dtype))
+        else:
+            arrays.append(_values(family, shape, arg.domain, dtype, rng))
+    return arrays, dict(spec.param_defaults)

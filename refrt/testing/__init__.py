@@ -1,0 +1,1 @@
+"""Testing helpers for users of refrt (filled in by the oracle work)."""
