@@ -11,14 +11,7 @@ c) Arrays arrive 1-d and C-contiguous (the binding flattens them).
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, expf
-
-
-cdef inline floating _exp(floating x) noexcept nogil:
-    if floating is float:
-        return expf(x)
-    else:
-        return exp(x)
+from ._scalar cimport f_exp as _exp
 
 
 def exp_fwd(const floating[::1] x,    # IN

@@ -1,0 +1,138 @@
+# cython: language_level=3
+# Scalar helpers shared by every kernel module: `cdef inline ... noexcept nogil`, one
+# fused type, float32 math for float32 (the libm `f` variants), float64 math for float64.
+#
+# Design:
+# a) Each helper dispatches on the fused type with `if floating is float:` so that a
+#    float32 kernel really runs float32 arithmetic; `exp()` on a float would silently
+#    widen to double and hide the float32 error the tester is meant to see.
+# b) Stability helpers (softplus, sigmoid, exp_diff) carry their derivation above them.
+from cython cimport floating
+from libc.math cimport (exp, expf, log, logf, log1p, log1pf, expm1, expm1f, sqrt, sqrtf,
+                        tanh, tanhf, sinh, sinhf, cosh, coshf, fabs, fabsf, fma, fmaf,
+                        pow, powf, isnan, isinf, INFINITY, NAN)
+
+
+cdef inline floating f_exp(floating x) noexcept nogil:
+    if floating is float:
+        return expf(x)
+    else:
+        return exp(x)
+
+
+cdef inline floating f_log(floating x) noexcept nogil:
+    if floating is float:
+        return logf(x)
+    else:
+        return log(x)
+
+
+cdef inline floating f_log1p(floating x) noexcept nogil:
+    if floating is float:
+        return log1pf(x)
+    else:
+        return log1p(x)
+
+
+cdef inline floating f_expm1(floating x) noexcept nogil:
+    if floating is float:
+        return expm1f(x)
+    else:
+        return expm1(x)
+
+
+cdef inline floating f_sqrt(floating x) noexcept nogil:
+    if floating is float:
+        return sqrtf(x)
+    else:
+        return sqrt(x)
+
+
+cdef inline floating f_tanh(floating x) noexcept nogil:
+    if floating is float:
+        return tanhf(x)
+    else:
+        return tanh(x)
+
+
+cdef inline floating f_sinh(floating x) noexcept nogil:
+    if floating is float:
+        return sinhf(x)
+    else:
+        return sinh(x)
+
+
+cdef inline floating f_cosh(floating x) noexcept nogil:
+    if floating is float:
+        return coshf(x)
+    else:
+        return cosh(x)
+
+
+cdef inline floating f_abs(floating x) noexcept nogil:
+    if floating is float:
+        return fabsf(x)
+    else:
+        return fabs(x)
+
+
+cdef inline floating f_fma(floating a, floating b, floating c) noexcept nogil:
+    if floating is float:
+        return fmaf(a, b, c)
+    else:
+        return fma(a, b, c)
+
+
+cdef inline floating f_pow(floating x, floating y) noexcept nogil:
+    if floating is float:
+        return powf(x, y)
+    else:
+        return pow(x, y)
+
+
+# softplus(x) = log(1 + e^x), branch-stable.
+# For x > 0: log(1 + e^x) = x + log(1 + e^-x) = x + log1p(e^-x); e^-x < 1 cannot overflow
+# and log1p keeps the small correction exact to ~1 ulp.  For x <= 0: log1p(e^x) directly.
+# No cutoffs are needed: for x > 0 the correction underflows gracefully to 0 and x + 0 = x,
+# and exp(-inf) = 0 makes softplus(+-inf) = +inf / 0 without NaN.  (sklearn's log1pexp
+# cutoffs only skip work.)  Rejected: log(1 + exp(x)) overflows at x > 88 (float32) and
+# loses everything below x < -17 (float32: 1 + e^x rounds to 1).
+cdef inline floating softplus(floating x) noexcept nogil:
+    if x > 0:
+        return x + f_log1p(f_exp(-x))
+    return f_log1p(f_exp(x))
+
+
+# sigmoid(x) = 1 / (1 + e^-x) for x >= 0 (e^-x <= 1, no overflow), and
+# e^x / (1 + e^x) for x < 0, which keeps full relative accuracy as sigmoid(x) -> 0
+# (the first form would compute 1 / (1 + huge) and lose nothing either, but e^-x
+# overflows to inf for x < -88 in float32, giving 1/inf = 0 instead of a subnormal).
+cdef inline floating sigmoid(floating x) noexcept nogil:
+    cdef floating e
+    if x >= 0:
+        return 1 / (1 + f_exp(-x))
+    e = f_exp(x)
+    return e / (1 + e)
+
+
+# TwoSum (Knuth): s + err == a + b exactly, with s = fl(a + b).  No branch, so it is
+# valid for any ordering of |a|, |b| (Fast2Sum would need |a| >= |b|).
+cdef inline floating two_sum(floating a, floating b, floating *err) noexcept nogil:
+    cdef floating s = a + b
+    cdef floating bb = s - a
+    err[0] = (a - (s - bb)) + (b - bb)
+    return s
+
+
+# exp(x - m) for finite x - m, with the rounding of the subtraction compensated:
+# x - m = d + e exactly (TwoSum), so exp(x - m) = exp(d) * exp(e) = exp(d) * (1 + e + O(e^2))
+# with |e| <= ulp(d) / 2.  Without this, exp amplifies the subtraction's rounding by |d|:
+# at d = -80 in float32 that is ~40 ulp in the result.  The fma forms exp(d) + exp(d) * e
+# with one rounding.  Non-finite x or m fall back to the plain exp (e would be NaN).
+cdef inline floating exp_diff(floating x, floating m) noexcept nogil:
+    cdef floating e
+    cdef floating d = two_sum(x, -m, &e)
+    cdef floating ed = f_exp(d)
+    if isnan(e) or isinf(d):
+        return ed
+    return f_fma(ed, e, ed)
