@@ -44,13 +44,20 @@ class Param:
 
 @dataclass(frozen=True)
 class Case:
-    """A special case as data: scalar inputs (broadcast to 1-element arrays where the
-    op needs arrays) and the exact expected float (NaN allowed; zero sign checked)."""
+    """A special case as data.
+
+    ``inputs`` holds one entry per array argument: a scalar becomes a 1-element array,
+    a (nested) tuple becomes an array of that shape.  ``expected`` is the exact value of
+    the result's first element (NaN allowed; the sign of a zero is checked for the float
+    kernels)."""
 
     inputs: tuple
     expected: float
     params: dict = field(default_factory=dict)
     note: str = ""
+    # dtypes in which the inputs are exact (a case like var(1e8, 1e8 + 2) = 1 only holds
+    # where 1e8 + 2 is representable)
+    dtypes: tuple = ("float32", "float64")
 
 
 @dataclass(frozen=True)
