@@ -1,0 +1,139 @@
+"""Command line: ``refrt check`` (accuracy campaign), ``refrt ops`` (the op table),
+``refrt docs`` (regenerate docs/ops.md and docs/accuracy.md from the registry)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import backends
+from .registry import OPS
+
+
+def _select(names):
+    if not names:
+        return list(OPS.values())
+    out = []
+    for n in names.split(","):
+        n = n.strip()
+        if n not in OPS:
+            raise SystemExit(f"refrt: unknown op {n!r}; `refrt ops` lists them")
+        out.append(OPS[n])
+    return out
+
+
+def run_check(specs, dtypes, seeds):
+    """Measure every (op, dtype) against the mp reference; returns rows and failures."""
+    from .accuracy import measure
+    rows, failures = [], []
+    for spec in specs:
+        row = {"op": spec.name, "kind": spec.kind}
+        for dt in dtypes:
+            worst, fam_worst, inst = 0.0, "", None
+            for family in spec.families:
+                for seed in range(seeds):
+                    if spec.name not in backends.FLOAT or spec.name not in backends.MP:
+                        continue
+                    m = measure(spec, dt, family, seed)
+                    if m.max_ulp > worst or inst is None:
+                        worst, fam_worst, inst = max(worst, m.max_ulp), family, m
+            tol = spec.tol[dt]
+            row[dt] = (worst, tol, fam_worst)
+            if spec.name not in backends.FLOAT or spec.name not in backends.MP:
+                row[dt] = (float("nan"), tol, "not bound")
+                failures.append((spec.name, dt, "no kernel or mp formula bound"))
+            elif worst > tol:
+                failures.append((spec.name, dt, f"{worst:g} ulp > {tol:g} on {fam_worst}: inputs "
+                                 f"{inst.worst_inputs} got {inst.got!r} want {inst.want!r}"))
+        rows.append(row)
+    return rows, failures
+
+
+def _fmt_ulp(v):
+    if v != v:
+        return "-"
+    return f"{v:.0f}" if v == int(v) and v < 1e6 else f"{v:.3g}"
+
+
+def check(args):
+    from rich.console import Console
+    from rich.table import Table
+    backends.load()
+    console = Console()
+    specs = _select(args.ops)
+    dtypes = args.dtypes.split(",")
+    t0 = time.perf_counter()
+    rows, failures = run_check(specs, dtypes, args.seeds)
+    table = Table(title="refrt kernels vs the mp reference (max ulp error over the input "
+                  "families; tolerance from the registry)")
+    table.add_column("op")
+    table.add_column("kind")
+    for dt in dtypes:
+        table.add_column(f"{dt} max ulp / tol", justify="right")
+    table.add_column("worst family")
+    for row in rows:
+        cells = []
+        for dt in dtypes:
+            worst, tol, _ = row[dt]
+            ok = worst <= tol
+            colour = "green" if ok else "red"
+            cells.append(f"[{colour}]{_fmt_ulp(worst)}[/] / {_fmt_ulp(tol)}")
+        table.add_row(row["op"], row["kind"], *cells, row[dtypes[-1]][2])
+    console.print(table)
+    dt_s = time.perf_counter() - t0
+    n = len(rows) * len(dtypes)
+    if failures:
+        console.print(f"[red]{len(failures)} of {n} (op, dtype) pairs exceed their tolerance[/] "
+                      f"({dt_s:.1f} s):")
+        for name, dt, why in failures:
+            console.print(f"  {name} {dt}: {why}")
+        return 1
+    console.print(f"[green]all {n} (op, dtype) pairs within tolerance[/] "
+                  f"({len(specs)} ops, {args.seeds} seed(s) per family, {dt_s:.1f} s)")
+    return 0
+
+
+def list_ops(args):
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(title=f"refrt ops ({len(OPS)})")
+    for col in ("op", "signature", "domain", "tol f32/f64 (ulp)"):
+        table.add_column(col)
+    for spec in OPS.values():
+        dom = ", ".join(f"{a.name} in {a.domain}" for a in spec.args)
+        table.add_row(spec.name, spec.signature, dom,
+                      f"{_fmt_ulp(spec.tol.float32)} / {_fmt_ulp(spec.tol.float64)}")
+    Console().print(table)
+    return 0
+
+
+def docs(args):
+    from .docs import write_docs
+    backends.load()
+    for path in write_docs(args.out, seeds=args.seeds):
+        print(f"wrote {path}")
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="refrt", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd")
+    p = sub.add_parser("check", help="measure every kernel against the mp reference (default)")
+    p.add_argument("--ops", default="", help="comma-separated op names (default: all)")
+    p.add_argument("--dtypes", default="float32,float64")
+    p.add_argument("--seeds", type=int, default=2, help="draws per input family")
+    p.set_defaults(fn=check)
+    p = sub.add_parser("ops", help="list the registry")
+    p.set_defaults(fn=list_ops)
+    p = sub.add_parser("docs", help="regenerate docs/ops.md and docs/accuracy.md")
+    p.add_argument("--out", default="docs")
+    p.add_argument("--seeds", type=int, default=2)
+    p.set_defaults(fn=docs)
+    args = parser.parse_args(argv)
+    if args.cmd is None:
+        args = parser.parse_args(["check"] + list(argv or sys.argv[1:]))
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
