@@ -58,18 +58,24 @@ def _extremal(dtype):
 
 
 def _clip_domain(v, domain, dtype):
+    """Fold values outside a finite domain edge back inside: below a lower edge L maps to
+    L + |v - L| (reflection), above an upper edge H maps to H - |v - H| and is then
+    clamped, so samples keep their spread and never leave the domain."""
     lo, hi = domain.low, domain.high
-    if math.isfinite(lo):
-        edge = dtype.type(lo)
-        if not domain.low_inclusive:
-            edge = np.nextafter(edge, dtype.type(np.inf))
-        v = np.where(v < edge, edge + np.abs(v - edge) if False else np.abs(v) + edge, v)
-    if math.isfinite(hi):
-        edge = dtype.type(hi)
-        if not domain.high_inclusive:
-            edge = np.nextafter(edge, dtype.type(-np.inf))
-        v = np.where(v > edge, edge - np.abs(v - edge) % max(1.0, abs(float(edge)) or 1.0), v)
-        v = np.minimum(v, edge)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(lo):
+            edge = dtype.type(lo)
+            if not domain.low_inclusive:
+                edge = np.nextafter(edge, dtype.type(np.inf))
+            v = np.where(v < edge, edge + np.abs(v - edge), v)
+        if math.isfinite(hi):
+            edge = dtype.type(hi)
+            if not domain.high_inclusive:
+                edge = np.nextafter(edge, dtype.type(-np.inf))
+            v = np.where(v > edge, edge - np.abs(v - edge), v)
+            v = np.minimum(v, edge)
+            if math.isfinite(lo):
+                v = np.maximum(v, dtype.type(lo))
     return v.astype(dtype)
 
 
@@ -82,15 +88,16 @@ def _values(family, shape, domain, dtype, rng):
     elif family == "extremal":
         v = rng.choice(_extremal(dtype), n)
     elif family == "domain_edge":
-        edges = [e for e in (domain.low, domain.high) if math.isfinite(e)] or [0.0]
-        base = np.array(rng.choice(edges, n), dtype=dtype)
-        steps = rng.integers(1, 8, n)
-        v = base.copy()
+        # a few ulp inside a finite edge: nextafter walks of 1..7 steps inward
+        edges = [(e, 1.0 if e == domain.low else -1.0)
+                 for e in (domain.low, domain.high) if math.isfinite(e)] or [(0.0, 1.0)]
+        v = np.empty(n)
         for i in range(n):
-            for _ in range(int(steps[i])):
-                v[i] = np.nextafter(v[i], dtype.type(1.0) if base[i] == domain.low else dtype.type(-1.0)) \
-                    if (base[i] == domain.low) or (base[i] == domain.high) else v[i]
-        v = v.astype(np.float64)
+            edge, direction = edges[rng.integers(len(edges))]
+            w = dtype.type(edge)
+            for _ in range(int(rng.integers(1, 8))):
+                w = np.nextafter(w, dtype.type(direction))
+            v[i] = w
     elif family == "large_spread":
         v = rng.standard_normal(n) * (1e3 if dtype == np.float32 else 1e4)
     else:
