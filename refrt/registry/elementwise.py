@@ -44,7 +44,13 @@ POSITIVE_X = Precondition("x > 0", "derivative undefined for x <= 0", _any_nonpo
 NO_TIES = Precondition("x != y", "tie: the gradient is split 0.5/0.5 by convention", _any_tie)
 
 
+def _families(domain):
+    edge = math.isfinite(domain.low) or math.isfinite(domain.high)
+    return ("normal", "wide", "extremal") + (("domain_edge",) if edge else ())
+
+
 def unary(name, doc, tol=LIBM, cases=(), vjp=None, domain=REALS, params=(), **kw):
+    kw.setdefault("families", _families(domain))
     return OpSpec(name=name, signature=f"{name}(x{''.join(', ' + p.name + '=' + repr(p.default) for p in params)}) -> y",
                   kind="unary", args=(Arg("x", domain),), doc=doc, tol=tol,
                   special_cases=tuple(cases), params=tuple(params), vjp=vjp,
@@ -52,6 +58,7 @@ def unary(name, doc, tol=LIBM, cases=(), vjp=None, domain=REALS, params=(), **kw
 
 
 def binary(name, doc, tol=ROUNDED, cases=(), vjp=None, args=XY, params=(), **kw):
+    kw.setdefault("families", _families(args[0].domain))
     return OpSpec(name=name, signature=f"{name}(x, y{''.join(', ' + p.name + '=' + repr(p.default) for p in params)}) -> z",
                   kind="binary", args=args, doc=doc, tol=tol, special_cases=tuple(cases),
                   params=tuple(params), vjp=vjp, shape=_shapes.elementwise, **kw)
