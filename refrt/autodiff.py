@@ -1,0 +1,245 @@
+"""Reverse-mode differentiation: ``vjp``, ``grad``, the single VJP entry point
+``vjp_op``, the VJP tolerance model, and the numerical checks of VJP rules.
+
+* ``vjp_op(name, arrays, params, out, g, backend)`` calls the backend table entry
+  ``FLOAT_VJP[name]`` or ``MP_VJP[name]`` for one op; the tape and the tests use only it.
+* ``vjp(fn, *inputs, backend=...) -> (outputs, vjp_fn)``: trace, evaluate, and a function
+  that runs the reverse walk (``refrt.tape``) for given output cotangents.
+* ``grad(fn, argnums=0)(*inputs, backend=...)``: the gradient of a 0-d output.
+
+The numerical checks (``numerical_vjp``, ``inner_product``) are independent of the VJP
+rules: they differentiate the mp *forward* formula on a private high-precision context
+(``mpmath.diff`` per element, and a central difference along a random direction).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import backends
+from ._prepare import prepare, resolve_threads
+from .backends.mpctx import make_context, to_ctx
+from .graph import BACKEND_DTYPE, trace
+from .metrics import ulp_distance
+from .registry import get
+from . import tape
+
+# --------------------------------------------------------------------------- one op
+def vjp_op(name, arrays, params, out, g, backend=None, *, prec=256, ctx=None, threads=None,
+           prepared=False):
+    """Input cotangents of op ``name`` for the upstream cotangent ``g``: a tuple with one
+    entry per input (an array of that input's shape, or ``None`` for class ids).
+
+    backend: "f32"/"f64" (float kernels; default from the inputs' dtype) or "mp" (the mp
+    rule on a private context of ``prec`` bits, or on ``ctx``; float inputs, ``out`` and
+    ``g`` are converted exactly).  ``out=None`` computes the forward first.  With
+    ``prepared=True`` the arrays and params are taken as already validated (the tape).
+    """
+    spec = get(name)
+    backends.load()
+    if backend == "mp":
+        ctx = ctx if ctx is not None else make_context(prec)
+        if not prepared:
+            arrays, params, _, shape = prepare(spec, arrays, params)
+            arrays = [to_ctx(ctx, a) for a in arrays]
+        conv = lambda a: a if a.dtype == object else to_ctx(ctx, np.ascontiguousarray(a))
+        if out is None:
+            out = np.asarray(backends.MP[name](ctx, arrays, params), dtype=object)
+        rule = backends.MP_VJP.get(name)
+        if rule is None:
+            raise NotImplementedError(f"{name}: no mp VJP is bound (MP_VJP[{name!r}])")
+        res = rule(ctx, arrays, params, out, conv(np.asarray(g)).reshape(np.shape(out)))
+    else:
+        if backend not in (None, "f32", "f64"):
+            raise ValueError(f"{name}: argument 'backend' expected 'f32', 'f64' or 'mp', "
+                             f"got {backend!r}")
+        if not prepared:
+            arrays, params, dtype, shape = prepare(spec, arrays, params, backend)
+            if out is None:
+                with np.errstate(all="ignore"):
+                    out = backends.FLOAT[name](arrays, params, resolve_threads(threads))
+            out = np.asarray(out).reshape(shape)
+        dtype = out.dtype
+        g = np.asarray(g)
+        if g.shape != out.shape:
+            raise ValueError(f"{name}: argument 'g' expected shape {out.shape} (the output's "
+                             f"shape), got {g.shape}")
+        rule = backends.FLOAT_VJP.get(name)
+        if rule is None:
+            raise NotImplementedError(f"{name}: no float VJP kernel is bound (FLOAT_VJP[{name!r}])")
+        with np.errstate(all="ignore"):
+            res = rule(arrays, params, out, np.ascontiguousarray(g, dtype=dtype),
+                       resolve_threads(threads) if not prepared else (threads or 1))
+    res = tuple(res)
+    if len(res) != len(arrays):
+        raise RuntimeError(f"{name}: the VJP returned {len(res)} cotangents for "
+                           f"{len(arrays)} inputs")
+    for arg, a, r in zip(spec.args, arrays, res):
+        if r is not None and np.shape(r) != np.shape(a):
+            raise RuntimeError(f"{name}: the VJP returned shape {np.shape(r)} for input "
+                               f"'{arg.name}' of shape {np.shape(a)}")
+    return res
+
+
+# --------------------------------------------------------------------- functions
+def vjp(fn, *inputs, backend=None, prec=256, threads=None, **params):
+    """``(outputs, vjp_fn)``: ``fn``'s outputs on ``backend`` and a function mapping one
+    cotangent per output to one cotangent per input (``None`` for integer inputs).
+    ``vjp_fn.violations`` lists the TorchLean preconditions the evaluation did not meet,
+    as ``Violation(node, location, precondition)``; ``vjp_fn.graph`` is the trace."""
+    graph = trace(fn, *inputs, threads=threads, **params)
+    run = graph.example_run
+    if not (backend is None or (backend != "mp" and BACKEND_DTYPE[backend] == run.dtype)):
+        run = graph.run(*inputs, backend=backend, prec=prec, threads=threads)
+
+    def vjp_fn(*cotangents):
+        return tape.backward(run, cotangents)
+
+    vjp_fn.violations, vjp_fn.graph, vjp_fn.run = run.violations, graph, run
+    return run.outputs, vjp_fn
+
+
+def grad(fn, argnums=0):
+    """``grad(fn, argnums)(*inputs, backend=None, prec=256, threads=None, **params)``: the
+    gradient of ``fn``'s 0-d output with respect to input ``argnums`` (an int, or a tuple
+    of ints for a tuple of gradients)."""
+    def grad_fn(*inputs, backend=None, prec=256, threads=None, **params):
+        outputs, vjp_fn = vjp(fn, *inputs, backend=backend, prec=prec, threads=threads,
+                              **params)
+        name = getattr(fn, "__name__", "fn")
+        if isinstance(outputs, tuple) or np.shape(outputs) != ():
+            got = (f"{len(outputs)} outputs" if isinstance(outputs, tuple)
+                   else f"an output of shape {np.shape(outputs)}")
+            raise ValueError(f"grad: {name} expected to return one 0-d (scalar) value, got "
+                             f"{got}; reduce it (e.g. refrt.ops.sum) or use refrt.vjp with "
+                             "an explicit cotangent")
+        grads = vjp_fn(tape.seed_like(vjp_fn.run, outputs))
+        if isinstance(argnums, int):
+            return grads[argnums]
+        return tuple(grads[i] for i in argnums)
+
+    grad_fn.__name__ = f"grad_{getattr(fn, '__name__', 'fn')}"
+    return grad_fn
+
+
+# ---------------------------------------------------------------- tolerance model
+# Default budget for a float VJP kernel whose OpSpec has no ``vjp_tol``: the forward
+# budget doubled plus 4 ulps (a VJP re-reads the rounded output and multiplies by g).
+# Gradients that subtract nearly equal terms (softmax*sum(t) - t, mean-centred norms,
+# matmul/sum adjoints of mixed-sign data) are accurate in *absolute* terms only, to
+# about eps * (size of the terms); a component far below the largest one can then be many
+# ulps off while the gradient is correct to working precision.  For those kinds the
+# model accepts |got - want| <= FLOOR * eps * max|want| (max over the finite components
+# of that input's cotangent) regardless of ulps.  Elementwise kinds get no floor.
+DEFAULT_VJP_FLOOR = {"unary": 0.0, "binary": 0.0}
+CANCELLING_FLOOR = 16.0
+
+
+def vjp_tolerance(spec, dtype):
+    """``(ulps, floor)`` for ``spec``'s float VJP at ``dtype``: see the comment above."""
+    dtype = np.dtype(dtype)
+    ulps = spec.vjp_tol[dtype] if spec.vjp_tol is not None else 2 * spec.tol[dtype] + 4
+    return float(ulps), DEFAULT_VJP_FLOOR.get(spec.kind, CANCELLING_FLOOR)
+
+
+def vjp_error(got, want, dtype, floor):
+    """Per-component error in ulps of ``dtype``, set to 0 where the absolute error is
+    within ``floor * eps * max|want|`` (``floor = 0``: plain ulps)."""
+    dtype = np.dtype(dtype)
+    got = np.asarray(got, dtype=dtype)
+    want = np.asarray(want, dtype=dtype)
+    d = ulp_distance(got, want, dtype)
+    if floor and d.size:
+        fin = np.isfinite(want)
+        scale = float(np.max(np.abs(want[fin].astype(np.float64)))) if fin.any() else 0.0
+        with np.errstate(all="ignore"):
+            err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+        ok = fin & np.isfinite(got) & (err <= floor * float(np.finfo(dtype).eps) * scale)
+        d = np.where(ok, 0.0, d)
+    return d
+
+
+def graph_tolerance(graph, dtype):
+    """Relative-to-max budget for a whole graph's gradient against the mp reference:
+    every node's forward and VJP budget, in units of eps, summed (each node can pass on
+    its rounding error to the next), times a cancellation allowance of 4."""
+    eps = float(np.finfo(np.dtype(dtype)).eps)
+    total = 0.0
+    for node in graph.nodes:
+        spec = get(node.op)
+        ulps, floor = vjp_tolerance(spec, dtype)
+        total += spec.tol[dtype] + ulps + floor
+    return 4 * eps * max(total, 1.0)
+
+
+# ------------------------------------------------------------- numerical checks
+def _mp_inputs(spec, arrays, params, prec):
+    prepared, full, _, _ = prepare(spec, arrays, params)
+    ctx = make_context(prec)
+    return ctx, prepared, full, [to_ctx(ctx, a) for a in prepared]
+
+
+def _dot(ctx, a, b):
+    return ctx.fsum(x * y for x, y in zip(np.ravel(a), np.ravel(b)))
+
+
+def numerical_vjp(name, arrays, params, g, argnums, prec=160):
+    """Jᵀg for the inputs ``argnums`` by ``mpmath.diff`` of the mp forward, per element:
+    d/dt <g, F(x with x_i = t)> at t = x_i (central difference with a step of
+    2**-(prec+10) relative to |x_i|, evaluated at twice the precision).  Returns a dict
+    argnum -> object array; a private context, never ``mpmath.mp``."""
+    spec = get(name)
+    backends.load()
+    ctx, _, full, xs = _mp_inputs(spec, arrays, params, prec)
+    gm = to_ctx(ctx, np.ascontiguousarray(np.asarray(g, dtype=np.float64)))
+    forward = backends.MP[name]
+    result = {}
+    for k in argnums:
+        base = xs[k]
+        res = np.empty(base.shape, dtype=object)
+        for i in range(base.size):
+            def phi(t, i=i):
+                xk = base.copy()
+                xk.reshape(-1)[i] = t
+                ins = list(xs)
+                ins[k] = xk
+                return _dot(ctx, gm, np.asarray(forward(ctx, ins, full), dtype=object))
+            x0 = base.reshape(-1)[i]
+            res.reshape(-1)[i] = ctx.diff(phi, x0, relative=bool(x0 != 0))
+        result[k] = res
+    return result
+
+
+def inner_product(name, arrays, params, argnums, seed=0, prec=256, backend="mp"):
+    """JAX's adjoint test: ``(<J u, v>, <u, Jᵀ v>)`` for random u (one per input in
+    ``argnums``) and v.  J u is a central difference of the mp forward with step 2**-64
+    at ``prec`` bits (error ~2**-128 relative); Jᵀv comes from ``vjp_op`` on ``backend``
+    ("mp": the exact rule; "f32"/"f64": the float kernel, its result taken exactly).
+    Both sides are mp numbers of a private context."""
+    spec = get(name)
+    backends.load()
+    ctx, prepared, full, xs = _mp_inputs(spec, arrays, params, prec)
+    rng = np.random.default_rng(seed)
+    dtype = next((a.dtype for a in prepared if a.dtype.kind == "f"), np.dtype(np.float64))
+    us = {k: rng.standard_normal(prepared[k].shape).astype(dtype) for k in argnums}
+    forward = backends.MP[name]
+    out = np.asarray(forward(ctx, xs, full), dtype=object)
+    v = rng.standard_normal(out.shape).astype(dtype)
+    h = ctx.ldexp(1, -64)
+
+    def shifted(sign):
+        ins = list(xs)
+        for k, u in us.items():
+            ins[k] = xs[k] + to_ctx(ctx, u) * (sign * h)
+        return np.asarray(forward(ctx, ins, full), dtype=object)
+
+    ju = (shifted(1) - shifted(-1)) / (2 * h)
+    lhs = _dot(ctx, ju, to_ctx(ctx, v))
+    if backend == "mp":
+        cot = vjp_op(name, xs, full, out, to_ctx(ctx, v), "mp", ctx=ctx, prepared=True)
+    else:
+        cot = vjp_op(name, prepared, full, None, v, backend)
+        cot = [None if c is None else to_ctx(ctx, np.asarray(c)) for c in cot]
+    rhs = ctx.fsum(_dot(ctx, to_ctx(ctx, u), cot[k]) for k, u in us.items())
+    scale = ctx.fsum(ctx.fabs(a * b) for k, u in us.items()
+                     for a, b in zip(to_ctx(ctx, u).ravel(), cot[k].ravel()))
+    return lhs, rhs, scale
