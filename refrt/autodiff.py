@@ -210,7 +210,8 @@ def numerical_vjp(name, arrays, params, g, argnums, prec=160):
 
 
 def inner_product(name, arrays, params, argnums, seed=0, prec=256, backend="mp"):
-    """JAX's adjoint test: ``(<J u, v>, <u, Jᵀ v>)`` for random u (one per input in
+    """JAX's adjoint test: ``(<J u, v>, <u, Jᵀ v>, sum|u_i (Jᵀv)_i|, sum|u| max|Jᵀv|)``
+    (the last two scale the float kernel's error bound) for random u (one per input in
     ``argnums``) and v.  J u is a central difference of the mp forward with step 2**-64
     at ``prec`` bits (error ~2**-128 relative); Jᵀv comes from ``vjp_op`` on ``backend``
     ("mp": the exact rule; "f32"/"f64": the float kernel, its result taken exactly).
@@ -242,4 +243,47 @@ def inner_product(name, arrays, params, argnums, seed=0, prec=256, backend="mp")
     rhs = ctx.fsum(_dot(ctx, to_ctx(ctx, u), cot[k]) for k, u in us.items())
     scale = ctx.fsum(ctx.fabs(a * b) for k, u in us.items()
                      for a, b in zip(to_ctx(ctx, u).ravel(), cot[k].ravel()))
-    return lhs, rhs, scale
+    l1_max = ctx.fsum(ctx.fsum(ctx.fabs(a) for a in to_ctx(ctx, u).ravel())
+                      * max([ctx.fabs(c) for c in cot[k].ravel()], default=ctx.zero)
+                      for k, u in us.items())
+    return lhs, rhs, scale, l1_max
+
+
+# ------------------------------------------------------------------ measurement
+def cotangent(name, shape, dtype, key=""):
+    """A deterministic N(0, 1) upstream cotangent for op ``name`` (seeded by name/key)."""
+    import zlib
+    rng = np.random.default_rng(zlib.crc32(f"{name}/{np.dtype(dtype).name}/{key}/g".encode()))
+    return np.asarray(rng.standard_normal(shape), dtype=dtype)
+
+
+def measure_vjp(spec, dtype, family, seed=0, prec=256):
+    """Float VJP kernel vs the mp VJP rounded to ``dtype``, on one family draw.
+
+    Returns ``{arg name: (max raw ulps, max ulps under the tolerance model)}`` for every
+    input that receives a cotangent; raises AssertionError if the float and mp rules
+    disagree on which inputs get one."""
+    from . import families
+    from .rounding import round_array
+    dtype = np.dtype(dtype)
+    arrays, params = families.generate(spec, family, dtype, seed)
+    backend = {"float32": "f32", "float64": "f64"}[dtype.name]
+    prepared, full, _, shape = prepare(spec, arrays, params, backend)
+    g = cotangent(spec.name, shape, dtype, f"{family}/{seed}")
+    got = vjp_op(spec.name, prepared, full, None, g, backend)
+    want = vjp_op(spec.name, prepared, full, None, g, "mp", prec=prec)
+    _, floor = vjp_tolerance(spec, dtype)
+    result = {}
+    for arg, a, b in zip(spec.args, got, want):
+        assert (a is None) == (b is None), (
+            f"{spec.name}: input '{arg.name}': the float VJP returns "
+            f"{'None' if a is None else 'a cotangent'}, the mp VJP "
+            f"{'None' if b is None else 'a cotangent'}")
+        if a is None:
+            continue
+        ref = round_array(b, dtype)
+        raw = ulp_distance(a, ref, dtype)
+        model = vjp_error(a, ref, dtype, floor)
+        result[arg.name] = (float(raw.max()) if raw.size else 0.0,
+                            float(model.max()) if model.size else 0.0)
+    return result
