@@ -4,30 +4,452 @@
 
 Design:
 a) One fused type (``cython.floating``).  A float32 kernel calls the float32 libm
-   function (``expf``, not ``exp``): float32 arithmetic is the thing under test.
+   function (``expf``, not ``exp``) and does float32 arithmetic: that is the thing under
+   test.  No kernel here widens to double.
 b) ``cdivision=True``: float division by zero follows IEEE (+-inf or NaN), it never
    raises.
 c) Arrays arrive 1-d and C-contiguous (the binding flattens them).
+d) One scalar function per direction and arity (``_unary``, ``_unary_vjp``, ``_binary``,
+   ``_binary_vjp``) switches on a small integer op code; four generic loops call them.
+   The code is loop-invariant, so the compiler hoists the switch (loop unswitching at
+   -O3) and each op still gets its own tight loop, without 36 copies of the same loop.
+e) Parameters (eps, lo/hi, alpha, c, keep) arrive as double but were already rounded to
+   the input dtype by ``refrt._prepare``, so the cast to ``floating`` is exact and the
+   kernels and the mp formulas see the same number.
+f) A VJP helper returns the whole product ``g * f'(x)`` (not ``f'(x)``), so each op picks
+   the form with the fewest roundings and no spurious overflow (e.g. inv: -(g*y)*y, not
+   -g/(x*x), whose x*x underflows to 0 for |x| < 1e-19 in float32).
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from ._scalar cimport f_exp as _exp
+from libc.math cimport hypot, hypotf, signbit, INFINITY
+from ._scalar cimport (f_exp, f_log, f_log1p, f_expm1, f_sqrt, f_tanh, f_sinh, f_cosh,
+                       f_abs, f_fma, f_pow, softplus, sigmoid, two_sum)
 
 
-def exp_fwd(const floating[::1] x,    # IN
-            floating[::1] out,        # OUT
-            int threads=1):
+cdef enum:
+    # unary
+    NEG, ABS, SIGN, SQUARE, INV, EXP, LOG, LOG1P, EXPM1, SQRT, SQRT_CLAMP, SAFE_INV,
+    SAFE_LOG, CLAMP, RELU, SIGMOID, TANH, SOFTPLUS, LOGISTIC, SILU, GELU, SMOOTH_ABS,
+    SINH, COSH, ELU, SCALE,
+    # binary
+    ADD, SUB, MUL, DIV, POW, SAFE_DIV, MINIMUM, MAXIMUM, MASK_SCALE, INVERTED_DROPOUT
+
+UNARY_CODES = dict(neg=NEG, abs=ABS, sign=SIGN, square=SQUARE, inv=INV, exp=EXP, log=LOG,
+                   log1p=LOG1P, expm1=EXPM1, sqrt=SQRT, sqrt_clamp=SQRT_CLAMP,
+                   safe_inv=SAFE_INV, safe_log=SAFE_LOG, clamp=CLAMP, relu=RELU,
+                   sigmoid=SIGMOID, tanh=TANH, softplus=SOFTPLUS, logistic=LOGISTIC,
+                   silu=SILU, gelu=GELU, smooth_abs=SMOOTH_ABS, sinh=SINH, cosh=COSH,
+                   elu=ELU, scale=SCALE)
+BINARY_CODES = dict(add=ADD, sub=SUB, mul=MUL, div=DIV, pow=POW, safe_div=SAFE_DIV,
+                    minimum=MINIMUM, maximum=MAXIMUM, mask_scale=MASK_SCALE,
+                    inverted_dropout=INVERTED_DROPOUT)
+
+
+# Tuning constants
+# tanh-GELU: 2u = 2k (x + c x^3) = x (A + B x^2) with A = 2 sqrt(2/pi), B = A * 0.044715,
+# each split into hi + lo (hi = A rounded to the dtype, lo = the rest rounded): the
+# sigmoid below multiplies the relative error of 2u by |2u| (~87 at x = -10), so A and B
+# must be carried to about twice the working precision (values from mpmath, 300 bits).
+# GELU_SATURATE: beyond |x| = 1024 the sigmoid factor is exactly 1 or 0 in both dtypes
+# (2u > 7e7, far past where e^-2u underflows), while x^2 <= 2^20 keeps the double-word
+# products far from overflow.
+cdef extern from *:
+    """
+    static const double REFRT_GELU_A_HI_D = 1.5957691216057308;
+    static const double REFRT_GELU_A_LO_D = -9.96930880911092e-17;
+    static const double REFRT_GELU_B_HI_D = 0.07135481627260025;
+    static const double REFRT_GELU_B_LO_D = -6.175149918155315e-19;
+    static const float REFRT_GELU_A_HI_F = 1.5957691669464111f;
+    static const float REFRT_GELU_A_LO_F = -4.534068054340423e-08f;
+    static const float REFRT_GELU_B_HI_F = 0.07135481387376785f;
+    static const float REFRT_GELU_B_LO_F = 2.3988324659995897e-09f;
+    static const double REFRT_GELU_SATURATE = 1024.0;
+    """
+    const double GELU_A_HI_D "REFRT_GELU_A_HI_D"
+    const double GELU_A_LO_D "REFRT_GELU_A_LO_D"
+    const double GELU_B_HI_D "REFRT_GELU_B_HI_D"
+    const double GELU_B_LO_D "REFRT_GELU_B_LO_D"
+    const float GELU_A_HI_F "REFRT_GELU_A_HI_F"
+    const float GELU_A_LO_F "REFRT_GELU_A_LO_F"
+    const float GELU_B_HI_F "REFRT_GELU_B_HI_F"
+    const float GELU_B_LO_F "REFRT_GELU_B_LO_F"
+    const double GELU_SATURATE "REFRT_GELU_SATURATE"
+
+
+# ---- scalar helpers -----------------------------------------------------------------
+
+cdef inline floating _hypot(floating x, floating y) noexcept nogil:
+    if floating is float:
+        return hypotf(x, y)
+    else:
+        return hypot(x, y)
+
+
+# sigmoid(hi + lo) for a double-word argument (|lo| <= ulp(hi)/2):
+# e^-(hi+lo) = e^-hi * e^-lo = e^-hi * (1 - lo + O(lo^2)), formed with one fma.  The
+# branch on the sign of hi is the same as in `sigmoid` (_scalar.pxd): the exponential is
+# always of a non-positive number, so it never overflows.
+cdef inline floating _sigmoid_dw(floating hi, floating lo) noexcept nogil:
+    cdef floating e
+    if hi >= 0:
+        e = f_exp(-hi)
+        e = f_fma(e, -lo, e)
+        return 1 / (1 + e)
+    e = f_exp(hi)
+    e = f_fma(e, lo, e)
+    return e / (1 + e)
+
+
+# 2u = x (A + B x^2) as hi + lo, to about twice the working precision.
+# Why: gelu(x) = x sigma(2u) (derived at `_gelu`); for x < 0, sigma(2u) ~ e^(2u), so a
+# relative error d in 2u becomes a relative error |2u| d in the result: plain float32
+# arithmetic gives ~40-90 ulp for x in [-10, -5].  Every product is therefore split with
+# fma (TwoProd: p + fma(a, b, -p) == a*b exactly) and the sum with TwoSum; the low parts
+# are added once, at the end, in working precision (their own rounding is O(eps^2)).
+cdef inline floating _gelu_arg(floating x, floating *lo) noexcept nogil:
+    cdef floating a_hi, a_lo, b_hi, b_lo, sq, sq_lo, t, t_lo, v, v_lo, e, w
+    if floating is float:
+        a_hi = GELU_A_HI_F; a_lo = GELU_A_LO_F; b_hi = GELU_B_HI_F; b_lo = GELU_B_LO_F
+    else:
+        a_hi = GELU_A_HI_D; a_lo = GELU_A_LO_D; b_hi = GELU_B_HI_D; b_lo = GELU_B_LO_D
+    sq = x * x
+    sq_lo = f_fma(x, x, -sq)
+    t = b_hi * sq
+    t_lo = f_fma(b_hi, sq, -t) + (b_hi * sq_lo + b_lo * sq)
+    v = two_sum(a_hi, t, &e)
+    v_lo = e + (a_lo + t_lo)
+    w = x * v
+    lo[0] = f_fma(x, v, -w) + x * v_lo
+    return w
+
+
+# tanh-GELU (TorchLean geluSpec): x (1 + tanh(u)) / 2 with u = k (x + c x^3).
+# Identity: tanh(u) = (1 - e^-2u) / (1 + e^-2u), so
+#   1 + tanh(u) = 2 / (1 + e^-2u) = 2 sigmoid(2u)   and   gelu(x) = x sigmoid(2u).
+# The left form cancels for x < 0 (tanh(u) -> -1: at x = -5, 1 + tanh(u) ~ 1e-11 keeps
+# no correct float32 digit); the right form has no subtraction at all.
+# Cutoff GELU_SATURATE (see Tuning constants): beyond it the result is x or -0, which
+# also gives gelu(+inf) = inf and gelu(-inf) = -0 (the limit; x * 0 would be NaN).
+cdef inline floating _gelu(floating x) noexcept nogil:
+    cdef floating lo, w
+    if x > GELU_SATURATE:
+        return x
+    if x < -GELU_SATURATE:
+        return -0.0
+    w = _gelu_arg(x, &lo)
+    return x * _sigmoid_dw(w, lo)
+
+
+# d/dx x s(2u) = s + x s (1 - s) (2u)'  with (2u)' = A + 3 B x^2 and 1 - s = sigmoid(-2u)
+# (computed directly, not by subtraction, so the tail keeps its relative accuracy).
+cdef inline floating _gelu_grad(floating x) noexcept nogil:
+    cdef floating lo, w, s, sm, dw
+    if x > GELU_SATURATE:
+        return 1
+    if x < -GELU_SATURATE:
+        return 0
+    w = _gelu_arg(x, &lo)
+    s = _sigmoid_dw(w, lo)
+    sm = _sigmoid_dw(-w, -lo)
+    if floating is float:
+        dw = GELU_A_HI_F + 3 * GELU_B_HI_F * x * x
+    else:
+        dw = GELU_A_HI_D + 3 * GELU_B_HI_D * x * x
+    return s + x * s * sm * dw
+
+
+# silu(x) = x sigmoid(x); its -inf limit is -0 (x * 0 would be NaN).
+cdef inline floating _silu(floating x) noexcept nogil:
+    if x == -INFINITY:
+        return -0.0
+    return x * sigmoid(x)
+
+
+# 1 - tanh(x)^2 without cancellation: for |x| < 0.5, tanh^2 < 0.22 and (1 - y)(1 + y) is
+# accurate; beyond, with t = e^(-2|x|) <= e^-1:  1 - tanh^2 = 4 t / (1 + t)^2.
+cdef inline floating _tanh_grad(floating x, floating y) noexcept nogil:
+    cdef floating t
+    if f_abs(x) < 0.5:
+        return (1 - y) * (1 + y)
+    t = f_exp(-2 * f_abs(x))
+    return 4 * t / ((1 + t) * (1 + t))
+
+
+# IEEE 754-2019 minimum/maximum: NaN propagates (x + y is NaN if either is), and for
+# equal operands the sign bit decides, so min(-0, +0) = -0 and max(-0, +0) = +0.
+cdef inline floating _minimum(floating x, floating y) noexcept nogil:
+    if x != x or y != y:
+        return x + y
+    if x < y:
+        return x
+    if y < x:
+        return y
+    return x if signbit(x) else y
+
+
+cdef inline floating _maximum(floating x, floating y) noexcept nogil:
+    if x != x or y != y:
+        return x + y
+    if x > y:
+        return x
+    if y > x:
+        return y
+    return y if signbit(x) else x
+
+
+cdef inline floating _unary(int code, floating x, floating p0, floating p1) noexcept nogil:
+    cdef floating v
+    if code == NEG:
+        return -x
+    elif code == ABS:
+        return f_abs(x)
+    elif code == SIGN:
+        if x > 0:
+            return 1
+        if x < 0:
+            return -1
+        return x                              # +-0 stays +-0, NaN stays NaN
+    elif code == SQUARE:
+        return x * x
+    elif code == INV:
+        return 1 / x
+    elif code == EXP:
+        return f_exp(x)
+    elif code == LOG:
+        return f_log(x)
+    elif code == LOG1P:
+        return f_log1p(x)
+    elif code == EXPM1:
+        return f_expm1(x)
+    elif code == SQRT:
+        return f_sqrt(x)
+    elif code == SQRT_CLAMP:
+        return f_sqrt(x) if x > 0 else (x if x != x else 0)
+    elif code == SAFE_INV:                    # p0 = eps
+        return 1 / (x + p0)
+    elif code == SAFE_LOG:                    # p0 = eps
+        return f_log(softplus(x) + p0)
+    elif code == CLAMP:
+        # Lean's max/min on an ordered type: max(lo, x) = x if lo <= x else lo, so
+        # NaN gives lo; then min(hi, v) = hi if hi <= v else v.
+        v = x if p0 <= x else p0
+        return p1 if p1 <= v else v
+    elif code == RELU:
+        return 0 if x <= 0 else x             # NaN <= 0 is false: relu(NaN) = NaN
+    elif code == SIGMOID or code == LOGISTIC:
+        # logistic's own form e^x / (e^x + 1) is inf/inf = NaN for x > 88.7 (float32);
+        # it is the same real function, so it shares the branch-stable sigmoid.
+        return sigmoid(x)
+    elif code == TANH:
+        return f_tanh(x)
+    elif code == SOFTPLUS:
+        return softplus(x)
+    elif code == SILU:
+        return _silu(x)
+    elif code == GELU:
+        return _gelu(x)
+    elif code == SMOOTH_ABS:                  # p0 = eps
+        # sqrt(x^2 + eps) = hypot(x, sqrt(eps)): x^2 would overflow for |x| > 1.8e19
+        # (float32).  Rounding sqrt(eps) to s(1 + d) changes x^2 + eps by eps*2d, a
+        # relative 2d at most: half an ulp on top of hypot's own < 1 ulp.
+        return _hypot(x, f_sqrt(p0))
+    elif code == SINH:
+        return f_sinh(x)
+    elif code == COSH:
+        return f_cosh(x)
+    elif code == ELU:                         # p0 = alpha
+        return x if x > 0 else p0 * f_expm1(x)
+    elif code == SCALE:                       # p0 = c
+        return x * p0
+    return x
+
+
+# g * f'(x), given x and the forward result y.
+cdef inline floating _unary_vjp(int code, floating g, floating x, floating y,
+                                floating p0, floating p1) noexcept nogil:
+    cdef floating s
+    if code == NEG:
+        return -g
+    elif code == ABS:
+        return g if x > 0 else (-g if x < 0 else 0)      # abs'(0) = 0
+    elif code == SIGN:
+        return 0
+    elif code == SQUARE:
+        return 2 * (g * x)
+    elif code == INV:
+        return -(g * y) * y
+    elif code == EXP:
+        return g * y
+    elif code == LOG:
+        return g / x
+    elif code == LOG1P:
+        return g / (1 + x)
+    elif code == EXPM1:
+        return g * f_exp(x)                   # not y + 1: it cancels as y -> -1
+    elif code == SQRT:
+        return g / (2 * y)
+    elif code == SQRT_CLAMP:
+        return g / (2 * y) if x > 0 else 0
+    elif code == SAFE_INV:
+        return -(g * y) * y
+    elif code == SAFE_LOG:
+        return g * sigmoid(x) / (softplus(x) + p0)
+    elif code == CLAMP:
+        return g if (p0 < x and x < p1) else 0
+    elif code == RELU:
+        return g if x > 0 else 0              # relu'(0) = 0
+    elif code == SIGMOID or code == LOGISTIC:
+        return g * sigmoid(x) * sigmoid(-x)   # y (1 - y), with 1 - y never subtracted
+    elif code == TANH:
+        return g * _tanh_grad(x, y)
+    elif code == SOFTPLUS:
+        return g * sigmoid(x)
+    elif code == SILU:
+        # s + x s (1 - s) = s (1 + x sigmoid(-x))
+        s = sigmoid(x)
+        return g * (s * (1 + x * sigmoid(-x)))
+    elif code == GELU:
+        return g * _gelu_grad(x)
+    elif code == SMOOTH_ABS:
+        return g * (x / y)
+    elif code == SINH:
+        return g * f_cosh(x)
+    elif code == COSH:
+        return g * f_sinh(x)
+    elif code == ELU:
+        # alpha e^x from x (y + alpha would cancel as x -> -inf); elu'(0) = alpha
+        return g if x > 0 else g * (p0 * f_exp(x))
+    elif code == SCALE:
+        return g * p0
+    return g
+
+
+cdef inline floating _binary(int code, floating x, floating y, floating p0) noexcept nogil:
+    if code == ADD:
+        return x + y
+    elif code == SUB:
+        return x - y
+    elif code == MUL:
+        return x * y
+    elif code == DIV:
+        return x / y
+    elif code == POW:
+        return f_pow(x, y)
+    elif code == SAFE_DIV:                    # p0 = eps
+        return x / (y + p0)
+    elif code == MINIMUM:
+        return _minimum(x, y)
+    elif code == MAXIMUM:
+        return _maximum(x, y)
+    elif code == MASK_SCALE:                  # y = coeff
+        return y * x
+    elif code == INVERTED_DROPOUT:            # y = mask, p0 = keep
+        # coeff * x with coeff = 1/keep or 0: x / keep rounds once (x * fl(1/keep) would
+        # round twice); a zero coeff keeps IEEE product semantics (0 * inf = NaN).
+        return x / p0 if y != 0 else 0 * x
+    return x
+
+
+# Gradients (g * dz/dx, g * dz/dy) given x, y and the forward result z; dz/dy goes to *gy.
+cdef inline floating _binary_vjp(int code, floating g, floating x, floating y, floating z,
+                                 floating p0, floating *gy) noexcept nogil:
+    cdef floating q, half
+    if code == ADD:
+        gy[0] = g
+        return g
+    elif code == SUB:
+        gy[0] = -g
+        return g
+    elif code == MUL:
+        gy[0] = g * x
+        return g * y
+    elif code == DIV:
+        q = g / y
+        gy[0] = -q * z                        # -g x / y^2 = -(g / y) (x / y)
+        return q
+    elif code == POW:
+        # d/dy = log(x) x^y, taken as 0 where x^y == 0 (log(0) * 0 would be NaN)
+        gy[0] = 0 if z == 0 else g * f_log(x) * z
+        return g * y * f_pow(x, y - 1)
+    elif code == SAFE_DIV:
+        q = g / (y + p0)
+        gy[0] = -q * z
+        return q
+    elif code == MINIMUM or code == MAXIMUM:
+        # ties split 0.5/0.5 (TorchLean runtime engine); a NaN operand gives 0 to both
+        if x != x or y != y:
+            gy[0] = 0
+            return 0
+        if x == y:
+            half = g * <floating>0.5
+            gy[0] = half
+            return half
+        if (x < y) == (code == MINIMUM):     # x is the one selected
+            gy[0] = 0
+            return g
+        gy[0] = g
+        return 0
+    elif code == MASK_SCALE:
+        gy[0] = 0                             # coeff is not differentiable
+        return g * y
+    elif code == INVERTED_DROPOUT:
+        gy[0] = 0                             # the mask is not differentiable
+        return g / p0 if y != 0 else 0 * g
+    gy[0] = 0
+    return g
+
+
+# ---- loops --------------------------------------------------------------------------
+
+def unary_fwd(int code,
+              const floating[::1] x,          # IN
+              floating[::1] out,              # OUT
+              double p0=0, double p1=0, int threads=1):
     cdef Py_ssize_t i, n = x.shape[0]
+    cdef floating a = <floating>p0, b = <floating>p1
     with nogil:
         for i in prange(n, num_threads=threads, schedule="static"):
-            out[i] = _exp(x[i])
+            out[i] = _unary(code, x[i], a, b)
 
 
-def exp_vjp(const floating[::1] g,    # IN  upstream gradient
-            const floating[::1] y,    # IN  forward result exp(x)
-            floating[::1] gx,         # OUT
-            int threads=1):
+def unary_vjp(int code,
+              const floating[::1] g,          # IN  upstream gradient
+              const floating[::1] x,          # IN  forward input
+              const floating[::1] y,          # IN  forward result
+              floating[::1] gx,               # OUT
+              double p0=0, double p1=0, int threads=1):
     cdef Py_ssize_t i, n = g.shape[0]
+    cdef floating a = <floating>p0, b = <floating>p1
     with nogil:
         for i in prange(n, num_threads=threads, schedule="static"):
-            gx[i] = g[i] * y[i]
+            gx[i] = _unary_vjp(code, g[i], x[i], y[i], a, b)
+
+
+def binary_fwd(int code,
+               const floating[::1] x,         # IN
+               const floating[::1] y,         # IN
+               floating[::1] out,             # OUT
+               double p0=0, int threads=1):
+    cdef Py_ssize_t i, n = x.shape[0]
+    cdef floating a = <floating>p0
+    with nogil:
+        for i in prange(n, num_threads=threads, schedule="static"):
+            out[i] = _binary(code, x[i], y[i], a)
+
+
+def binary_vjp(int code,
+               const floating[::1] g,         # IN  upstream gradient
+               const floating[::1] x,         # IN
+               const floating[::1] y,         # IN
+               const floating[::1] z,         # IN  forward result
+               floating[::1] gx,              # OUT
+               floating[::1] gy,              # OUT (not written when want_gy is false)
+               double p0=0, bint want_gy=True, int threads=1):
+    cdef Py_ssize_t i, n = g.shape[0]
+    cdef floating a = <floating>p0, dy
+    with nogil:
+        for i in prange(n, num_threads=threads, schedule="static"):
+            gx[i] = _binary_vjp(code, g[i], x[i], y[i], z[i], a, &dy)
+            if want_gy:
+                gy[i] = dy
