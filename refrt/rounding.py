@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from mpmath.libmp import finf as _FINF, fninf as _FNINF, fzero as _FZERO
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ FORMATS = {
 
 
 def format_of(dtype) -> Format:
+    if isinstance(dtype, Format):
+        return dtype
     name = dtype if isinstance(dtype, str) else np.dtype(dtype).name
     try:
         return FORMATS[name]
@@ -73,19 +76,63 @@ def round_exact(sign: int, man: int, exp: int, fmt: Format) -> float:
     return -value if sign else value
 
 
+def round_rational(num: int, den: int, fmt: Format) -> float:
+    """Round the exact rational num / den (den > 0) to ``fmt``, ties to even.
+
+    The quotient is scaled by 2**-q, where q is the exponent of the last bit the
+    format keeps at this magnitude, so one integer division leaves the kept bits in
+    ``m`` and the remainder decides the rounding exactly (2r vs den: below, tie, above).
+    """
+    if den <= 0:
+        raise ValueError("round_rational: den must be positive")
+    sign = 1 if num < 0 else 0
+    n = -num if sign else num
+    if n == 0:
+        return -0.0 if sign else 0.0
+    # t = floor(log2(n / den)), exactly: start from the bit lengths and correct by one
+    t = n.bit_length() - den.bit_length()
+    if (n << -t if t < 0 else n) < (den << t if t > 0 else den):
+        t -= 1
+    if t > fmt.emax:
+        return -math.inf if sign else math.inf
+    q = max(t - fmt.prec + 1, fmt.quantum)
+    a, b = (n << -q, den) if q <= 0 else (n, den << q)
+    m, r = divmod(a, b)
+    if 2 * r > b or (2 * r == b and m & 1):
+        m += 1
+    return round_exact(sign, m, q, fmt)
+
+
+def round_raw(mpf_, fmt: Format) -> float:
+    """Round a raw mpmath mpf tuple ``(sign, man, exp, bc)`` to ``fmt``."""
+    sign, man, exp, bc = mpf_
+    if not man:
+        if mpf_ == _FZERO:
+            return 0.0
+        if mpf_ == _FINF:
+            return math.inf
+        if mpf_ == _FNINF:
+            return -math.inf
+        return math.nan
+    return round_exact(sign, int(man), int(exp), fmt)
+
+
 def round_mpf(x, dtype) -> float:
     """Correctly round an mpmath ``mpf`` (or anything with ``_mpf_``) to ``dtype``."""
-    fmt = format_of(dtype)
-    from mpmath.libmp import fnan, finf, fninf
-    mpf_ = x._mpf_
-    if mpf_ == fnan:
-        return math.nan
-    if mpf_ == finf:
-        return math.inf
-    if mpf_ == fninf:
-        return -math.inf
-    sign, man, exp, _ = mpf_
-    return round_exact(sign, int(man), int(exp), fmt)
+    return round_raw(x._mpf_, format_of(dtype))
+
+
+def storage_dtype(dtype):
+    """NumPy dtype that holds values of ``dtype``: bfloat16 is ``ml_dtypes.bfloat16`` when
+    ml_dtypes is installed, else float32 (bfloat16 values are exact in float32)."""
+    name = format_of(dtype).name
+    if name == "bfloat16":
+        try:
+            import ml_dtypes
+            return np.dtype(ml_dtypes.bfloat16)
+        except ImportError:
+            return np.dtype(np.float32)
+    return np.dtype(name)
 
 
 def round_array(values: np.ndarray, dtype) -> np.ndarray:

@@ -1,0 +1,379 @@
+"""The certified oracle: correctly rounded values of the exact real result of any op.
+
+``refrt.oracle.evaluate(op, *inputs, dtype=np.float64, **params)`` (or
+``refrt.oracle.<op>(...)``) returns, element by element, the exact real value of the op
+on the given floats rounded once to ``dtype`` (float64, float32, float16 or bfloat16;
+round to nearest even, IEEE subnormals, overflow to +-inf).  bfloat16 results are
+``ml_dtypes.bfloat16`` arrays when ml_dtypes is installed, else float32 arrays holding
+bfloat16 values.
+
+Design:
+
+a. One formula per op.  The oracle runs the mp formulas of ``refrt.backends.MP`` (the
+   same code as ``backend="mp"``) in the certifying contexts of ``refrt._oracle_ctx``:
+   outward-rounded intervals, and exact rationals.  No op math is written twice.
+b. Ziv's strategy, as MPFR, Rival and Herbie do: evaluate the enclosure at the target
+   precision + GUARD bits; an element is decided when both ends of its enclosure round
+   to the same target value.  The undecided units (elements for elementwise ops, rows
+   for row ops, the whole op otherwise) are re-evaluated at twice the precision, up to
+   ``max_prec`` (10,000 bits by default, Herbie's cap).  What is still undecided there is
+   reported (``UndecidedError`` or the ``undecided`` mask), never silently rounded.
+c. Exact rationals decide ties and exact zeros.  An interval around an exact midpoint
+   between two floats never shrinks to one side of it, so every unit left undecided by
+   the first interval pass is re-run in the exact-rational context; for rational ops
+   (add, mul, div, sum, mean, matmul, min/max, relu, clamp, mse, ...) that settles it
+   exactly.  Transcendental formulas raise ``NotRational`` there and continue in Ziv.
+   Running intervals first keeps the common case at one pass.
+d. Non-finite inputs.  Units with an inf or NaN input are evaluated with a plain mpmath
+   context: their NaN / +-inf results are exact (limits and IEEE rules written in the
+   formula).  A finite result there is certified by the interval pass (inf is a valid
+   interval end); only a finite result computed *from a NaN input* (e.g. a formula that
+   maps NaN to a constant) is taken from the plain context as is.
+e. Zeros.  An exact zero is returned as +0.0 (mpmath has no signed zero, so the sign that
+   IEEE arithmetic would give, e.g. -0 * 1 = -0, is not reproduced); a negative value
+   that underflows is -0.0.  ``refrt.metrics`` counts +0 and -0 as equal.
+f. Threads.  Contexts are created per call and mpmath's global precision is never
+   read or written.  mpmath's constant caches (ln2, pi, ...) are not updated
+   atomically, so evaluations are serialised by one lock; that costs no parallelism
+   because mpmath is pure Python under the GIL anyway.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import mpmath
+from mpmath.libmp import ComplexResult, fnan, from_float, from_rational, fzero, round_ceiling, round_floor
+
+from . import backends
+from ._oracle_ctx import (IntervalContext, NotRational, RationalContext, Undecidable,
+                          is_exact_rational)
+from ._prepare import prepare
+from .backends.mpctx import make_context, to_ctx
+from .registry import OPS, _shapes, get
+from .rounding import format_of, round_rational, round_raw, storage_dtype
+
+GUARD = 20              # first pass: target precision + GUARD bits
+DEFAULT_MAX_PREC = 10_000
+_LOCK = threading.RLock()
+
+
+class UndecidedError(ArithmeticError):
+    """Some elements could not be decided under the precision cap.  ``enclosure`` holds
+    the full result (undecided elements are NaN in ``enclosure.value``)."""
+
+    def __init__(self, message, enclosure):
+        super().__init__(message)
+        self.enclosure = enclosure
+
+
+@dataclass
+class Enclosure:
+    """``value``: correctly rounded result (NaN where undecided); ``lower`` / ``upper``:
+    object arrays of mpmath numbers bounding the exact value; ``undecided``: bool mask;
+    ``prec``: the largest working precision used (bits)."""
+
+    value: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    undecided: np.ndarray
+    prec: int
+
+    def __iter__(self):  # value, lower, upper = evaluate(..., return_enclosure=True)
+        return iter((self.value, self.lower, self.upper))
+
+
+# ---------------------------------------------------------------------------
+# Units: the pieces of the result that can be re-evaluated on their own
+# ---------------------------------------------------------------------------
+
+class _Units:
+    """Splits an op's inputs into independent units (design note b).
+
+    ``pos[u]`` lists the flat output positions unit ``u`` produces; ``inputs(idx)``
+    returns the arrays and params that evaluate exactly the units ``idx``."""
+
+    def __init__(self, spec, arrays, params, out_shape):
+        self.spec, self.arrays, self.params = spec, arrays, params
+        self.out_size = int(np.prod(out_shape)) if out_shape else 1
+        floats = [a for a in arrays if a.dtype.kind == "f"]
+        x = arrays[0]
+        axis = params.get("axis")
+        if spec.shape is _shapes.elementwise and x.ndim:
+            self.kind = "elementwise"
+            self.flat = [a.ravel() for a in arrays]
+            self.pos = np.arange(x.size).reshape(-1, 1)
+            bad = np.zeros(x.size, bool)
+            for a in floats:
+                bad |= ~np.isfinite(a.ravel())
+            self.nonfinite = bad
+        elif (spec.shape in (_shapes.along_axis, _shapes.reduction) and axis is not None
+              and x.ndim and x.size and len(arrays) == 1):
+            self.kind = "rows"
+            self.reduce = spec.shape is _shapes.reduction
+            xm = np.moveaxis(x, axis, -1)
+            self.rows = xm.reshape(-1, xm.shape[-1])
+            if self.reduce:
+                self.pos = np.arange(self.rows.shape[0]).reshape(-1, 1)
+            else:
+                idx = np.moveaxis(np.arange(x.size).reshape(x.shape), axis, -1)
+                self.pos = idx.reshape(self.rows.shape)
+            self.nonfinite = ~np.isfinite(self.rows).all(axis=1)
+        else:
+            self.kind = "whole"
+            self.pos = np.arange(self.out_size).reshape(1, -1)
+            self.nonfinite = np.array([any(not np.isfinite(a).all() for a in floats)])
+        self.n = self.pos.shape[0]
+
+    def inputs(self, idx):
+        if self.kind == "elementwise":
+            return [a[idx] for a in self.flat], self.params
+        if self.kind == "rows":
+            return [self.rows[idx]], dict(self.params, axis=1)
+        return self.arrays, self.params
+
+
+def _to_objects(ctx, a):
+    """Exact conversion of one input array into ctx numbers (class ids stay ints)."""
+    if a.dtype.kind in "iub":
+        return a
+    out = np.empty(a.shape, dtype=object)
+    vals = ctx.from_floats(a.ravel().tolist())
+    if a.ndim == 0:
+        out[()] = vals[0]
+    else:
+        out.reshape(-1)[:] = vals
+    return out
+
+
+def _run(formula, ctx, units, idx, plain=False):
+    """Evaluate units ``idx``; returns an object array of shape (len(idx), unit size)."""
+    arrays, params = units.inputs(idx)
+    conv = [to_ctx(ctx, a) for a in arrays] if plain else [_to_objects(ctx, a) for a in arrays]
+    res = np.asarray(formula(ctx, conv, dict(params)), dtype=object)
+    return res.reshape(len(idx), -1)
+
+
+# ---------------------------------------------------------------------------
+# Deciding one element
+# ---------------------------------------------------------------------------
+
+def _decide_interval(ctx, v, fmt):
+    """(value, decided, lo, hi) for one interval result."""
+    if not hasattr(v, "lo"):
+        v = ctx.convert(v)
+    lo, hi = v.lo, v.hi
+    if lo == fnan:
+        return np.nan, True, lo, hi
+    a, b = round_raw(lo, fmt), round_raw(hi, fmt)
+    if a == b:
+        # both ends round to one value; for a zero, b carries the sign (-0.0 only when
+        # the whole enclosure is negative)
+        return b, True, lo, hi
+    return np.nan, False, lo, hi
+
+
+def _decide_rational(v, fmt, prec):
+    if isinstance(v, float):  # a non-finite constant of the formula
+        raw = from_float(v)
+        return v, True, raw, raw
+    num, den = int(v.numerator), int(v.denominator)
+    return (round_rational(num, den, fmt), True,
+            from_rational(num, den, prec, round_floor), from_rational(num, den, prec, round_ceiling))
+
+
+# ---------------------------------------------------------------------------
+# The Ziv loop
+# ---------------------------------------------------------------------------
+
+class _State:
+    def __init__(self, units, fmt):
+        n = units.out_size
+        self.value = np.full(n, np.nan)
+        self.lower = np.empty(n, dtype=object)
+        self.upper = np.empty(n, dtype=object)
+        self.done = np.zeros(units.n, bool)
+        self.units, self.fmt = units, fmt
+
+    def store(self, u, decided, values, los, his):
+        pos = self.units.pos[u]
+        self.value[pos] = values
+        self.lower[pos] = los
+        self.upper[pos] = his
+        self.done[u] = decided
+
+
+def _interval_pass(formula, units, idx, prec, state):
+    ctx = IntervalContext(prec)
+    fmt = state.fmt
+
+    def settle(rows, which):
+        for u, row in zip(which, rows):
+            got = [_decide_interval(ctx, v, fmt) for v in row]
+            state.store(u, all(g[1] for g in got), [g[0] for g in got],
+                        [g[2] for g in got], [g[3] for g in got])
+
+    try:
+        settle(_run(formula, ctx, units, idx), idx)
+    except (Undecidable, ComplexResult):
+        # one unit asked an undecidable question: evaluate units one by one so the
+        # others still settle at this precision
+        for u in idx:
+            try:
+                settle(_run(formula, ctx, units, [u]), [u])
+            except (Undecidable, ComplexResult):
+                pass
+
+
+def _rational_pass(formula, units, idx, prec, state):
+    """Exact evaluation of ``idx``; returns False when the formula is not rational."""
+    ctx = RationalContext()
+    try:
+        res = _run(formula, ctx, units, idx)
+    except NotRational:
+        return False
+    if not all(is_exact_rational(v) for v in res.ravel()):
+        return False
+    for u, row in zip(idx, res):
+        got = [_decide_rational(v, state.fmt, prec) for v in row]
+        state.store(u, True, [g[0] for g in got], [g[2] for g in got], [g[3] for g in got])
+    return True
+
+
+def _nonfinite_pass(formula, units, idx, prec, state):
+    """Design note d."""
+    ctx = make_context(prec)
+    rows = _run(formula, ctx, units, idx, plain=True)
+    finite = []
+    for u, row in zip(idx, rows):
+        raws = [ctx.convert(v)._mpf_ for v in row]
+        if all(not r[1] and r != fzero for r in raws):  # nan / +-inf only
+            state.store(u, True, [round_raw(r, state.fmt) for r in raws], raws, raws)
+        else:
+            finite.append((u, raws))
+    if not finite:
+        return
+    _interval_pass(formula, units, [u for u, _ in finite], prec, state)
+    for u, raws in finite:
+        if not state.done[u] and _has_nan_input(units, u):
+            state.store(u, True, [round_raw(r, state.fmt) for r in raws], raws, raws)
+
+
+def _has_nan_input(units, u):
+    arrays, _ = units.inputs([u])
+    return any(a.dtype.kind == "f" and np.isnan(a).any() for a in arrays)
+
+
+def _precisions(fmt, max_prec):
+    p, out = fmt.prec + GUARD, []
+    while p < max_prec:
+        out.append(p)
+        p *= 2
+    return out + [max_prec]
+
+
+def certify(spec, arrays, params, out_shape, dtype, max_prec=DEFAULT_MAX_PREC) -> Enclosure:
+    """The oracle on prepared arrays (see ``evaluate``)."""
+    backends.load()
+    formula = backends.MP.get(spec.name)
+    if formula is None:
+        raise NotImplementedError(f"{spec.name}: no mp formula is bound, so the oracle "
+                                  "cannot evaluate it")
+    fmt = format_of(dtype)
+    units = _Units(spec, arrays, params, out_shape)
+    state = _State(units, fmt)
+    used = 0
+    if units.n and units.out_size:
+        for step, prec in enumerate(_precisions(fmt, max_prec)):
+            pending = np.flatnonzero(~state.done)
+            if not pending.size:
+                break
+            used = prec
+            fin = [int(u) for u in pending if not units.nonfinite[u]]
+            nonfin = [int(u) for u in pending if units.nonfinite[u]]
+            if fin:
+                _interval_pass(formula, units, fin, prec, state)
+                left = [u for u in fin if not state.done[u]]
+                if step == 0 and left:  # design note c: once, after the first pass
+                    _rational_pass(formula, units, left, max_prec, state)
+            if nonfin:
+                _nonfinite_pass(formula, units, nonfin, prec, state)
+    undecided = np.zeros(units.out_size, bool)
+    for u in np.flatnonzero(~state.done):
+        undecided[units.pos[u]] = True
+    bctx = mpmath.MPContext()
+    store = storage_dtype(dtype)
+    shape = tuple(out_shape)
+
+    def bounds(raw):
+        out = np.empty(units.out_size, dtype=object)
+        out[:] = [bctx.make_mpf(r) if r is not None else bctx.nan for r in raw]
+        return out.reshape(shape)
+
+    value = state.value.astype(np.float64).astype(store).reshape(shape)
+    return Enclosure(value, bounds(state.lower), bounds(state.upper),
+                     undecided.reshape(shape), used)
+
+
+def _widen_inputs(inputs):
+    """float16 / bfloat16 arrays are widened exactly to float32 (prepare refuses them)."""
+    out = []
+    for v in inputs:
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f" and v.dtype.itemsize == 2:
+            v = v.astype(np.float32)
+        elif isinstance(v, np.ndarray) and v.dtype.name == "bfloat16":
+            v = v.astype(np.float32)
+        out.append(v)
+    return out
+
+
+def evaluate(op_name, *inputs, dtype=np.float64, max_prec=DEFAULT_MAX_PREC,
+             return_enclosure=False, on_undecided="raise", **params):
+    """Correctly rounded value of op ``op_name`` on ``inputs`` in ``dtype``.
+
+    ``return_enclosure=True`` returns an ``Enclosure`` (``value, lower, upper =`` unpacks
+    it; it also carries the ``undecided`` mask).  Elements undecided under ``max_prec``
+    bits raise ``UndecidedError`` unless ``on_undecided="nan"`` (they are then NaN, and
+    listed in the enclosure's mask).
+    """
+    spec = get(op_name)
+    fmt = format_of(dtype)
+    if isinstance(max_prec, bool) or not isinstance(max_prec, int) or max_prec < fmt.prec + 2:
+        raise ValueError(f"{spec.name}: argument 'max_prec' expected an integer >= "
+                         f"{fmt.prec + 2} for {fmt.name}, got {max_prec!r}")
+    if on_undecided not in ("raise", "nan"):
+        raise ValueError(f"{spec.name}: argument 'on_undecided' expected 'raise' or 'nan', "
+                         f"got {on_undecided!r}")
+    arrays, full, _, out_shape = prepare(spec, _widen_inputs(inputs), params)
+    with _LOCK:
+        enc = certify(spec, arrays, full, out_shape, fmt.name, max_prec)
+    if on_undecided == "raise" and enc.undecided.any():
+        where = [tuple(int(i) for i in ix) for ix in np.argwhere(enc.undecided)[:5]]
+        raise UndecidedError(f"{spec.name}: {int(enc.undecided.sum())} element(s) could not "
+                             f"be certified in {fmt.name} under {max_prec} bits (first at "
+                             f"{where}); pass on_undecided='nan' to get the rest", enc)
+    return enc if return_enclosure else enc.value
+
+
+def _make(spec):
+    def op(*inputs, dtype=np.float64, max_prec=DEFAULT_MAX_PREC, return_enclosure=False,
+           on_undecided="raise", **params):
+        return evaluate(spec.name, *inputs, dtype=dtype, max_prec=max_prec,
+                        return_enclosure=return_enclosure, on_undecided=on_undecided, **params)
+    op.__name__ = op.__qualname__ = spec.name
+    op.__doc__ = (f"Certified {spec.signature}: the exact value of {spec.doc!r}, correctly "
+                  "rounded to `dtype`.  See refrt.oracle.evaluate.")
+    return op
+
+
+def __getattr__(name):
+    if name in OPS:
+        fn = _make(OPS[name])
+        globals()[name] = fn
+        return fn
+    raise AttributeError(f"module 'refrt.oracle' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(OPS))
