@@ -32,7 +32,7 @@ import numpy as np
 from . import backends
 from ._prepare import prepare, resolve_threads
 from .backends.mpctx import make_context, to_ctx
-from .registry import get
+from .registry import OPS, get
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _STATE = threading.local()
@@ -130,12 +130,18 @@ class Traced:
                    "(refrt.ops.<name>) so it is recorded")
 
     def _apply(self, name, *operands):
+        if name == "mul" and len(operands) == 2 and "scale" in OPS:
+            a, b = operands
+            c = b if isinstance(a, Traced) else a
+            if isinstance(c, (int, float, np.floating, np.integer)) and not isinstance(c, bool):
+                from . import ops
+                return ops.scale(a if isinstance(a, Traced) else b, c=float(c))
         for v in operands:
             if not isinstance(v, (Traced, np.ndarray)):
                 raise TraceError(
                     f"{user_location()}: operator {name!r} with a Python scalar {v!r}; refrt "
-                    "has no implicit broadcasting: multiply by a constant with "
-                    "refrt.ops.scale, or pass an array of the traced value's shape")
+                    "has no implicit broadcasting: only `constant * x` is mapped (to "
+                    "refrt.ops.scale); otherwise pass an array of the traced value's shape")
         from . import ops
         return getattr(ops, name)(*operands)
 
