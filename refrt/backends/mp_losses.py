@@ -1,0 +1,267 @@
+"""mp formulas for the losses and normalisation: direct real-number definitions.
+
+Written once against ``ctx`` (see ``mpctx``).  Decisions (the probability clip, zero
+targets, zero divisors) compare input values only, exactly; a term t * v with t == 0
+is 0 (TorchLean's 0 * log 0 = 0), a limit gives +-inf, an undefined value NaN.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+from . import mp_impl, mp_vjp
+from .mpctx import scalar
+
+
+def _count(n):
+    return n if n > 0 else 1
+
+
+def _rows(x):
+    return int(np.prod(x.shape[:-1], dtype=np.int64)) if x.ndim > 1 else 1
+
+
+def _exact(v):
+    """An input value as an exact rational (inputs and eps are binary floats)."""
+    return Fraction(float(v))
+
+
+def _isnan(ctx, v):
+    return bool(ctx.isnan(v))
+
+
+def _log(ctx, v):
+    """log on [0, inf]: log 0 = -inf, negative or NaN gives NaN (never complex)."""
+    if _isnan(ctx, v) or v < 0:
+        return ctx.nan
+    if v == 0:
+        return ctx.ninf
+    return ctx.log(v)
+
+
+def _times(ctx, t, v):
+    """t * v with the zero-coefficient convention (0 * +-inf = 0)."""
+    if t == 0 and not _isnan(ctx, t):
+        return ctx.zero
+    return t * v
+
+
+def _sum(ctx, terms):
+    """Sum with IEEE-style infinities: +inf + -inf is NaN, never an exception."""
+    terms = list(terms)
+    if any(_isnan(ctx, v) for v in terms):
+        return ctx.nan
+    pos = any(v == ctx.inf for v in terms)
+    neg = any(v == ctx.ninf for v in terms)
+    if pos and neg:
+        return ctx.nan
+    if pos or neg:
+        return ctx.inf if pos else ctx.ninf
+    return ctx.fsum(terms) if terms else ctx.zero
+
+
+def _target_rows(x, t):
+    """Yield (score row, target row) pairs over the last-axis slices; integer class ids
+    become one-hot rows (of the ctx's 0 and 1 via Python ints)."""
+    C = x.shape[-1]
+    xs = x.reshape(-1, C) if C else np.zeros((0, 0), dtype=object)
+    if t.dtype.kind in "iu":
+        ids = t.reshape(-1)
+        for r in range(xs.shape[0]):
+            yield list(xs[r]), [1 if j == int(ids[r]) else 0 for j in range(C)]
+    else:
+        ts = t.reshape(-1, C)
+        for r in range(xs.shape[0]):
+            yield list(xs[r]), list(ts[r])
+
+
+def _log_softmax_row(ctx, z):
+    """z_j - log(sum exp z): mp's exponent is unbounded, so no shift is needed."""
+    if any(_isnan(ctx, v) for v in z):
+        return [ctx.nan] * len(z)
+    lse = _log(ctx, _sum(ctx, [ctx.exp(v) for v in z]))
+    out = []
+    for v in z:
+        if lse == ctx.inf and v == ctx.inf or lse == ctx.ninf:
+            out.append(ctx.nan)
+        elif lse == ctx.inf:
+            out.append(ctx.ninf)
+        else:
+            out.append(v - lse)
+    return out
+
+
+def _clip_logs(ctx, p, eps):
+    """(log p', log(1 - p')) for p' = clip(p, eps, 1 - eps) with the exact real bound:
+    at the upper bound log p' = log1p(-eps) and log(1 - p') = log(eps)."""
+    if _isnan(ctx, p):
+        return ctx.nan, ctx.nan
+    lo = p if _exact(p) > _exact(eps) else ctx.mpf(eps)
+    if _exact(lo) + _exact(eps) < 1:
+        return _log(ctx, lo), (ctx.log1p(-lo) if _exact(lo) < 1 else _log(ctx, 1 - lo))
+    return ctx.log1p(-ctx.mpf(eps)), _log(ctx, ctx.mpf(eps))
+
+
+def _inside(p, eps):
+    return _exact(p) > _exact(eps) and _exact(p) + _exact(eps) < 1
+
+
+@mp_impl("mse_loss")
+def mse_loss(ctx, arrays, params):
+    p, t = arrays
+    terms = [(a - b) * (a - b) for a, b in zip(p.ravel(), t.ravel())]
+    return scalar(_sum(ctx, terms) / _count(p.size))
+
+
+@mp_impl("bce_with_logits")
+def bce_with_logits(ctx, arrays, params):
+    x, t = arrays
+    terms = []
+    for xi, ti in zip(x.ravel(), t.ravel()):
+        # softplus(x) - t x as (1 - t) x + log(1 + e^-x) for x > 0, -t x + log(1 + e^x)
+        # otherwise: the same real number, written so that +-inf gives its limit.
+        if _isnan(ctx, xi) or _isnan(ctx, ti):
+            terms.append(ctx.nan)
+            continue
+        if xi > 0:
+            terms += [_times(ctx, 1 - ti, xi), ctx.log1p(ctx.exp(-xi))]
+        else:
+            terms += [_times(ctx, -ti, xi), ctx.log1p(ctx.exp(xi))]
+    return scalar(_sum(ctx, terms) / _count(x.size))
+
+
+@mp_impl("binary_cross_entropy")
+def binary_cross_entropy(ctx, arrays, params):
+    p, t = arrays
+    terms = []
+    for pi, ti in zip(p.ravel(), t.ravel()):
+        lp, l1m = _clip_logs(ctx, pi, params["eps"])
+        terms += [_times(ctx, ti, -lp), _times(ctx, 1 - ti, -l1m)]
+    return scalar(_sum(ctx, terms) / _count(p.size))
+
+
+@mp_impl("cross_entropy_logits")
+def cross_entropy_logits(ctx, arrays, params):
+    x, t = arrays
+    terms = []
+    for z, tr in _target_rows(x, t):
+        terms += [_times(ctx, tj, -v) for tj, v in zip(tr, _log_softmax_row(ctx, z))]
+    return scalar(_sum(ctx, terms) / _rows(x))
+
+
+@mp_impl("cross_entropy_probs")
+def cross_entropy_probs(ctx, arrays, params):
+    x, t = arrays
+    terms = []
+    for pr, tr in _target_rows(x, t):
+        terms += [_times(ctx, tj, -_clip_logs(ctx, pj, params["eps"])[0])
+                  for tj, pj in zip(tr, pr)]
+    return scalar(_sum(ctx, terms) / _rows(x))
+
+
+@mp_impl("nll_loss")
+def nll_loss(ctx, arrays, params):
+    x, t = arrays
+    terms = []
+    for lr, tr in _target_rows(x, t):
+        terms += [_times(ctx, tj, -lj) for tj, lj in zip(tr, lr)]
+    return scalar(_sum(ctx, terms) / _rows(x))
+
+
+@mp_impl("kl_div")
+def kl_div(ctx, arrays, params):
+    x, t = arrays
+    terms = []
+    for lr, tr in _target_rows(x, t):
+        # xlogy(t, t) - t lp = t (log t - lp), and 0 for t = 0 (also against lp = -inf)
+        terms += [_times(ctx, tj, _sum(ctx, [_log(ctx, tj), -lj])) for tj, lj in zip(tr, lr)]
+    return scalar(_sum(ctx, terms) / _rows(x))
+
+
+# ---------------------------------------------------------------- VJPs
+
+def _like(a, values):
+    out = np.empty(a.shape, dtype=object)
+    out.reshape(-1)[:] = values if values else []
+    return out
+
+
+def _g(g):
+    return np.asarray(g, dtype=object).reshape(-1)[0]
+
+
+@mp_vjp("mse_loss")
+def mse_loss_vjp(ctx, arrays, params, out, g):
+    p, t = arrays
+    k = 2 * _g(g) / _count(p.size)
+    gp = [k * (a - b) for a, b in zip(p.ravel(), t.ravel())]
+    return _like(p, gp), _like(t, [-v for v in gp])
+
+
+@mp_vjp("bce_with_logits")
+def bce_with_logits_vjp(ctx, arrays, params, out, g):
+    x, t = arrays
+    k = _g(g) / _count(x.size)
+    gx = [k * (1 / (1 + ctx.exp(-xi)) - ti) for xi, ti in zip(x.ravel(), t.ravel())]
+    return _like(x, gx), _like(t, [-k * xi for xi in x.ravel()])
+
+
+@mp_vjp("binary_cross_entropy")
+def binary_cross_entropy_vjp(ctx, arrays, params, out, g):
+    p, t = arrays
+    k = _g(g) / _count(p.size)
+    eps = params["eps"]
+    gp, gt = [], []
+    for pi, ti in zip(p.ravel(), t.ravel()):
+        gp.append(k * (pi - ti) / (pi * (1 - pi)) if _inside(pi, eps) else ctx.zero)
+        lp, l1m = _clip_logs(ctx, pi, eps)
+        gt.append(k * _sum(ctx, [l1m, -lp]))
+    return _like(p, gp), _like(t, gt)
+
+
+def _row_vjp(ctx, x, t, g, score_grad, target_grad):
+    k = _g(g) / _rows(x)
+    gx, gt = [], []
+    for sr, tr in _target_rows(x, t):
+        gx += score_grad(sr, tr, k)
+        gt += target_grad(sr, tr, k)
+    return _like(x, gx), (None if t.dtype.kind in "iu" else _like(t, gt))
+
+
+@mp_vjp("cross_entropy_logits")
+def cross_entropy_logits_vjp(ctx, arrays, params, out, g):
+    def dz(z, tr, k):
+        e = [ctx.exp(v) for v in z]
+        s, st = ctx.fsum(e), ctx.fsum([ctx.mpf(v) for v in tr])
+        return [k * (ej / s * st - tj) for ej, tj in zip(e, tr)]
+
+    def dt(z, tr, k):
+        return [-k * v for v in _log_softmax_row(ctx, z)]
+    return _row_vjp(ctx, *arrays, g, dz, dt)
+
+
+@mp_vjp("cross_entropy_probs")
+def cross_entropy_probs_vjp(ctx, arrays, params, out, g):
+    eps = params["eps"]
+
+    def dp(pr, tr, k):
+        return [k * (-tj / pj) if _inside(pj, eps) else ctx.zero for pj, tj in zip(pr, tr)]
+
+    def dt(pr, tr, k):
+        return [-k * _clip_logs(ctx, pj, eps)[0] for pj in pr]
+    return _row_vjp(ctx, *arrays, g, dp, dt)
+
+
+@mp_vjp("nll_loss")
+def nll_loss_vjp(ctx, arrays, params, out, g):
+    return _row_vjp(ctx, *arrays, g, lambda lr, tr, k: [-k * tj for tj in tr],
+                    lambda lr, tr, k: [-k * lj for lj in lr])
+
+
+@mp_vjp("kl_div")
+def kl_div_vjp(ctx, arrays, params, out, g):
+    def dt(lr, tr, k):
+        # log t + 1 - lp; TorchLean's real node at t = 0 (log 0 = 0, t t^-1 = 0): -lp
+        return [k * (ctx.log(tj) + 1 - lj) if tj != 0 else -k * lj for tj, lj in zip(tr, lr)]
+    return _row_vjp(ctx, *arrays, g, lambda lr, tr, k: [-k * tj for tj in tr], dt)
