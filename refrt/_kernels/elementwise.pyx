@@ -19,10 +19,13 @@ e) Parameters (eps, lo/hi, alpha, c, keep) arrive as double but were already rou
 f) A VJP helper returns the whole product ``g * f'(x)`` (not ``f'(x)``), so each op picks
    the form with the fewest roundings and no spurious overflow (e.g. inv: -(g*y)*y, not
    -g/(x*x), whose x*x underflows to 0 for |x| < 1e-19 in float32).
+g) One deliberate widening: safe_log (see `_safe_log`) evaluates in double for float32
+   and in long double for float64, because log(softplus(x) + eps) cancels near its root.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport hypot, hypotf, signbit, INFINITY
+from libc.math cimport (hypot, hypotf, signbit, INFINITY, exp as exp_d, log1p as log1p_d,
+                        log as log_d, expl, log1pl, logl)
 from ._scalar cimport (f_exp, f_log, f_log1p, f_expm1, f_sqrt, f_tanh, f_sinh, f_cosh,
                        f_abs, f_fma, f_pow, softplus, sigmoid, two_sum)
 
@@ -176,6 +179,27 @@ cdef inline floating _tanh_grad(floating x, floating y) noexcept nogil:
     return 4 * t / ((1 + t) * (1 + t))
 
 
+# safe_log(x) = log(softplus(x) + eps), TorchLean safeLogSpec.
+# The result crosses 0 at softplus(x) = 1 - eps (x ~ 0.5413), where log is ill-conditioned
+# in its argument: a relative rounding error d in s = softplus(x) + eps becomes an
+# absolute error d, i.e. d / |log s| relative.  In working precision that is 6-11 ulp
+# at x = 0.36..0.5 (measured) and unbounded closer to the root.  So this op deliberately
+# widens: float32 evaluates in double (29 extra bits: correctly rounded unless |log s| <
+# 2^-29), float64 in x87 long double (11 extra bits: within 1 ulp while |log s| > 2^-9,
+# i.e. |x - 0.5413| > 0.003).  Softplus keeps its branch-stable form (_scalar.pxd).
+cdef inline floating _safe_log(floating x, floating eps) noexcept nogil:
+    cdef double xd, sd
+    cdef long double xl, sl
+    if floating is float:
+        xd = x
+        sd = xd + log1p_d(exp_d(-xd)) if xd > 0 else log1p_d(exp_d(xd))
+        return <float>log_d(sd + <double>eps)
+    else:
+        xl = x
+        sl = xl + log1pl(expl(-xl)) if xl > 0 else log1pl(expl(xl))
+        return <double>logl(sl + <long double>eps)
+
+
 # IEEE 754-2019 minimum/maximum: NaN propagates (x + y is NaN if either is), and for
 # equal operands the sign bit decides, so min(-0, +0) = -0 and max(-0, +0) = +0.
 cdef inline floating _minimum(floating x, floating y) noexcept nogil:
@@ -229,7 +253,7 @@ cdef inline floating _unary(int code, floating x, floating p0, floating p1) noex
     elif code == SAFE_INV:                    # p0 = eps
         return 1 / (x + p0)
     elif code == SAFE_LOG:                    # p0 = eps
-        return f_log(softplus(x) + p0)
+        return _safe_log(x, p0)
     elif code == CLAMP:
         # Lean's max/min on an ordered type: max(lo, x) = x if lo <= x else lo, so
         # NaN gives lo; then min(hi, v) = hi if hi <= v else v.
