@@ -43,6 +43,37 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 FTWO = from_int(2)
 
+# mpmath's elementary functions do not honour directed rounding everywhere (mpf_exp of a
+# tiny argument returns the same truncated 1 + x + x**2/2 for round_floor and
+# round_ceiling, so mpmath.iv's exp([2**-52]) is a point that excludes the true value).
+# They are, however, accurate to a few ulp at the precision asked.  So each function
+# value is computed at WP_EXTRA more bits, widened by 2**SLACK ulps of that precision
+# in both directions, and rounded outward: the enclosure then holds as long as
+# mpmath's error stays below 2**SLACK = 16 ulps (it is documented as < 1 ulp).  The
+# widening costs 2**-(WP_EXTRA - SLACK) = 2**-6 ulp of the working precision.
+WP_EXTRA = 10
+SLACK = 4
+
+
+def _down(v, wp, prec):
+    """Lower bound at ``prec`` bits of a value known to relative error 2**(SLACK - wp)."""
+    if not v[1]:
+        return v
+    return mpf_sub(v, mpf_shift(libmp.mpf_abs(v), SLACK - wp), prec, round_floor)
+
+
+def _up(v, wp, prec):
+    if not v[1]:
+        return v
+    return mpf_add(v, mpf_shift(libmp.mpf_abs(v), SLACK - wp), prec, round_ceiling)
+
+
+def _enclose(f, arg, prec, rnd, wp=None):
+    """f(arg) rounded outward in direction ``rnd`` (design note at WP_EXTRA)."""
+    wp = wp or prec + WP_EXTRA
+    v = f(arg, wp, libmp.round_nearest)
+    return _down(v, wp, prec) if rnd == round_floor else _up(v, wp, prec)
+
 
 class Undecidable(ArithmeticError):
     """The enclosure is too wide to answer a question the formula asks (a comparison, a
@@ -202,6 +233,21 @@ class _Iv:
 
     __hash__ = None
 
+    # Formulas may inspect *input* values as Python numbers (e.g. Fraction(float(v))):
+    # a point interval converts exactly; anything wider cannot be converted honestly.
+    def __float__(self):
+        if self.lo == self.hi:
+            f = libmp.to_float(self.lo)
+            if self.lo in (fnan, finf, fninf) or from_float(f) == self.lo:
+                return f
+        raise Undecidable("float() of an interval that is not one float")
+
+    def __int__(self):
+        a, b = libmp.to_int(self.lo), libmp.to_int(self.hi)
+        if a == b:
+            return int(a)
+        raise Undecidable("int() of an interval that spans an integer")
+
     def __bool__(self):
         if self.lo == fzero and self.hi == fzero:
             return False
@@ -279,6 +325,18 @@ class IntervalContext:
     def isfinite(self, x):
         return not (self.isnan(x) or self.isinf(x))
 
+    @property
+    def pi(self):
+        f = lambda _, wp, rnd: libmp.mpf_pi(wp, rnd)
+        return self.mpf_type(_enclose(f, None, self.prec, round_floor),
+                             _enclose(f, None, self.prec, round_ceiling))
+
+    @property
+    def ln2(self):
+        f = lambda _, wp, rnd: libmp.mpf_ln2(wp, rnd)
+        return self.mpf_type(_enclose(f, None, self.prec, round_floor),
+                             _enclose(f, None, self.prec, round_ceiling))
+
     # -- sums ------------------------------------------------------------------
     def fsum(self, terms, absolute=False, squared=False):
         """Sum of the lower ends rounded down, of the upper ends rounded up: each sum is
@@ -306,14 +364,15 @@ class IntervalContext:
         return self.mpf_type(mpf_shift(x.lo, n), mpf_shift(x.hi, n))
 
     # -- elementary functions --------------------------------------------------
-    # Monotone functions are evaluated on the endpoints with outward rounding; mpmath's
-    # mpf_exp / mpf_log / mpf_sqrt honour round_floor / round_ceiling.
+    # Monotone functions are evaluated on the endpoints and rounded outward with
+    # ``_enclose`` (see WP_EXTRA / SLACK for why mpmath's own directed rounding is not
+    # trusted).  sqrt is exact integer arithmetic in mpmath and needs no slack.
     def exp(self, x):
         x = self.convert(x)
         if x.lo == fnan:
             return x
-        return self.mpf_type(mpf_exp(x.lo, self.prec, round_floor),
-                             mpf_exp(x.hi, self.prec, round_ceiling))
+        return self.mpf_type(_enclose(mpf_exp, x.lo, self.prec, round_floor),
+                             _enclose(mpf_exp, x.hi, self.prec, round_ceiling))
 
     def log(self, x):
         x = self.convert(x)
@@ -325,8 +384,8 @@ class IntervalContext:
             if x.lo == fzero and x.hi == fzero:
                 return self.ninf
             raise Undecidable("log of an interval that reaches 0")
-        return self.mpf_type(mpf_log(x.lo, self.prec, round_floor),
-                             mpf_log(x.hi, self.prec, round_ceiling))
+        return self.mpf_type(_enclose(mpf_log, x.lo, self.prec, round_floor),
+                             _enclose(mpf_log, x.hi, self.prec, round_ceiling))
 
     ln = log
 
@@ -342,12 +401,36 @@ class IntervalContext:
                              mpf_sqrt(x.hi, self.prec, round_ceiling))
 
     def log1p(self, x):
-        # 1 + x is formed exactly (prec=0), so the only rounding is in the log, which
-        # mpmath evaluates to full relative precision even next to 1.
+        # For |x| < 1, 1 + x is formed exactly (prec=0) so log1p(tiny) keeps its bits;
+        # mpmath's log is accurate to full relative precision next to 1.  For |x| >= 1
+        # an exact sum could need ~2**1024-bit integers (x near float64 max), so 1 + x
+        # is rounded outward instead: log is increasing, the enclosure stays valid, and
+        # since log(1 + x) >= log 2 there the relative widening is ~2**-(prec + 9).
         x = self.convert(x)
         if x.lo == fnan:
             return x
-        return self.log(self.mpf_type(mpf_add(fone, x.lo, 0), mpf_add(fone, x.hi, 0)))
+        wp = self.prec + 10
+
+        def end(v, rnd):
+            if v == fzero:
+                return v
+            mag = v[2] + v[3]                            # |v| < 2**mag
+            if v[1] and mag < -wp:
+                # |v| < 2**-wp: 1 + v would need a 2**|mag|-bit integer; use
+                # v - v**2 <= log1p(v) <= v (|v| <= 1/2), tight to ~2**-wp relative
+                if rnd == round_ceiling:
+                    return v
+                return mpf_sub(v, mpf_mul(v, v, wp, round_ceiling), wp, round_floor)
+            one_plus = mpf_add(fone, v, 0 if (v[1] and mag <= 0) else wp, rnd)
+            if mpf_le(one_plus, fzero):
+                return fninf if one_plus == fzero else fnan
+            return _enclose(mpf_log, one_plus, self.prec, rnd)
+        lo, hi = end(x.lo, round_floor), end(x.hi, round_ceiling)
+        if hi == fnan:
+            return self.nan
+        if lo == fnan:
+            raise Undecidable("log1p of an interval that reaches -1")
+        return self.mpf_type(lo, hi)
 
     def _expm1_end(self, v, rnd):
         """expm1 at one endpoint, rounded in direction ``rnd``.
@@ -360,8 +443,14 @@ class IntervalContext:
         if v == fninf:
             return libmp.fnone
         mag = v[2] + v[3]                       # |v| < 2**mag
+        if mag < -(self.prec + 10):
+            # v <= expm1(v) <= v + v**2 for |v| <= 1 (e^v >= 1 + v by convexity; the
+            # tail v**2/2 + v**3/6 + ... is at most v**2)
+            if rnd == round_floor:
+                return v
+            return mpf_add(v, mpf_mul(v, v, self.prec, round_ceiling), self.prec, rnd)
         extra = max(0, -mag) + 10
-        e = mpf_exp(v, self.prec + extra, rnd)
+        e = _enclose(mpf_exp, v, self.prec + extra, rnd)
         return mpf_sub(e, fone, self.prec, rnd)
 
     def expm1(self, x):
@@ -387,7 +476,10 @@ class IntervalContext:
 
     @staticmethod
     def _sinh_formula(x):
-        # sinh(x) = (e - 1/e) / 2 = m (m + 2) / (2 (m + 1)), m = expm1(x)
+        # sinh(x) = (e - 1/e) / 2 = m (m + 2) / (2 (m + 1)), m = expm1(x).  For x < 0,
+        # m + 1 = e^x would cancel, so the odd symmetry sinh(x) = -sinh(-x) is used.
+        if mpf_lt(x.lo, fzero):
+            return -x.ctx._sinh_formula(-x)
         m = x.ctx.expm1(x)
         if m.hi == finf or m.lo == fninf:
             return x
@@ -511,6 +603,12 @@ class RationalContext:
         raise NotRational("transcendental function in the rational context")
 
     exp = log = ln = log1p = expm1 = tanh = sinh = cosh = _transcendental
+
+    @property
+    def pi(self):
+        raise NotRational("pi in the rational context")
+
+    ln2 = pi
 
 
 def is_exact_rational(v) -> bool:
