@@ -6,6 +6,7 @@ i.e. < 2^-28 float32 ulps, far below the margins asserted here).  The bounds are
 contract and the derivation in vecmath.h:
   CONTRACT_ULP: at most 1 ulp everywhere (faithful rounding);
   NORMAL_ULP:   the error budget of vecmath.h (e) for normal results, ~0.62;
+  SUBNORMAL_ULP: vecmath.h (f), 0.5 + 0.62/2 for results just below the normals;
   and the result is never more than one representable value away from the correctly
   rounded one (refrt.rounding.round_mpf).
 """
@@ -21,6 +22,7 @@ vexp = vm.vexp
 
 CONTRACT_ULP = 1.0
 NORMAL_ULP = 0.62          # vecmath.h, Design e)
+SUBNORMAL_ULP = 0.81       # vecmath.h, Design f): double rounding into the subnormals
 MANT = {np.float64: 52, np.float32: 23}
 EMIN = {np.float64: -1022, np.float32: -126}
 
@@ -75,7 +77,7 @@ def test_subnormal_results(dt):
     # exp(x) below the smallest normal: x in [ln(2^-1075), ln(DBL_MIN)] (float analogous)
     lo, hi = {np.float64: (-745.13, -708.4), np.float32: (-103.97, -87.34)}[dt]
     x = np.random.default_rng(2).uniform(lo, hi, 3000).astype(dt)
-    _check(x, dt, CONTRACT_ULP)
+    _check(x, dt, SUBNORMAL_ULP)
 
 
 def _around(v, dt, k=8):
@@ -182,7 +184,7 @@ def test_float32_exhaustive_binades(lo, sign):
     finite = np.isfinite(got) & (want <= np.finfo(np.float32).max)
     err = np.abs(got[finite] - want[finite]) / ulp[finite]
     normal = want[finite] >= np.finfo(np.float32).tiny
-    assert err.max() <= CONTRACT_ULP
+    assert err.max() <= SUBNORMAL_ULP
     if normal.any():
         assert err[normal].max() <= NORMAL_ULP
     # beyond FLT_MAX the result must be +inf (x in [88.72..., 128))
