@@ -24,10 +24,10 @@ g) One deliberate widening: safe_log (see `_safe_log`) evaluates in double for f
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport (hypot, hypotf, signbit, INFINITY, exp as exp_d, log1p as log1p_d,
+from libc.math cimport (hypot, hypotf, ldexp, ldexpf, signbit, INFINITY, exp as exp_d, log1p as log1p_d,
                         log as log_d, expl, log1pl, logl)
 from ._scalar cimport (f_exp, f_log, f_log1p, f_expm1, f_sqrt, f_tanh, f_sinh, f_cosh,
-                       f_abs, f_fma, f_pow, softplus, sigmoid, two_sum)
+                       f_abs, f_fma, f_pow, softplus, sigmoid, two_sum, exp_diff)
 
 
 cdef enum:
@@ -68,6 +68,14 @@ cdef extern from *:
     static const float REFRT_GELU_B_HI_F = 0.07135481387376785f;
     static const float REFRT_GELU_B_LO_F = 2.3988324659995897e-09f;
     static const double REFRT_GELU_SATURATE = 1024.0;
+    static const float REFRT_TAIL_CUT_F = -80.0f;
+    static const int REFRT_TAIL_S_F = 64;
+    static const float REFRT_TAIL_M_F = -44.361419677734375f;
+    static const float REFRT_TAIL_D_F = -1.2189786957605975e-07f;
+    static const double REFRT_TAIL_CUT_D = -700.0;
+    static const int REFRT_TAIL_S_D = 512;
+    static const double REFRT_TAIL_M_D = -354.891356446692;
+    static const double REFRT_TAIL_D_D = 1.1873519686893054e-14;
     """
     const double GELU_A_HI_D "REFRT_GELU_A_HI_D"
     const double GELU_A_LO_D "REFRT_GELU_A_LO_D"
@@ -78,6 +86,14 @@ cdef extern from *:
     const float GELU_B_HI_F "REFRT_GELU_B_HI_F"
     const float GELU_B_LO_F "REFRT_GELU_B_LO_F"
     const double GELU_SATURATE "REFRT_GELU_SATURATE"
+    const float TAIL_CUT_F "REFRT_TAIL_CUT_F"
+    const int TAIL_S_F "REFRT_TAIL_S_F"
+    const float TAIL_M_F "REFRT_TAIL_M_F"
+    const float TAIL_D_F "REFRT_TAIL_D_F"
+    const double TAIL_CUT_D "REFRT_TAIL_CUT_D"
+    const int TAIL_S_D "REFRT_TAIL_S_D"
+    const double TAIL_M_D "REFRT_TAIL_M_D"
+    const double TAIL_D_D "REFRT_TAIL_D_D"
 
 
 # ---- scalar helpers -----------------------------------------------------------------
@@ -162,10 +178,31 @@ cdef inline floating _gelu_grad(floating x) noexcept nogil:
     return s + x * s * sm * dw
 
 
-# silu(x) = x sigmoid(x); its -inf limit is -0 (x * 0 would be NaN).
+# x e^x for x below TAIL_CUT (-80 float32, -700 float64), where e^x is subnormal or close:
+# a subnormal e^x keeps only a few bits, and multiplying by |x| ~ 100 magnifies its
+# rounding into ~45 ulp (float32, x = -100).  So e^x is formed scaled by 2^S, where it is
+# normal, and the product is scaled back with one rounding (ldexp):
+#   e^x = e^(x - M) e^M,  M = fl(-S ln2),  e^M = 2^-S e^d,  d = M + S ln2 (|d| < ulp(M))
+#   x e^x = ldexp(x * exp(x - M) * (1 + d), -S)
+# exp_diff compensates the rounding of x - M (see _scalar.pxd).  S = 64 (float32) / 512
+# (float64) puts x - M in [-60, -36] / [-390, -345] for every x whose result is not 0.
+cdef inline floating _x_exp_x_tail(floating x) noexcept nogil:
+    cdef floating e
+    if floating is float:
+        e = exp_diff(x, TAIL_M_F)
+        return ldexpf(x * f_fma(e, TAIL_D_F, e), -TAIL_S_F)
+    else:
+        e = exp_diff(x, TAIL_M_D)
+        return ldexp(x * f_fma(e, TAIL_D_D, e), -TAIL_S_D)
+
+
+# silu(x) = x sigmoid(x); its -inf limit is -0 (x * 0 would be NaN).  Below TAIL_CUT,
+# 1 + e^x == 1 exactly, so silu(x) = x e^x (_x_exp_x_tail).
 cdef inline floating _silu(floating x) noexcept nogil:
     if x == -INFINITY:
         return -0.0
+    if (floating is float and x < TAIL_CUT_F) or (floating is double and x < TAIL_CUT_D):
+        return _x_exp_x_tail(x)
     return x * sigmoid(x)
 
 
