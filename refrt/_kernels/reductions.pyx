@@ -1,0 +1,248 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False
+"""Row reductions (sum, mean, var, max/min) and their VJP helpers, float32 and float64.
+
+Design:
+a) Arrays arrive as (rows, n) C-contiguous: the binding moves the reduced axis last, so
+   every kernel reduces contiguous rows and parallelises over rows with
+   ``prange(rows, num_threads=threads)``.  ``axis=None`` is one row of all elements.
+b) Sums are Neumaier-compensated in the working dtype (float32 for float32: no hidden
+   widening).  Accumulation order: left to right along the row, one TwoSum per element,
+   the rounding errors summed separately and added once at the end.  The result is as
+   if summed in twice the working precision and rounded once (error <= u|s| +
+   O(n^2 u^2) sum|x_i|; Neumaier 1974, Higham ASNA 2nd ed. section 4.3).
+c) Overflow: if a partial sum of finite inputs overflows, the row is summed again scaled
+   by 2^-64 (exact for every normal input) and the result scaled back with ldexp, so a
+   finite true sum never turns into inf or NaN.  Inputs that are inf/NaN follow IEEE
+   (inf + -inf = NaN).
+d) An empty row sums to +0; mean divides by max(count, 1) (TorchLean meanDenom).
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport isnan, isinf, isfinite, ldexp, ldexpf, frexp, frexpf, NAN
+from ._scalar cimport two_sum, f_fma, f_abs
+
+# 2^-64 and its inverse exponent: the rescue scale for sums that overflow (Design c).
+cdef int RESCUE_EXP = 64
+
+
+cdef inline floating _ldexp(floating x, int e) noexcept nogil:
+    if floating is float:
+        return ldexpf(x, e)
+    else:
+        return ldexp(x, e)
+
+
+cdef inline int _exponent(floating x) noexcept nogil:
+    """e with |x| = f * 2^e, f in [0.5, 1) (0 for x = 0)."""
+    cdef int e = 0
+    if floating is float:
+        frexpf(x, &e)
+    else:
+        frexp(x, &e)
+    return e
+
+
+# Neumaier/TwoSum accumulation of scale * x[0:n] (scale a power of two, so scaling is
+# exact for normal inputs).  Returns the high part; lo receives the summed rounding errors.
+# Starting from x[0] (not from 0) keeps the sign of an all -0 row.
+cdef inline floating _sum_dw(const floating *x, Py_ssize_t n, floating scale,
+                             floating *lo) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating s, c = 0, e
+    if n == 0:
+        lo[0] = 0
+        return 0
+    s = x[0] * scale
+    for j in range(1, n):
+        s = two_sum(s, x[j] * scale, &e)
+        c = c + e
+    lo[0] = c
+    return s
+
+
+# Compensated sum of a row as a double word (hi, lo) times 2^k.  Non-finite inputs:
+# the IEEE sum of the non-finite entries alone (finite entries cannot change inf/NaN).
+cdef inline floating _row_sum(const floating *x, Py_ssize_t n, floating *lo,
+                              int *k) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating s = _sum_dw(x, n, 1, lo), special = 0
+    cdef bint any_special = False
+    k[0] = 0
+    if isfinite(s):
+        return s
+    for j in range(n):
+        if not isfinite(x[j]):
+            special = special + x[j] if any_special else x[j]
+            any_special = True
+    if any_special:
+        lo[0] = 0
+        return special
+    k[0] = RESCUE_EXP
+    return _sum_dw(x, n, _ldexp(<floating>1, -RESCUE_EXP), lo)
+
+
+cdef inline floating _finish(floating hi, floating lo) noexcept nogil:
+    # hi + lo rounded once; lo == 0 keeps hi's sign of zero (-0 + +0 would give +0)
+    if lo == 0 or not isfinite(hi):
+        return hi
+    return hi + lo
+
+
+# (hi + lo) / d with one final rounding: q = hi / d, the remainder r = hi - q d is exact
+# via fma (Boldo-Daumas), so (hi + lo) / d = q + (r + lo) / d up to O(u^2).
+cdef inline floating _div_dw(floating hi, floating lo, floating d) noexcept nogil:
+    cdef floating q = hi / d
+    if not isfinite(q) or q == 0 and lo == 0:
+        return q
+    return q + (f_fma(-q, d, hi) + lo) / d
+
+
+cdef inline floating _mean_row(const floating *x, Py_ssize_t n) noexcept nogil:
+    cdef floating lo, hi
+    cdef int k
+    hi = _row_sum(x, n, &lo, &k)
+    return _ldexp(_div_dw(hi, lo, <floating>(n if n > 0 else 1)), k)
+
+
+# Population variance, two-pass.  The row is first scaled by 2^-E (E = exponent of
+# max|x|, exact for normal values) so |x| < 1: squares can neither overflow (a float32
+# row with |x| ~ 1e20 has a finite variance but x^2 = inf) nor underflow (|x| ~ 1e-25
+# squares below float32's subnormals).  Then
+#   d_i + e_i = x_i - m exactly (TwoSum),  d_i^2 = p_i + q_i exactly (TwoProduct by fma),
+#   (x_i - m)^2 = p_i + (q_i + 2 d_i e_i) + e_i^2,
+# so the p_i are summed compensated and the small corrections in a second accumulator;
+# e_i^2 is below u^2 d_i^2 and dropped.  The mean's own rounding m - m^ adds exactly
+# n (m - m^)^2 to the sum of squares (the deviations from the true mean sum to 0), a
+# second-order term.  Any non-finite input gives NaN (inf - inf in the deviations, as in
+# the real-number formula evaluated in the extended reals).
+cdef inline floating _var_row(const floating *x, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating big = 0, scale, m, lo, s, c = 0, corr = 0, d, e, p, q, xs
+    cdef int E, k
+    if n == 0:
+        return 0
+    for j in range(n):
+        if not isfinite(x[j]):
+            return NAN
+        if f_abs(x[j]) > big:
+            big = f_abs(x[j])
+    if big == 0:
+        return 0
+    E = _exponent(big)
+    scale = _ldexp(<floating>1, -E)
+    s = _sum_dw(x, n, scale, &lo)
+    m = _div_dw(s, lo, <floating>n)
+    s = 0
+    for j in range(n):
+        xs = x[j] * scale
+        d = two_sum(xs, -m, &e)
+        p = d * d
+        q = f_fma(d, d, -p)
+        s = two_sum(s, p, &lo)
+        c = c + lo
+        corr = corr + f_fma(2 * d, e, q)
+    return _ldexp(_div_dw(s, c + corr, <floating>n), 2 * E)
+
+
+def sum_rows(const floating[:, ::1] x,    # IN  (rows, n)
+             floating[::1] out,           # OUT (rows,)
+             int threads=1):
+    cdef Py_ssize_t i, rows = x.shape[0], n = x.shape[1]
+    cdef floating hi, lo
+    cdef int k
+    if rows == 0:
+        return
+    with nogil:
+        for i in prange(rows, num_threads=threads, schedule="static"):
+            if n == 0:
+                out[i] = 0
+                continue
+            hi = _row_sum(&x[i, 0], n, &lo, &k)
+            out[i] = _ldexp(_finish(hi, lo), k)
+
+
+def mean_rows(const floating[:, ::1] x,   # IN  (rows, n)
+              floating[::1] out,          # OUT (rows,)
+              int threads=1):
+    cdef Py_ssize_t i, rows = x.shape[0], n = x.shape[1]
+    if rows == 0:
+        return
+    with nogil:
+        for i in prange(rows, num_threads=threads, schedule="static"):
+            out[i] = 0 if n == 0 else _mean_row(&x[i, 0], n)
+
+
+def var_rows(const floating[:, ::1] x,    # IN  (rows, n)
+             floating[::1] out,           # OUT (rows,)
+             int threads=1):
+    cdef Py_ssize_t i, rows = x.shape[0], n = x.shape[1]
+    if rows == 0:
+        return
+    with nogil:
+        for i in prange(rows, num_threads=threads, schedule="static"):
+            out[i] = 0 if n == 0 else _var_row(&x[i, 0], n)
+
+
+# max (want_max) or min of a non-empty row; the first NaN is returned as soon as seen.
+cdef inline floating _extreme_row(const floating *x, Py_ssize_t n, bint want_max) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating m = x[0]
+    if isnan(m):
+        return m
+    for j in range(1, n):
+        if isnan(x[j]):
+            return x[j]
+        if (x[j] > m) if want_max else (x[j] < m):
+            m = x[j]
+    return m
+
+
+def extreme_rows(const floating[:, ::1] x,  # IN  (rows, n), n >= 1 (binding checks)
+                 floating[::1] out,         # OUT (rows,)
+                 bint want_max,
+                 int threads=1):
+    cdef Py_ssize_t i, rows = x.shape[0], n = x.shape[1]
+    if rows == 0 or n == 0:
+        return
+    with nogil:
+        for i in prange(rows, num_threads=threads, schedule="static"):
+            out[i] = _extreme_row(&x[i, 0], n, want_max)
+
+
+def extreme_vjp(const floating[:, ::1] x,   # IN  (rows, n)
+                const floating[::1] y,      # IN  forward result per row
+                const floating[::1] g,      # IN  upstream gradient per row
+                floating[:, ::1] gx,        # OUT (rows, n)
+                int threads=1):
+    """g split equally among the entries equal to the row's extremum; a NaN row gets a
+    NaN gradient (the derivative is undefined there)."""
+    cdef Py_ssize_t i, j, ties, rows = x.shape[0], n = x.shape[1]
+    cdef floating share
+    if rows == 0 or n == 0:
+        return
+    with nogil:
+        for i in prange(rows, num_threads=threads, schedule="static"):
+            ties = 0
+            for j in range(n):
+                if x[i, j] == y[i]:
+                    ties = ties + 1
+            share = g[i] / ties if ties > 0 else NAN
+            for j in range(n):
+                gx[i, j] = share if (ties == 0 or x[i, j] == y[i]) else 0
+
+
+def var_vjp(const floating[:, ::1] x,       # IN  (rows, n)
+            const floating[::1] g,          # IN  upstream gradient per row
+            floating[:, ::1] gx,            # OUT g * 2 (x - mean) / n
+            int threads=1):
+    cdef Py_ssize_t i, j, rows = x.shape[0], n = x.shape[1]
+    cdef floating m, w
+    if rows == 0 or n == 0:
+        return
+    with nogil:
+        for i in prange(rows, num_threads=threads, schedule="static"):
+            m = _mean_row(&x[i, 0], n)
+            w = 2 * g[i] / <floating>n
+            for j in range(n):
+                gx[i, j] = w * (x[i, j] - m)
