@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._kernels import losses as K
-# NORM_IMPORT
+from .._kernels import norm as N
 from . import float_impl, float_vjp
 
 ROWS = {"cross_entropy_logits": 0, "cross_entropy_probs": 1, "nll_loss": 2, "kl_div": 3}
@@ -34,7 +34,7 @@ def _rows(x):
 
 
 def _k(g, n, dtype, factor=1.0):
-    return dtype.type(factor * float(np.asarray(g)) / _count(n))
+    return dtype.type(factor * float(np.asarray(g).reshape(-1)[0]) / _count(n))
 
 
 @float_impl("mse_loss")
@@ -128,3 +128,60 @@ def _row_vjp(name):
 
 for _name in ROWS:
     float_vjp(_name)(_row_vjp(_name))
+
+
+# ---------------------------------------------------------------- normalisation
+
+def _bn_dims(x, channel_axis):
+    """(N, C, S) view of x: channel_axis=0 is TorchLean's (C, spatial...) with N = 1."""
+    n = x.shape[0] if channel_axis == 1 else 1
+    c = x.shape[channel_axis]
+    s = int(np.prod(x.shape[channel_axis + 1:], dtype=np.int64))
+    return n, c, s
+
+
+@float_impl("batch_norm_inference")
+def batch_norm_inference(arrays, params, threads):
+    x, mean, var, gamma, beta = arrays
+    n, c, s = _bn_dims(x, params["channel_axis"])
+    out = np.empty_like(x)
+    if x.size:
+        N.bn_fwd(_flat(x), mean, var, gamma, beta, x.dtype.type(params["eps"]), n, c, s,
+                 _flat(out), threads)
+    return out
+
+
+@float_vjp("batch_norm_inference")
+def batch_norm_inference_vjp(arrays, params, out, g, threads):
+    x, mean, var, gamma, beta = arrays
+    n, c, s = _bn_dims(x, params["channel_axis"])
+    g = np.ascontiguousarray(g, dtype=x.dtype)
+    gx = np.empty_like(x)
+    grads = [np.zeros_like(mean) for _ in range(4)]
+    if c:
+        N.bn_vjp(_flat(x), mean, var, gamma, _flat(g), x.dtype.type(params["eps"]), n, c, s,
+                 _flat(gx), *grads, threads)
+    gmean, gvar, ggamma, gbeta = grads
+    return gx, gmean, gvar, ggamma, gbeta
+
+
+@float_impl("layer_norm")
+def layer_norm(arrays, params, threads):
+    x, gamma, beta = arrays
+    out = np.empty_like(x)
+    if x.size:
+        N.ln_fwd(_flat(x), gamma, beta, x.dtype.type(params["eps"]), x.shape[-1],
+                 _flat(out), threads)
+    return out
+
+
+@float_vjp("layer_norm")
+def layer_norm_vjp(arrays, params, out, g, threads):
+    x, gamma, beta = arrays
+    g = np.ascontiguousarray(g, dtype=x.dtype)
+    gx, xhat = np.empty_like(x), np.empty_like(x)
+    ggamma, gbeta = np.zeros_like(gamma), np.zeros_like(beta)
+    if x.size:
+        N.ln_vjp(_flat(x), gamma, _flat(g), x.dtype.type(params["eps"]), x.shape[-1],
+                 _flat(gx), _flat(xhat), ggamma, gbeta, threads)
+    return gx, ggamma, gbeta

@@ -265,3 +265,122 @@ def kl_div_vjp(ctx, arrays, params, out, g):
         # log t + 1 - lp; TorchLean's real node at t = 0 (log 0 = 0, t t^-1 = 0): -lp
         return [k * (ctx.log(tj) + 1 - lj) if tj != 0 else -k * lj for tj, lj in zip(tr, lr)]
     return _row_vjp(ctx, *arrays, g, lambda lr, tr, k: [-k * tj for tj in tr], dt)
+
+
+# ---------------------------------------------------------------- normalisation
+
+def _bn_planes(x, channel_axis):
+    """x as (N, C, S) object array: channel_axis=0 is (C, spatial...) with N = 1."""
+    n = x.shape[0] if channel_axis == 1 else 1
+    c = x.shape[channel_axis]
+    return x.reshape(n, c, -1)
+
+
+def _bn_std(ctx, var, eps):
+    """sqrt(max(max(var, 0) + eps, 0)); the clamp decisions compare inputs exactly."""
+    if _isnan(ctx, var):
+        return ctx.nan
+    v = var if var > 0 else ctx.zero
+    if _exact(v) + _exact(eps) <= 0:
+        return ctx.zero
+    return ctx.sqrt(v + ctx.mpf(eps))
+
+
+def _div(ctx, a, b):
+    """a / b with b >= 0; division by zero gives +-inf (NaN for 0 / 0)."""
+    if b == 0:
+        if _isnan(ctx, a) or a == 0:
+            return ctx.nan
+        return ctx.inf if a > 0 else ctx.ninf
+    return a / b
+
+
+@mp_impl("batch_norm_inference")
+def batch_norm_inference(ctx, arrays, params):
+    x, mean, var, gamma, beta = arrays
+    planes = _bn_planes(x, params["channel_axis"])
+    out = np.empty(planes.shape, dtype=object)
+    for c in range(planes.shape[1]):
+        std = _bn_std(ctx, var[c], params["eps"])
+        for n in range(planes.shape[0]):
+            for s in range(planes.shape[2]):
+                out[n, c, s] = _div(ctx, planes[n, c, s] - mean[c], std) * gamma[c] + beta[c]
+    return out.reshape(x.shape)
+
+
+def _ln_row(ctx, row, eps):
+    """(x_hat list, 1/std) of one row: two-pass mean and variance, eps inside the sqrt."""
+    D = len(row)
+    mean = ctx.fsum(row) / D
+    dev = [v - mean for v in row]
+    var = ctx.fsum([d * d for d in dev]) / D
+    if all(_exact(v) == _exact(row[0]) for v in row) and eps == 0:
+        return [ctx.nan] * D, ctx.nan          # var + eps = 0: 0 / 0
+    inv = 1 / ctx.sqrt(var + ctx.mpf(eps))
+    return [d * inv for d in dev], inv
+
+
+@mp_impl("layer_norm")
+def layer_norm(ctx, arrays, params):
+    x, gamma, beta = arrays
+    D = x.shape[-1]
+    rows = x.reshape(-1, D) if D else x.reshape(0, 0)
+    out = np.empty(rows.shape, dtype=object)
+    for r in range(rows.shape[0]):
+        if any(_isnan(ctx, v) or ctx.isinf(v) for v in rows[r]):
+            out[r] = [ctx.nan] * D      # inf - mean with mean = +-inf (or NaN)
+            continue
+        xhat, _ = _ln_row(ctx, list(rows[r]), params["eps"])
+        out[r] = [xh * gamma[i] + beta[i] for i, xh in enumerate(xhat)]
+    return out.reshape(x.shape)
+
+
+@mp_vjp("batch_norm_inference")
+def batch_norm_inference_vjp(ctx, arrays, params, out, g):
+    x, mean, var, gamma, beta = arrays
+    planes = _bn_planes(x, params["channel_axis"])
+    gp = np.asarray(g, dtype=object).reshape(planes.shape)
+    gx = np.empty(planes.shape, dtype=object)
+    C = planes.shape[1]
+    gmean, gvar, ggamma, gbeta = ([ctx.zero] * C for _ in range(4))
+    gmean, gvar, ggamma, gbeta = list(gmean), list(gvar), list(ggamma), list(gbeta)
+    for c in range(C):
+        std = _bn_std(ctx, var[c], params["eps"])
+        scale = gamma[c] / std
+        sg, sgx = [], []
+        for n in range(planes.shape[0]):
+            for s in range(planes.shape[2]):
+                gi = gp[n, c, s]
+                xh = (planes[n, c, s] - mean[c]) / std
+                gx[n, c, s] = gi * scale
+                sg.append(gi)
+                sgx.append(gi * xh)
+        gbeta[c] = ctx.fsum(sg)
+        ggamma[c] = ctx.fsum(sgx)
+        gmean[c] = -gbeta[c] * scale
+        # d/dvar of (x - mu) gamma v^(-1/2) = -1/2 x_hat gamma / v (var >= 0 side)
+        gvar[c] = -ggamma[c] * scale / (2 * std) if var[c] >= 0 else ctx.zero
+    as_arr = lambda v: np.array(v, dtype=object)
+    return (gx.reshape(x.shape), as_arr(gmean), as_arr(gvar), as_arr(ggamma), as_arr(gbeta))
+
+
+@mp_vjp("layer_norm")
+def layer_norm_vjp(ctx, arrays, params, out, g):
+    x, gamma, beta = arrays
+    D = x.shape[-1]
+    rows = x.reshape(-1, D)
+    gr = np.asarray(g, dtype=object).reshape(rows.shape)
+    gx = np.empty(rows.shape, dtype=object)
+    ggamma = [[] for _ in range(D)]
+    gbeta = [[] for _ in range(D)]
+    for r in range(rows.shape[0]):
+        xhat, inv = _ln_row(ctx, list(rows[r]), params["eps"])
+        gg = [gr[r, i] * gamma[i] for i in range(D)]
+        m1 = ctx.fsum(gg) / D
+        m2 = ctx.fsum([a * b for a, b in zip(gg, xhat)]) / D
+        for i in range(D):
+            gx[r, i] = inv * (gg[i] - m1 - xhat[i] * m2)
+            ggamma[i].append(gr[r, i] * xhat[i])
+            gbeta[i].append(gr[r, i])
+    return (gx.reshape(x.shape), np.array([ctx.fsum(v) for v in ggamma], dtype=object),
+            np.array([ctx.fsum(v) for v in gbeta], dtype=object))

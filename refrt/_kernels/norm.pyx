@@ -1,0 +1,412 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False
+"""Normalisation kernels (batch_norm_inference, layer_norm): forward and VJP,
+float32 and float64.
+
+Design:
+a) One fused type; float32 kernels run float32 arithmetic (``sqrtf``, ``fmaf``) and
+   float32 accumulators: nothing widens.
+b) Why double-words.  y = (x - mu) / std * gamma + beta is compared with the exact real
+   value rounded once.  Where x_hat * gamma and beta nearly cancel, any rounding in
+   x_hat * gamma is amplified by |x_hat * gamma| / |y|; in plain working precision that
+   gives tens of ulp for ~10% of normal-family inputs.  So every intermediate is carried
+   as hi + lo (about 2p bits): x - mu by TwoSum, sqrt and 1/std by one Newton-style
+   correction with an fma residual, products by fma, and the final + beta by TwoSum;
+   the result is rounded once.  Folding into a per-channel (scale, bias = beta -
+   mu * scale) pair, as the TorchLean affine lemma suggests, would round bias and lose
+   the cancellation between x * scale and mu * scale: measured up to ~1e3 ulp on the
+   normal family, so the fold is kept only for the scale = gamma / std (as a
+   double-word) and x - mu is formed exactly per element.
+c) Range.  The double-word fast path needs finite intermediates and a scale whose low
+   part is not cut by underflow.  Elements whose fast result is not finite while every
+   input is finite (x - mu, x_hat * gamma or the sum overflowing, while the real
+   result may be finite) go to a scaled path that splits exponents off with frexp and
+   adds them back once with ldexp.  layer_norm scales a row by 2**-k (exact) when its
+   largest magnitude could overflow the squares (the normalised value is scale
+   invariant; eps is scaled by 2**-2k with it).
+d) Statistics (layer_norm): the two-pass variance with a shifted first pass: mean =
+   x_0 + sum(x_i - x_0) / D (Sum2, the branch-free Neumaier sum, in index order), so a
+   constant row has mean exactly x_0 and deviations exactly 0 (normalises to beta), and
+   D = 1 gives deviation 0 (the LayerNorm BugZoo case: output beta).  var =
+   sum(dev^2) / D >= 0, so TorchLean's clamp max(var, 0) is a no-op here.
+e) Non-finite inputs (inf/NaN in x, stats, gamma, beta) take the plain IEEE formula,
+   which propagates them as the spec's real formula does (inf - inf = NaN, ...).
+f) VJP sums (dgamma, dbeta, layer_norm's row means) use Sum2 in a fixed order (rows,
+   then the batch/spatial index), so gradients do not depend on the thread count.
+g) ``cdivision=True``: IEEE division, never raises.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport (isnan, isinf, isfinite, frexp, frexpf, ldexp, ldexpf, NAN,
+                        INFINITY)
+from ._scalar cimport f_sqrt, f_abs, f_fma, two_sum
+
+
+# ---------------------------------------------------------------- scalar helpers
+
+cdef inline floating f_frexp(floating x, int *e) noexcept nogil:
+    if floating is float:
+        return frexpf(x, e)
+    else:
+        return frexp(x, e)
+
+
+cdef inline floating f_ldexp(floating x, int e) noexcept nogil:
+    if floating is float:
+        return ldexpf(x, e)
+    else:
+        return ldexp(x, e)
+
+
+cdef inline int emax_of(floating x) noexcept nogil:
+    # largest binary exponent: frexp(max) gives 128 (float32) / 1024 (float64)
+    if floating is float:
+        return 128
+    else:
+        return 1024
+
+
+cdef inline floating small_scale(floating x) noexcept nogil:
+    # 2**(emin + p): below it the low word of a double-word product is subnormal
+    if floating is float:
+        return 1.9721522630525295e-31     # 2**-102
+    else:
+        return 2.004168360008973e-292    # 2**-969
+
+
+# Double-word sqrt and reciprocal of v = vh + vl > 0 (finite).
+# s = sqrt(vh) rounded; v - s^2 = fma(-s, s, vh) + vl (the fma residual is exact), and
+# sqrt(v) = s + (v - s^2) / (2 s) + O((v - s^2)^2 / s^3): one Newton step.
+# 1 / (sh + sl): r = 1/sh rounded, 1 - r sh = fma(-r, sh, 1) exactly, and
+# 1/(sh + sl) - r = (1 - r sh - r sl) / (sh + sl) ~= (fma(-r, sh, 1) - r sl) * r.
+cdef inline void rsqrt_dw(floating vh, floating vl, floating *rh, floating *rl) noexcept nogil:
+    cdef floating sh = f_sqrt(vh)
+    cdef floating sl = (f_fma(-sh, sh, vh) + vl) / (2 * sh)
+    rh[0] = 1 / sh
+    rl[0] = (f_fma(-rh[0], sh, 1) - rh[0] * sl) * rh[0]
+
+
+# (ah + al) * (bh + bl) + c = y, one rounding at the end (the fast path).
+# Product: ah bh = ph + fma(ah, bh, -ph) exactly; the cross terms ah bl + al bh are
+# below ulp(ph) and round harmlessly.  Sum: TwoSum(ph, c) exact, lo parts added last.
+cdef inline floating mul_add_dw(floating ah, floating al, floating bh, floating bl,
+                                floating c) noexcept nogil:
+    cdef floating e
+    cdef floating ph = ah * bh
+    cdef floating pl = f_fma(ah, bh, -ph) + (ah * bl + al * bh)
+    cdef floating s = two_sum(ph, c, &e)
+    return s + (e + pl)
+
+
+# 2**e0 (ah + al) (bh + bl) + c without intermediate overflow or underflow (Design c):
+# frexp normalises both factors to [1/2, 1), the product's exponent E is an int, c is
+# split the same way, both are brought to the larger exponent F (the smaller may
+# underflow: it is then below the rounding of the larger), added with TwoSum, and
+# scaled back with one ldexp (which overflows to +-inf only when the real value does).
+cdef floating mul_add_scaled(floating ah, floating al, floating bh, floating bl, int e0,
+                             floating c) noexcept nogil:
+    cdef int ea, eb, ec, E, F
+    cdef floating ma, mb, mc, ph, pl, s, e
+    if ah == 0 or bh == 0:
+        return ah * bh + c
+    ma = f_frexp(ah, &ea)
+    al = f_ldexp(al, -ea)
+    mb = f_frexp(bh, &eb)
+    bl = f_ldexp(bl, -eb)
+    ph = ma * mb
+    pl = f_fma(ma, mb, -ph) + (ma * bl + al * mb)
+    E = e0 + ea + eb
+    if c == 0:
+        return f_ldexp(ph + pl, E)
+    mc = f_frexp(c, &ec)
+    F = E if E > ec else ec
+    s = two_sum(f_ldexp(ph, E - F), f_ldexp(mc, ec - F), &e)
+    return f_ldexp(s + (e + f_ldexp(pl, E - F)), F)
+
+
+# ---------------------------------------------------------------- batch_norm_inference
+# x is viewed as (N, C, S): channel_axis=0 is N = 1 (TorchLean's (C, spatial...)).
+
+cdef inline void bn_channel(floating mu, floating var, floating gamma, floating eps,
+                            floating *std, floating *rh, floating *rl, floating *sh,
+                            floating *sl, bint *fast) noexcept nogil:
+    # v = max(max(var, 0) + eps, 0) as the exact double-word vh + vl (TwoSum); NaN var
+    # stays NaN (the clamp would otherwise hide it).
+    cdef floating v0 = var if (var > 0 or isnan(var)) else 0
+    cdef floating vl
+    cdef floating vh = two_sum(v0, eps, &vl)
+    if not (vh > 0):
+        vh = vh if isnan(vh) else 0
+        vl = 0
+    std[0] = f_sqrt(vh)
+    fast[0] = vh > 0 and isfinite(vh) and isfinite(mu) and isfinite(gamma)
+    if fast[0]:
+        rsqrt_dw(vh, vl, rh, rl)
+        # scale = gamma / std as a double-word (one fma residual).
+        sh[0] = gamma * rh[0]
+        sl[0] = f_fma(gamma, rh[0], -sh[0]) + gamma * rl[0]
+        fast[0] = isfinite(sh[0]) and (sh[0] == 0 or f_abs(sh[0]) >= small_scale(sh[0]))
+    else:
+        rh[0] = NAN
+        rl[0] = NAN
+        sh[0] = NAN
+        sl[0] = NAN
+
+
+cdef inline floating bn_element(floating x, floating mu, floating std, floating rh,
+                                floating rl, floating sh, floating sl, bint fast,
+                                floating gamma, floating beta) noexcept nogil:
+    cdef floating dh, dl, y, xs, ms, mg, Sh, Sl
+    cdef int a = 0, eg
+    if fast:
+        # x - mu = dh + dl exactly; y = (dh + dl) (sh + sl) + beta, one final rounding.
+        dh = two_sum(x, -mu, &dl)
+        y = mul_add_dw(dh, dl, sh, sl, beta)
+        if isfinite(y):
+            return y
+    if not (isfinite(x) and isfinite(mu) and isfinite(gamma) and isfinite(beta)
+            and isfinite(rh) and isfinite(rl)):
+        # Design e: the formula as written, IEEE semantics.
+        return (x - mu) / std * gamma + beta
+    # Scaled path (Design c): x, mu quartered when x - mu could overflow (exact: they
+    # are huge), gamma split into mantissa and exponent so gamma / std cannot overflow.
+    xs = x
+    ms = mu
+    if f_abs(x) >= f_ldexp(<floating>1, emax_of(x) - 2) or f_abs(mu) >= f_ldexp(<floating>1, emax_of(x) - 2):
+        xs = f_ldexp(x, -2)
+        ms = f_ldexp(mu, -2)
+        a = 2
+    dh = two_sum(xs, -ms, &dl)
+    mg = f_frexp(gamma, &eg)
+    Sh = mg * rh
+    Sl = f_fma(mg, rh, -Sh) + mg * rl
+    return mul_add_scaled(dh, dl, Sh, Sl, a + eg, beta)
+
+
+def bn_fwd(const floating[::1] x,         # IN  (N, C, S) flat
+           const floating[::1] mean,      # IN  (C,) running mean
+           const floating[::1] var,       # IN  (C,) running variance
+           const floating[::1] gamma,     # IN  (C,)
+           const floating[::1] beta,      # IN  (C,)
+           floating eps,                  # IN  exact dtype value
+           Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
+           floating[::1] out,             # OUT (N, C, S) flat
+           int threads=1):
+    import numpy as np
+    dt = np.float32 if floating is float else np.float64
+    arr = np.empty((5, C), dtype=dt)
+    fast_arr = np.zeros(C, dtype=np.uint8)
+    cdef floating[:, ::1] st = arr
+    cdef unsigned char[::1] fast = fast_arr
+    cdef Py_ssize_t c, p, i, base
+    cdef bint f
+    with nogil:
+        for c in range(C):
+            bn_channel(mean[c], var[c], gamma[c], eps, &st[0, c], &st[1, c], &st[2, c],
+                       &st[3, c], &st[4, c], &f)
+            fast[c] = f
+        for p in prange(N * C, num_threads=threads, schedule="static"):
+            c = p % C
+            base = p * S
+            for i in range(S):
+                out[base + i] = bn_element(x[base + i], mean[c], st[0, c], st[1, c],
+                                           st[2, c], st[3, c], st[4, c], fast[c],
+                                           gamma[c], beta[c])
+
+
+def bn_vjp(const floating[::1] x,         # IN  (N, C, S) flat
+           const floating[::1] mean,      # IN  (C,)
+           const floating[::1] var,       # IN  (C,)
+           const floating[::1] gamma,     # IN  (C,)
+           const floating[::1] g,         # IN  upstream (N, C, S) flat
+           floating eps,
+           Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
+           floating[::1] gx,              # OUT g gamma / std
+           floating[::1] gmean,           # OUT -sum g gamma / std
+           floating[::1] gvar,            # OUT -1/2 sum g gamma (x - mu) / v^(3/2), v = var' + eps
+           floating[::1] ggamma,          # OUT sum g x_hat
+           floating[::1] gbeta,           # OUT sum g
+           int threads=1):
+    # d/dvar of max(var, 0) is taken as 1 for var >= 0 and 0 below (the clamp's side).
+    cdef Py_ssize_t c, n, i, j
+    cdef floating v, std, inv, scale, xh, gi, sg, cg, sgx, cgx, e
+    with nogil:
+        for c in prange(C, num_threads=threads, schedule="static"):
+            v = (var[c] if (var[c] > 0 or isnan(var[c])) else 0) + eps
+            std = f_sqrt(v if (v > 0 or isnan(v)) else 0)
+            inv = 1 / std
+            scale = gamma[c] * inv
+            sg = 0
+            cg = 0
+            sgx = 0
+            cgx = 0
+            for n in range(N):
+                for i in range(S):
+                    j = (n * C + c) * S + i
+                    gi = g[j]
+                    xh = (x[j] - mean[c]) * inv
+                    gx[j] = gi * scale
+                    sg = two_sum(sg, gi, &e)
+                    cg = cg + e
+                    sgx = two_sum(sgx, gi * xh, &e)
+                    cgx = cgx + e
+            gbeta[c] = sg + cg
+            ggamma[c] = sgx + cgx
+            gmean[c] = -(sg + cg) * scale
+            gvar[c] = -0.5 * (sgx + cgx) * scale * inv if var[c] >= 0 else 0
+
+
+# ---------------------------------------------------------------- layer_norm
+
+# Row statistics (Design c, d): on return dev_i = (x_i * 2**-k - mh) - ml and
+# 1/sqrt(var_s + eps_s) = rh + rl in the scaled units, with k in *k.
+# Returns False for a row with a non-finite value (the caller takes the plain path).
+cdef bint ln_stats(const floating *x, Py_ssize_t D, floating eps, int *k,
+                   floating *mh, floating *ml, floating *rh, floating *rl) noexcept nogil:
+    cdef floating amax = 0, sc = 1, x0, s = 0, c = 0, d, de, q, ql, e, dh, dl, sq
+    cdef floating vh, vl, th, tl
+    cdef Py_ssize_t i
+    cdef int ka = 0
+    for i in range(D):
+        if not isfinite(x[i]):
+            return False
+        if f_abs(x[i]) > amax:
+            amax = f_abs(x[i])
+    k[0] = 0
+    # squares overflow above 2**(emax/2); keep a margin of 2**4 for the row sum
+    if amax > f_ldexp(<floating>1, emax_of(amax) // 2 - 4):
+        f_frexp(amax, &ka)
+        k[0] = ka
+        sc = f_ldexp(<floating>1, -ka)
+        eps = f_ldexp(eps, -2 * ka)
+    x0 = x[0] * sc
+    for i in range(D):
+        d = two_sum(x[i] * sc, -x0, &de)
+        s = two_sum(s, d, &e)
+        c += e + de
+    q = s / D
+    ql = (f_fma(-q, <floating>D, s) + c) / D
+    mh[0] = two_sum(x0, q, &e)
+    ml[0] = e + ql
+    s = 0
+    c = 0
+    for i in range(D):
+        dh = two_sum(x[i] * sc, -mh[0], &e)
+        dh = two_sum(dh, e - ml[0], &dl)
+        # dev^2 = dh^2 + 2 dh dl (+ dl^2, below ulp(dh^2)^2): fma captures dh^2 exactly.
+        sq = dh * dh
+        s = two_sum(s, sq, &e)
+        c += e + (f_fma(dh, dh, -sq) + 2 * dh * dl)
+    vh = s / D
+    vl = (f_fma(-vh, <floating>D, s) + c) / D
+    th = two_sum(vh, eps, &tl)
+    tl += vl
+    if not (th > 0):
+        rh[0] = 1 / th      # var = eps = 0: a zero deviation gives 0/0 = NaN, as the real
+        rl[0] = 0           # formula is undefined there
+        return True
+    rsqrt_dw(th, tl, rh, rl)
+    return True
+
+
+cdef void ln_row(const floating *x, const floating *gamma, const floating *beta,
+                 Py_ssize_t D, floating eps, floating *y) noexcept nogil:
+    cdef int k
+    cdef floating mh, ml, rh, rl, sc, dh, dl, e, qh, ql, m, v
+    cdef Py_ssize_t i
+    if D == 0:
+        return
+    if not ln_stats(x, D, eps, &k, &mh, &ml, &rh, &rl):
+        # Design e: plain two-pass formula, IEEE propagation.
+        m = 0
+        for i in range(D):
+            m += x[i]
+        m = m / D
+        v = 0
+        for i in range(D):
+            v += (x[i] - m) * (x[i] - m)
+        v = v / D
+        for i in range(D):
+            y[i] = (x[i] - m) / f_sqrt(v + eps) * gamma[i] + beta[i]
+        return
+    sc = f_ldexp(<floating>1, -k)
+    for i in range(D):
+        dh = two_sum(x[i] * sc, -mh, &e)
+        dh = two_sum(dh, e - ml, &dl)
+        # x_hat = (dh + dl)(rh + rl) as a double-word, then x_hat gamma + beta.
+        qh = dh * rh
+        ql = f_fma(dh, rh, -qh) + (dh * rl + dl * rh)
+        y[i] = mul_add_dw(qh, ql, gamma[i], 0, beta[i])
+        if not isfinite(y[i]) and isfinite(gamma[i]) and isfinite(beta[i]) and isfinite(qh):
+            y[i] = mul_add_scaled(qh, ql, gamma[i], 0, 0, beta[i])
+
+
+def ln_fwd(const floating[::1] x,         # IN  (R, D) flat
+           const floating[::1] gamma,     # IN  (D,)
+           const floating[::1] beta,      # IN  (D,)
+           floating eps,                  # IN  exact dtype value
+           Py_ssize_t D,
+           floating[::1] out,             # OUT (R, D) flat
+           int threads=1):
+    cdef Py_ssize_t R = x.shape[0] // D if D > 0 else 0, r
+    with nogil:
+        for r in prange(R, num_threads=threads, schedule="static"):
+            ln_row(&x[r * D], &gamma[0], &beta[0], D, eps, &out[r * D])
+
+
+def ln_vjp(const floating[::1] x,         # IN  (R, D) flat
+           const floating[::1] gamma,     # IN  (D,)
+           const floating[::1] g,         # IN  upstream (R, D) flat
+           floating eps,
+           Py_ssize_t D,
+           floating[::1] gx,              # OUT inv_std (gg - mean(gg) - x_hat mean(gg x_hat))
+           floating[::1] xhat,            # OUT work: x_hat (R, D) flat
+           floating[::1] ggamma,          # OUT sum_rows g x_hat
+           floating[::1] gbeta,           # OUT sum_rows g
+           int threads=1):
+    cdef Py_ssize_t R = x.shape[0] // D if D > 0 else 0, r, i, j
+    cdef int k
+    cdef floating mh, ml, rh, rl, sc, dh, dl, e, inv, s1, c1, s2, c2, gg, m1, m2
+    cdef floating sg, cg, sgx, cgx
+    with nogil:
+        for r in prange(R, num_threads=threads, schedule="static"):
+            if not ln_stats(&x[r * D], D, eps, &k, &mh, &ml, &rh, &rl):
+                for i in range(D):
+                    xhat[r * D + i] = NAN
+                    gx[r * D + i] = NAN
+                continue
+            sc = f_ldexp(<floating>1, -k)
+            inv = f_ldexp(rh, -k)          # 1/std in the input's units
+            s1 = 0
+            c1 = 0
+            s2 = 0
+            c2 = 0
+            for i in range(D):
+                j = r * D + i
+                dh = two_sum(x[j] * sc, -mh, &e)
+                dh = two_sum(dh, e - ml, &dl)
+                xhat[j] = dh * rh + (dh * rl + dl * rh)
+                gg = g[j] * gamma[i]
+                s1 = two_sum(s1, gg, &e)
+                c1 = c1 + e
+                s2 = two_sum(s2, gg * xhat[j], &e)
+                c2 = c2 + e
+            m1 = (s1 + c1) / D
+            m2 = (s2 + c2) / D
+            for i in range(D):
+                j = r * D + i
+                gx[j] = inv * ((g[j] * gamma[i] - m1) - xhat[j] * m2)
+        # column sums in row order (deterministic)
+        for i in prange(D, num_threads=threads, schedule="static"):
+            sg = 0
+            cg = 0
+            sgx = 0
+            cgx = 0
+            for r in range(R):
+                j = r * D + i
+                sg = two_sum(sg, g[j], &e)
+                cg = cg + e
+                sgx = two_sum(sgx, g[j] * xhat[j], &e)
+                cgx = cgx + e
+            gbeta[i] = sg + cg
+            ggamma[i] = sgx + cgx
