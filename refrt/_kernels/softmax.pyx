@@ -168,23 +168,38 @@ def softmax_vjp(const floating[:, ::1] y,      # IN  softmax(x), (rows, n)
                 const floating[:, ::1] g,      # IN  upstream gradient
                 floating[:, ::1] gx,           # OUT y * (g - sum(g * y))
                 int threads=1):
-    """The inner product sum_j g_j y_j is an FMA-compensated dot (TwoProduct + TwoSum),
-    so the only cancellation left is g_i - <g, y>, inherent to the formula."""
-    cdef Py_ssize_t i, j, rows = y.shape[0], n = y.shape[1]
-    cdef floating s, c, p, err
+    """gx_i = y_i (g_i - s), s = sum_j g_j y_j, without the cancellation in g_i - s.
+
+    With a = argmax y and sum_j y_j = 1 (exact in the reals),
+        s = g_a + R,   R = sum_{j != a} y_j (g_j - g_a),
+    so g_i - s = (g_i - g_a) - R.  When one logit dominates, y_a = 1 - O(tiny) and the
+    naive g_a - s cancels to noise (float32: ~1e8 ulp off at spreads of 30); here R is a
+    compensated dot (TwoProduct + TwoSum) of small terms, g_i - g_a is TwoSum-exact, and
+    the true gradient y_a * (-R) keeps its relative accuracy.
+    """
+    cdef Py_ssize_t i, j, a, rows = y.shape[0], n = y.shape[1]
+    cdef floating r, c, p, err, dg, dge, ga
     if rows == 0 or n == 0:
         return
     with nogil:
         for i in prange(rows, num_threads=threads, schedule="static"):
-            s = 0
+            a = 0
+            for j in range(n):
+                if y[i, j] > y[i, a]:
+                    a = j
+            ga = g[i, a]
+            r = 0
             c = 0
             for j in range(n):
-                p = g[i, j] * y[i, j]
-                s = two_sum(s, p, &err)
-                c = c + (err + f_fma(g[i, j], y[i, j], -p))
-            s = s + c
+                if j != a:
+                    dg = two_sum(g[i, j], -ga, &dge)
+                    p = y[i, j] * dg
+                    r = two_sum(r, p, &err)
+                    c = c + (err + f_fma(y[i, j], dg, -p) + y[i, j] * dge)
+            r = r + c
             for j in range(n):
-                gx[i, j] = y[i, j] * (g[i, j] - s)
+                dg = two_sum(g[i, j], -ga, &dge)
+                gx[i, j] = y[i, j] * ((dg - r) + dge) if isfinite(dg) else y[i, j] * (g[i, j] - ga - r)
 
 
 def log_softmax_vjp(const floating[:, ::1] y,  # IN  log_softmax(x), (rows, n)

@@ -21,7 +21,7 @@ from . import float_impl, float_vjp
 def _as_rows(x, axis):
     """(rows, n) C-contiguous view/copy with ``axis`` last, and the moved shape."""
     if axis is None or x.ndim == 0:
-        return np.ascontiguousarray(x).reshape(1, -1), (x.size,)
+        return np.ascontiguousarray(x).reshape(1, -1), x.shape
     moved = np.moveaxis(x, axis, -1)
     rows = int(np.prod(moved.shape[:-1], dtype=np.int64))
     return np.ascontiguousarray(moved).reshape(rows, moved.shape[-1]), moved.shape
@@ -39,7 +39,7 @@ def _reduce(kernel, x, axis, threads, *extra):
     rows, moved = _as_rows(x, axis)
     out = np.empty(rows.shape[0], dtype=x.dtype)
     kernel(rows, out, *extra, threads)
-    return out.reshape(moved[:-1])
+    return out.reshape(() if axis is None or x.ndim == 0 else moved[:-1])
 
 
 def _sum_axes(g, axes, threads):
