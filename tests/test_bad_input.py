@@ -92,8 +92,8 @@ def test_bad_eps(spec, eps):
 def _same(a, b):
     a, b = np.asarray(a), np.asarray(b)
     assert a.shape == b.shape and a.dtype == b.dtype
-    assert np.array_equal(a.view(np.uint8) if a.size else a, b.view(np.uint8) if b.size else b) \
-        or np.array_equal(a, b, equal_nan=True)
+    bits = lambda v: np.ascontiguousarray(v).reshape(-1).view(np.uint8)
+    assert np.array_equal(bits(a), bits(b)), f"{a!r} != {b!r}"
 
 
 def _strided(a):

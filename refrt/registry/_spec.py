@@ -105,6 +105,8 @@ class OpSpec:
     # shape(spec, arrays, params) -> output shape; validates and may normalise params.
     shape: Callable | None = None
     torchlean: str = ""  # the TorchLean name(s) this op implements
+    # example input shapes for the input families (default: by kind, see refrt.families)
+    example_shapes: tuple | None = None
 
     @property
     def arg_names(self) -> tuple:

@@ -112,6 +112,7 @@ SPECS = [
            preconditions=(Precondition("var + eps > 0", "normalisation by sqrt(var + eps) needs "
                                        "var + eps > 0", _var_eps_nonpositive_bn),),
            shape=_shapes.batch_norm, families=("normal", "wide"),
+           example_shapes=((3, 4, 5),) + ((3,),) * 4,
            torchlean="batchNormInference"),
     OpSpec(name="layer_norm", signature="layer_norm(x, gamma, beta, eps=1e-06) -> y", kind="norm",
            args=(Arg("x"), Arg("gamma"), Arg("beta")),
@@ -122,5 +123,6 @@ SPECS = [
            "gamma: sum(g * xhat); beta: sum(g)",
            preconditions=(Precondition("var + eps > 0", "layer norm needs var + eps > 0",
                                        _var_eps_nonpositive_ln),),
-           shape=_shapes.layer_norm, families=("normal", "wide"), torchlean="layerNorm"),
+           shape=_shapes.layer_norm, families=("normal", "wide"), torchlean="layerNorm",
+           example_shapes=((4, 8), (8,), (8,))),
 ]

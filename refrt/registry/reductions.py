@@ -71,12 +71,13 @@ SPECS = [
            "an FMA-based compensated dot (Ogita-Rump-Oishi Dot2), so it is as accurate as if "
            "computed in twice the working precision", tol=Tol(float32=2, float64=2),
            special_cases=(Case((((1.0, 1.0),), ((1.0,), (-1.0,))), 0.0),),
-           vjp="a: g @ b^T; b: a^T @ g", shape=_shapes.matmul, families=("normal", "wide"),
+           vjp="a: g @ b^T; b: a^T @ g", shape=_shapes.matmul, example_shapes=((5, 7), (7, 3)), families=("normal", "wide"),
            torchlean="matMulSpec / bmmSpec"),
     OpSpec(name="linear", signature="linear(x, weight, bias) -> y", kind="linalg",
            args=(Arg("x"), Arg("weight"), Arg("bias")),
            doc="x @ weight^T + bias; rows of x are samples (weight is (out, in))",
            tol=Tol(float32=2, float64=2), special_cases=(),
            vjp="x: g @ weight; weight: g^T @ x; bias: sum(g, 0)", shape=_shapes.linear,
+           example_shapes=((4, 7), (3, 7), (3,)),
            families=("normal", "wide"), torchlean="linearSpec / linearBatchedSpec"),
 ]
