@@ -61,6 +61,9 @@ def test_special_case_mp(spec, case):
     """The mp backend gives the real-number value (or its limit, or NaN) of the case."""
     if "float64" not in case.dtypes:
         pytest.skip("inputs not exact in float64")
+    if any(v == 0 and math.copysign(1, v) < 0
+           for inp in case.inputs for v in np.ravel(np.asarray(inp, dtype=float))):
+        pytest.skip("a -0.0 input: real numbers have no signed zero (IEEE-only case)")
     got = ops.evaluate(spec.name, *_arrays(spec, case, np.float64), backend="mp", prec=200,
                        **case.params)
     value = np.asarray(got, dtype=object).ravel()[0]

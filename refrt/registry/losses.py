@@ -95,7 +95,7 @@ SPECS = [
          "log_probs: -g * target / m; target: g * (log(target) + 1 - log_probs) / m",
          shape=_shapes.class_loss,
          cases=[Case((((-INF, 0.0),), ((0.0, 1.0),)), 0.0),
-                Case((((math.log(0.5), math.log(0.5)),), ((0.5, 0.5),)), 0.0)],
+                Case((((-1.0, -2.0),), ((1.0, 0.0),)), 1.0)],
          preconditions=(Precondition("target != 0", "KL node is differentiable in target only "
                                      "where target != 0", _zero_targets),),
          families=("normal", "zero_targets", "probs_near_0_1"), torchlean="klDivLast"),
