@@ -367,9 +367,10 @@ cdef inline floating _unary_vjp(int code, floating g, floating x, floating y,
     elif code == SOFTPLUS:
         return g * sigmoid(x)
     elif code == SILU:
-        # s + x s (1 - s) = s (1 + x sigmoid(-x))
+        # s + x s (1 - s) = s (1 + x sigmoid(-x)); the bracket crosses 0 at x ~ -1.278,
+        # so it is formed with one rounding (fma) instead of two
         s = sigmoid(x)
-        return g * (s * (1 + x * sigmoid(-x)))
+        return g * (s * f_fma(x, sigmoid(-x), 1))
     elif code == GELU:
         return g * _gelu_grad(x)
     elif code == SMOOTH_ABS:
@@ -431,8 +432,17 @@ cdef inline floating _binary_vjp(int code, floating g, floating x, floating y, f
         return q
     elif code == POW:
         # d/dy = log(x) x^y, taken as 0 where x^y == 0 (log(0) * 0 would be NaN)
+        # d/dx = y x^(y-1), taken as (y / x) z: y - 1 rounds away for |y| > 2^24
+        # (float32), making pow(x, y - 1) = x^y; and for tiny x, x^(y-1) overflows
+        # while y x^(y-1) does not.  y = 0 gives exactly 0 (not 0 * inf).  Where z
+        # is 0 or inf, or y / x overflows, pow(x, y - 1) is used.
         gy[0] = 0 if z == 0 else g * f_log(x) * z
-        return g * y * f_pow(x, y - 1)
+        if y == 0:
+            return g * 0
+        q = y / x
+        if z != 0 and f_abs(z) < INFINITY and f_abs(q) < INFINITY:
+            return g * (q * z)
+        return g * (y * f_pow(x, y - 1))     # g * y alone may overflow against a 0
     elif code == SAFE_DIV:
         q = g / (y + p0)
         gy[0] = -q * z

@@ -6,22 +6,37 @@ result); the loops at the bottom lift them over object arrays and register them.
 
 Rules (see refrt/backends/mpctx.py): only ``ctx`` functions and arithmetic, comparisons
 only on input values and parameters, domain edges guarded explicitly.  mpmath has no
-signed zero, so a division by a zero input follows the documented convention y = +0
-(x / 0 = +inf for x > 0, -inf for x < 0, NaN for x = 0 or NaN).  Where a textbook form
+signed zero, so a division by a zero input follows the convention y = +0 (x / 0 = +inf
+for x > 0, -inf for x < 0, NaN for x = 0 or NaN) unless ``mpctx.is_neg_zero`` marks it.  Where a textbook form
 cancels at any fixed precision (1 + tanh(u) as u -> -inf, 1 - sigmoid(x) as x -> inf)
 the formula uses an exactly equal form without the subtraction.
 """
 from __future__ import annotations
 
 from . import mp_impl, mp_vjp
+from . import mpctx
 from .mpctx import emap, is_inf, is_nan
 
 
-def _over_zero(ctx, x):
-    """x / (+0) under IEEE rules."""
+def _is_neg_zero(ctx, v):
+    """Whether input v was a float -0.0; needs a ``mpctx.is_neg_zero`` hook (to_ctx cannot
+    mark it yet: mpmath has no signed zero), else every zero counts as +0."""
+    hook = getattr(mpctx, "is_neg_zero", None)
+    return bool(hook and hook(ctx, v))
+
+
+def _over_zero(ctx, x, zero=None):
+    """x / zero under IEEE rules, ``zero`` an input zero (+0 unless marked -0)."""
     if is_nan(ctx, x) or x == 0:
         return ctx.nan
-    return ctx.inf if x > 0 else ctx.ninf
+    positive = (x > 0) != (zero is not None and _is_neg_zero(ctx, zero))
+    return ctx.inf if positive else ctx.ninf
+
+
+def _quot(ctx, a, b, zero=None):
+    """a / b with IEEE division by zero (b == 0 exactly when an input is zero; ``zero``
+    is that input when its sign decides, else the zero is +0)."""
+    return _over_zero(ctx, a, zero) if b == 0 else a / b
 
 
 def _sigmoid(ctx, x):
@@ -140,7 +155,7 @@ def _maximum(ctx, p, x, y):
 
 
 def _div(ctx, p, x, y):
-    return _over_zero(ctx, x) if y == 0 else x / y
+    return _over_zero(ctx, x, y) if y == 0 else x / y
 
 
 def _safe_div(ctx, p, x, y):
@@ -157,7 +172,7 @@ UNARY = {
     "abs": lambda ctx, p, x: ctx.fabs(x),
     "sign": _sign,
     "square": lambda ctx, p, x: x * x,
-    "inv": lambda ctx, p, x: _over_zero(ctx, ctx.one) if x == 0 else ctx.one / x,
+    "inv": lambda ctx, p, x: _over_zero(ctx, ctx.one, x) if x == 0 else ctx.one / x,
     "exp": lambda ctx, p, x: ctx.exp(x),
     "log": _log,
     "log1p": _log1p,
@@ -215,14 +230,14 @@ UNARY_VJP = {
     "abs": lambda ctx, p, g, z, x: (g if x > 0 else (-g if x < 0 else ctx.zero),),
     "sign": lambda ctx, p, g, z, x: (ctx.zero,),
     "square": lambda ctx, p, g, z, x: (2 * g * x,),
-    "inv": lambda ctx, p, g, z, x: (-g / (x * x),),
+    "inv": lambda ctx, p, g, z, x: (_quot(ctx, -g, x * x),),
     "exp": lambda ctx, p, g, z, x: (g * ctx.exp(x),),
-    "log": lambda ctx, p, g, z, x: (g / x,),
-    "log1p": lambda ctx, p, g, z, x: (g / (1 + x),),
+    "log": lambda ctx, p, g, z, x: (_quot(ctx, g, x, x),),
+    "log1p": lambda ctx, p, g, z, x: (_quot(ctx, g, 1 + x),),
     "expm1": lambda ctx, p, g, z, x: (g * ctx.exp(x),),
-    "sqrt": lambda ctx, p, g, z, x: (g / (2 * ctx.sqrt(x)),),
+    "sqrt": lambda ctx, p, g, z, x: (ctx.nan if x < 0 else _quot(ctx, g, 2 * ctx.sqrt(x), x),),
     "sqrt_clamp": lambda ctx, p, g, z, x: (g / (2 * ctx.sqrt(x)) if x > 0 else ctx.zero,),
-    "safe_inv": lambda ctx, p, g, z, x: (-g / (x + ctx.mpf(p["eps"])) ** 2,),
+    "safe_inv": lambda ctx, p, g, z, x: (_quot(ctx, -g, (x + ctx.mpf(p["eps"])) ** 2),),
     "safe_log": lambda ctx, p, g, z, x: (g * _sigmoid(ctx, x) /
                                          (_softplus(ctx, x) + ctx.mpf(p["eps"])),),
     "clamp": lambda ctx, p, g, z, x: (g if p["lo"] < x < p["hi"] else ctx.zero,),
@@ -233,7 +248,7 @@ UNARY_VJP = {
     "logistic": lambda ctx, p, g, z, x: (g * _sigmoid(ctx, x) * _sigmoid(ctx, -x),),
     "silu": lambda ctx, p, g, z, x: (g * _sigmoid(ctx, x) * (1 + x * _sigmoid(ctx, -x)),),
     "gelu": _gelu_vjp,
-    "smooth_abs": lambda ctx, p, g, z, x: (g * x / ctx.sqrt(x * x + ctx.mpf(p["eps"])),),
+    "smooth_abs": lambda ctx, p, g, z, x: (_quot(ctx, g * x, ctx.sqrt(x * x + ctx.mpf(p["eps"]))),),
     "sinh": lambda ctx, p, g, z, x: (g * ctx.cosh(x),),
     "cosh": lambda ctx, p, g, z, x: (g * ctx.sinh(x),),
     "elu": lambda ctx, p, g, z, x: (g if x > 0 else g * ctx.mpf(p["alpha"]) * ctx.exp(x),),
@@ -244,10 +259,10 @@ BINARY_VJP = {
     "add": lambda ctx, p, g, z, x, y: (g, g),
     "sub": lambda ctx, p, g, z, x, y: (g, -g),
     "mul": lambda ctx, p, g, z, x, y: (g * y, g * x),
-    "div": lambda ctx, p, g, z, x, y: (g / y, -g * x / (y * y)),
+    "div": lambda ctx, p, g, z, x, y: (_quot(ctx, g, y, y), _quot(ctx, -g * x, y * y)),
     "pow": _pow_vjp,
-    "safe_div": lambda ctx, p, g, z, x, y: (g / (y + ctx.mpf(p["eps"])),
-                                            -g * x / (y + ctx.mpf(p["eps"])) ** 2),
+    "safe_div": lambda ctx, p, g, z, x, y: (_quot(ctx, g, y + ctx.mpf(p["eps"])),
+                                            _quot(ctx, -g * x, (y + ctx.mpf(p["eps"])) ** 2)),
     "minimum": lambda ctx, p, g, z, x, y: _tie_split(ctx, g, x, y, x < y),
     "maximum": lambda ctx, p, g, z, x, y: _tie_split(ctx, g, x, y, x > y),
     "fixed_mask_scale": lambda ctx, p, g, z, x, coeff: (g * coeff, None),
