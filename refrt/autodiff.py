@@ -41,7 +41,7 @@ def vjp_op(name, arrays, params, out, g, backend=None, *, prec=256, ctx=None, th
         if not prepared:
             arrays, params, _, shape = prepare(spec, arrays, params)
             arrays = [to_ctx(ctx, a) for a in arrays]
-        conv = lambda a: a if a.dtype == object else to_ctx(ctx, np.ascontiguousarray(a))
+        conv = lambda a: a if a.dtype == object else to_ctx(ctx, np.asarray(a, order="C"))
         if out is None:
             out = np.asarray(backends.MP[name](ctx, arrays, params), dtype=object)
         rule = backends.MP_VJP.get(name)
@@ -67,7 +67,7 @@ def vjp_op(name, arrays, params, out, g, backend=None, *, prec=256, ctx=None, th
         if rule is None:
             raise NotImplementedError(f"{name}: no float VJP kernel is bound (FLOAT_VJP[{name!r}])")
         with np.errstate(all="ignore"):
-            res = rule(arrays, params, out, np.ascontiguousarray(g, dtype=dtype),
+            res = rule(arrays, params, out, np.asarray(g, dtype=dtype, order="C"),
                        resolve_threads(threads) if not prepared else (threads or 1))
     res = tuple(res)
     if len(res) != len(arrays):
@@ -210,7 +210,7 @@ def numerical_vjp(name, arrays, params, g, argnums, prec=160):
     spec = get(name)
     backends.load()
     ctx, _, full, xs = _mp_inputs(spec, arrays, params, prec)
-    gm = to_ctx(ctx, np.ascontiguousarray(np.asarray(g, dtype=np.float64)))
+    gm = to_ctx(ctx, np.asarray(g, dtype=np.float64, order="C"))
     forward = backends.MP[name]
     result = {}
     for k in argnums:

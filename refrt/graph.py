@@ -272,11 +272,11 @@ class Graph:
         if backend == "mp":
             dtype = max(floats, key=lambda d: d.itemsize) if floats else np.dtype(np.float64)
             ctx = make_context(prec)
-            conv = lambda a: to_ctx(ctx, np.ascontiguousarray(a)) if a.dtype.kind == "f" else a
+            conv = lambda a: to_ctx(ctx, np.asarray(a, order="C")) if a.dtype.kind == "f" else a
             threads, step = 1, lambda node, ins: _mp_node(node, ins, dtype, ctx)
         else:
             dtype, ctx = BACKEND_DTYPE[backend], None
-            conv = lambda a: np.ascontiguousarray(a, dtype=dtype) if a.dtype.kind == "f" else a
+            conv = lambda a: np.asarray(a, dtype=dtype, order="C") if a.dtype.kind == "f" else a
             threads = resolve_threads(threads)
             step = lambda node, ins: _float_node(node, ins, backend, threads)
         values = [None] * self.nslots
@@ -356,7 +356,7 @@ class Trace:
     def owns(self, arrays) -> bool:
         return any(isinstance(a, Traced) for a in arrays)
 
-    def _slot(self, value):
+    def _slot(self, value, dtype=None):
         if isinstance(value, Traced):
             if value._trace is not self:
                 raise TraceError(f"{user_location()}: a traced value from another trace "
@@ -366,7 +366,10 @@ class Trace:
         if key in self._const_ids:
             return self._const_ids[key][0]
         arr = np.array(value)          # a private copy: later edits by the user don't leak
-        slot = self._new_slot(arr, requires=False)
+        # a float constant takes the dtype of the traced values it meets (graph.run casts
+        # it to the backend's dtype in the same way)
+        example = arr.astype(dtype) if dtype is not None and arr.dtype.kind == "f" else arr
+        slot = self._new_slot(example, requires=False)
         self.graph.constants[slot] = arr
         self._const_ids[key] = (slot, value)  # keep value alive so id() stays unique
         return slot
@@ -383,7 +386,9 @@ class Trace:
             raise TraceError(f"{loc}: {name}: 'backend'/'cast' cannot be set inside a traced "
                              "function (graph.evaluate(backend=...) chooses the backend)")
         spec = get(name)
-        slots = tuple(self._slot(a) for a in arrays)
+        traced = [self.values[a.slot].dtype for a in arrays
+                  if isinstance(a, Traced) and a.dtype.kind == "f"]
+        slots = tuple(self._slot(a, traced[0] if traced else None) for a in arrays)
         node = Node(len(self.graph.nodes), spec.name, slots, dict(params), -1, (), None, loc,
                     any(self._requires[s] for s in slots))
         backend = "f32" if any(self.values[s].dtype == np.float32 for s in slots) else "f64"
@@ -414,7 +419,7 @@ def trace(fn, *example_inputs, threads=None, **params) -> Graph:
         if a.dtype.kind not in "fiu":
             raise TypeError(f"trace: input {i} expected a float array (or integer class ids), "
                             f"got dtype {a.dtype}")
-        arrays.append(np.ascontiguousarray(a, a.dtype.newbyteorder("=")))
+        arrays.append(np.asarray(a, a.dtype.newbyteorder("="), order="C"))
     backends.load()
     name = getattr(fn, "__name__", "fn")
     graph = Graph(name, [a.shape for a in arrays], [a.dtype for a in arrays])

@@ -44,9 +44,9 @@ def _as_cotangent(run, slot, g):
         if g.dtype == object:
             return g
         from .backends.mpctx import to_ctx
-        return to_ctx(run.ctx, np.ascontiguousarray(g, dtype=np.float64)
-                      if g.dtype.kind != "f" else np.ascontiguousarray(g))
-    return np.ascontiguousarray(g, dtype=run.dtype)
+        return to_ctx(run.ctx, np.asarray(g, dtype=np.float64, order="C")
+                      if g.dtype.kind != "f" else np.asarray(g, order="C"))
+    return np.asarray(g, dtype=run.dtype, order="C")
 
 
 def backward(run, cotangents):
