@@ -43,43 +43,129 @@ cdef inline int _exponent(floating x) noexcept nogil:
     return e
 
 
-# Neumaier/TwoSum accumulation of scale * x[0:n] (scale a power of two, so scaling is
-# exact for normal inputs).  Returns the high part; lo receives the summed rounding errors.
-# Starting from x[0] (not from 0) keeps the sign of an all -0 row.
+# Compensated accumulation of scale * x[0:n] (scale a power of two, exact for normal
+# inputs), left to right: s + e = s_old + x_j exactly (TwoSum), and the errors e are
+# themselves summed with TwoSum into c + cc (a second Neumaier level).  The result
+# s + (c + cc) is off by at most the rounding of the cc accumulation, bounded by
+# n u sum|ee_j| (the ee_j being the second-level errors), returned in *bound so the
+# caller can prove the result or fall back to the exact sum.  Plain one-level Neumaier
+# fails once sum|x| / |sum x| exceeds ~1/u^2 (float32 rows with +-3e38 that cancel to
+# 3.5 came back as 0).  Starting from x[0] (not from 0) keeps the sign of an all -0 row.
 cdef inline floating _sum_dw(const floating *x, Py_ssize_t n, floating scale,
-                             floating *lo) noexcept nogil:
+                             floating *lo, floating *bound) noexcept nogil:
     cdef Py_ssize_t j
-    cdef floating s, c = 0, e
+    cdef floating s, c = 0, cc = 0, e, ee, aee = 0
     if n == 0:
         lo[0] = 0
+        bound[0] = 0
         return 0
     s = x[0] * scale
     for j in range(1, n):
         s = two_sum(s, x[j] * scale, &e)
-        c = c + e
-    lo[0] = c
+        c = two_sum(c, e, &ee)
+        cc = cc + ee
+        aee = aee + f_abs(ee)
+    lo[0] = c + cc
+    bound[0] = aee * <floating>n
     return s
 
 
-# Compensated sum of a row as a double word (hi, lo) times 2^k.  Non-finite inputs:
-# the IEEE sum of the non-finite entries alone (finite entries cannot change inf/NaN).
+# Exact sum by Shewchuk's non-overlapping partials (the algorithm of Python's
+# math.fsum), correctly rounded, returned as a double word (hi, lo) for the mean's
+# division.  At most ~(exponent range / precision) partials exist (12 for float32, 40
+# for float64); PARTIALS = 64 is a safe cap.  Only used when the compensated sum cannot
+# certify its result (see _row_sum), so its cost does not matter.
+DEF PARTIALS = 64
+
+cdef inline Py_ssize_t _grow(floating *p, Py_ssize_t m, floating x) noexcept nogil:
+    cdef Py_ssize_t i = 0, k
+    cdef floating y, t, hi, lo
+    for k in range(m):
+        y = p[k]
+        if f_abs(x) < f_abs(y):
+            t = x
+            x = y
+            y = t
+        hi = x + y
+        lo = y - (hi - x)
+        if lo != 0:
+            p[i] = lo
+            i = i + 1
+        x = hi
+    p[i] = x
+    return i + 1
+
+
+cdef inline floating _round_partials(floating *p, Py_ssize_t m) noexcept nogil:
+    # CPython's math_fsum final step: add from the top until a rounding happens, then
+    # fix a half-way case with the sign of the next partial (round-half-even on the sum)
+    cdef floating hi = 0, lo = 0, x, y, yr
+    if m == 0:
+        return 0
+    m = m - 1
+    hi = p[m]
+    while m > 0:
+        x = hi
+        m = m - 1
+        y = p[m]
+        hi = x + y
+        yr = hi - x
+        lo = y - yr
+        if lo != 0:
+            break
+    if m > 0 and ((lo < 0 and p[m - 1] < 0) or (lo > 0 and p[m - 1] > 0)):
+        y = lo * 2
+        x = hi + y
+        yr = x - hi
+        if y == yr:
+            hi = x
+    return hi
+
+
+cdef floating _exact_sum(const floating *x, Py_ssize_t n, floating scale,
+                         floating *lo) noexcept nogil:
+    cdef floating p[PARTIALS]
+    cdef Py_ssize_t j, m = 0
+    cdef floating hi, rest = 0
+    for j in range(n):
+        m = _grow(p, m, x[j] * scale)
+        if m >= PARTIALS - 1:          # unreachable for IEEE formats; stay finite
+            break
+    hi = _round_partials(p, m)
+    m = _grow(p, m, -hi)               # the residual sum - hi, largest partial last
+    for j in range(m - 1, -1, -1):
+        rest = rest + p[j]
+    lo[0] = rest
+    return hi
+
+
+# Sum of a row as a double word (hi, lo) times 2^k.  Non-finite inputs: the IEEE sum of
+# the non-finite entries alone (finite entries cannot change inf/NaN).  When the
+# compensated sum cannot certify its result to an eighth of an ulp, the exact partials
+# sum replaces it (only heavy cancellation, sum|x| / |sum x| beyond ~1/u, gets there).
 cdef inline floating _row_sum(const floating *x, Py_ssize_t n, floating *lo,
                               int *k) noexcept nogil:
     cdef Py_ssize_t j
-    cdef floating s = _sum_dw(x, n, 1, lo), special = 0
+    cdef floating bound, scale = 1, special = 0
+    cdef floating s = _sum_dw(x, n, 1, lo, &bound)
     cdef bint any_special = False
     k[0] = 0
-    if isfinite(s):
-        return s
-    for j in range(n):
-        if not isfinite(x[j]):
-            special = special + x[j] if any_special else x[j]
-            any_special = True
-    if any_special:
-        lo[0] = 0
-        return special
-    k[0] = RESCUE_EXP
-    return _sum_dw(x, n, _ldexp(<floating>1, -RESCUE_EXP), lo)
+    if not isfinite(s):
+        for j in range(n):
+            if not isfinite(x[j]):
+                special = special + x[j] if any_special else x[j]
+                any_special = True
+        if any_special:
+            lo[0] = 0
+            return special
+        k[0] = RESCUE_EXP
+        scale = _ldexp(<floating>1, -RESCUE_EXP)
+        s = _sum_dw(x, n, scale, lo, &bound)
+    # error terms, in units of u: bound (the cc accumulation) and |lo| (rounding
+    # c + cc); together they must stay below |result| / 4, i.e. an eighth of an ulp
+    if 4 * (bound + f_abs(lo[0])) > f_abs(s + lo[0]):
+        s = _exact_sum(x, n, scale, lo)
+    return s
 
 
 cdef inline floating _finish(floating hi, floating lo) noexcept nogil:
@@ -118,7 +204,7 @@ cdef inline floating _mean_row(const floating *x, Py_ssize_t n) noexcept nogil:
 # the real-number formula evaluated in the extended reals).
 cdef inline floating _var_row(const floating *x, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t j
-    cdef floating big = 0, scale, m, lo, s, c = 0, corr = 0, d, e, p, q, xs
+    cdef floating big = 0, scale, m, lo, s, c = 0, corr = 0, d, e, p, q, xs, bound
     cdef int E, k
     if n == 0:
         return 0
@@ -131,7 +217,7 @@ cdef inline floating _var_row(const floating *x, Py_ssize_t n) noexcept nogil:
         return 0
     E = _exponent(big)
     scale = _ldexp(<floating>1, -E)
-    s = _sum_dw(x, n, scale, &lo)
+    s = _sum_dw(x, n, scale, &lo, &bound)
     m = _div_dw(s, lo, <floating>n)
     s = 0
     for j in range(n):
