@@ -100,7 +100,9 @@ class _Units:
         floats = [a for a in arrays if a.dtype.kind == "f"]
         x = arrays[0]
         axis = params.get("axis")
-        if spec.shape is _shapes.elementwise and x.ndim:
+        same = all(a.shape == tuple(out_shape) for a in arrays)
+        if x.ndim and (spec.shape is _shapes.elementwise
+                       or (spec.kind in ("unary", "binary") and same)):
             self.kind = "elementwise"
             self.flat = [a.ravel() for a in arrays]
             self.pos = np.arange(x.size).reshape(-1, 1)
@@ -193,15 +195,22 @@ class _State:
         self.value = np.full(n, np.nan)
         self.lower = np.empty(n, dtype=object)
         self.upper = np.empty(n, dtype=object)
-        self.done = np.zeros(units.n, bool)
+        self.decided = np.zeros(n, bool)      # per output element
+        self.done = np.zeros(units.n, bool)   # per unit: all its elements decided
         self.units, self.fmt = units, fmt
 
     def store(self, u, decided, values, los, his):
+        """Record one evaluation of unit ``u``; an element decided earlier keeps its value
+        (for non-finite units the plain pass decides NaN/inf elements first)."""
         pos = self.units.pos[u]
-        self.value[pos] = values
-        self.lower[pos] = los
-        self.upper[pos] = his
-        self.done[u] = decided
+        keep = self.decided[pos]
+        new = np.asarray(decided, bool) & ~keep
+        for k in np.flatnonzero(~keep):
+            self.value[pos[k]] = values[k]
+            self.lower[pos[k]] = los[k]
+            self.upper[pos[k]] = his[k]
+        self.decided[pos] |= new
+        self.done[u] = self.decided[pos].all()
 
 
 def _interval_pass(formula, units, idx, prec, state):
@@ -211,7 +220,7 @@ def _interval_pass(formula, units, idx, prec, state):
     def settle(rows, which):
         for u, row in zip(which, rows):
             got = [_decide_interval(ctx, v, fmt) for v in row]
-            state.store(u, all(g[1] for g in got), [g[0] for g in got],
+            state.store(u, [g[1] for g in got], [g[0] for g in got],
                         [g[2] for g in got], [g[3] for g in got])
 
     try:
@@ -237,7 +246,8 @@ def _rational_pass(formula, units, idx, prec, state):
         return False
     for u, row in zip(idx, res):
         got = [_decide_rational(v, state.fmt, prec) for v in row]
-        state.store(u, True, [g[0] for g in got], [g[2] for g in got], [g[3] for g in got])
+        state.store(u, [True] * len(got), [g[0] for g in got], [g[2] for g in got],
+                    [g[3] for g in got])
     return True
 
 
@@ -248,16 +258,17 @@ def _nonfinite_pass(formula, units, idx, prec, state):
     finite = []
     for u, row in zip(idx, rows):
         raws = [ctx.convert(v)._mpf_ for v in row]
-        if all(not r[1] and r != fzero for r in raws):  # nan / +-inf only
-            state.store(u, True, [round_raw(r, state.fmt) for r in raws], raws, raws)
-        else:
+        special = [not r[1] and r != fzero for r in raws]      # nan / +-inf: exact
+        state.store(u, special, [round_raw(r, state.fmt) for r in raws], raws, raws)
+        if not all(special):
             finite.append((u, raws))
     if not finite:
         return
     _interval_pass(formula, units, [u for u, _ in finite], prec, state)
     for u, raws in finite:
         if not state.done[u] and _has_nan_input(units, u):
-            state.store(u, True, [round_raw(r, state.fmt) for r in raws], raws, raws)
+            state.store(u, [True] * len(raws), [round_raw(r, state.fmt) for r in raws],
+                        raws, raws)
 
 
 def _has_nan_input(units, u):
@@ -299,9 +310,7 @@ def certify(spec, arrays, params, out_shape, dtype, max_prec=DEFAULT_MAX_PREC) -
                     _rational_pass(formula, units, left, max_prec, state)
             if nonfin:
                 _nonfinite_pass(formula, units, nonfin, prec, state)
-    undecided = np.zeros(units.out_size, bool)
-    for u in np.flatnonzero(~state.done):
-        undecided[units.pos[u]] = True
+    undecided = ~state.decided
     bctx = mpmath.MPContext()
     store = storage_dtype(dtype)
     shape = tuple(out_shape)

@@ -45,7 +45,10 @@ def _nudge(dtype, base, steps):
     v = np.asarray(base, dtype=dtype)
     direction = np.asarray(np.inf if steps > 0 else -np.inf, dtype=dtype)
     for _ in range(abs(steps)):
-        v = np.nextafter(v, direction)
+        w = np.nextafter(v, direction)
+        if not np.isfinite(w):      # stay finite: max nudged up stays max
+            break
+        v = w
     return float(v)
 
 
