@@ -39,7 +39,11 @@ from ._vecmath cimport vexp
 # Elements per partial sum of the elementwise losses: large enough that the partial
 # bookkeeping is free, small enough to spread over threads; fixed so the summation
 # order never depends on the thread count.
-DEF BLOCK = 8192
+cdef enum:
+    BLOCK = 8192
+# Elements per vexp call inside a block (a stack buffer; amortises the call).
+cdef enum:
+    CHUNK = 256
 
 
 # ---------------------------------------------------------------- scalar helpers
@@ -132,21 +136,31 @@ cdef void mse_block(const floating *p, const floating *t, Py_ssize_t n,
 cdef void bce_logits_block(const floating *x, const floating *t, Py_ssize_t n,
                            floating *oh, floating *ol) noexcept nogil:
     cdef floating s = 0, c = 0, xi, uh, ul
-    cdef Py_ssize_t i
-    for i in range(n):
-        xi = x[i]
-        # softplus(x) - t x = (x > 0 ? (1 - t) x : -t x) + log1p(exp(-|x|)): the first
-        # part is >= 0 for t in [0, 1] in both branches and exp(-|x|) <= 1 never
-        # overflows, so no term cancels.  log1p(exp(-|x|)) underflows gracefully to 0.
-        acc(f_log1p(f_exp(-f_abs(xi))), &s, &c)
-        if xi > 0:
-            uh = two_sum(<floating>1, -t[i], &ul)   # 1 - t = uh + ul exactly
-        else:
-            uh = -t[i]
-            ul = 0
-        # Zero coefficient (t = 1 with x = +inf, t = 0 with x = -inf) contributes 0.
-        if uh != 0 or ul != 0 or isnan(xi):
-            acc_prod(xi, uh, ul, &s, &c)
+    cdef floating nabs[CHUNK]
+    cdef floating ex[CHUNK]
+    cdef Py_ssize_t i, j, base, m
+    for base in range(0, n, CHUNK):
+        m = n - base if n - base < CHUNK else CHUNK
+        # exp(-|x|) for a chunk through vexp (the array exp of the softmax family)
+        for j in range(m):
+            nabs[j] = -f_abs(x[base + j])
+        vexp(nabs, ex, m)
+        for j in range(m):
+            i = base + j
+            xi = x[i]
+            # softplus(x) - t x = (x > 0 ? (1 - t) x : -t x) + log1p(exp(-|x|)): the
+            # first part is >= 0 for t in [0, 1] in both branches and exp(-|x|) <= 1
+            # never overflows, so no term cancels.  log1p(exp(-|x|)) underflows
+            # gracefully to 0 for large |x|.
+            acc(f_log1p(ex[j]), &s, &c)
+            if xi > 0:
+                uh = two_sum(<floating>1, -t[i], &ul)   # 1 - t = uh + ul exactly
+            else:
+                uh = -t[i]
+                ul = 0
+            # Zero coefficient (t = 1 with x = +inf, t = 0 with x = -inf) contributes 0.
+            if uh != 0 or ul != 0 or isnan(xi):
+                acc_prod(xi, uh, ul, &s, &c)
     oh[0] = s
     ol[0] = c
 
