@@ -141,14 +141,13 @@ def test_oracle_agrees_with_float64_kernels(spec):
     element)."""
     arrays, params = fam.generate(spec, spec.families[0], np.float64, 0)
     try:
-        from refrt._prepare import prepare
-        prepare(spec, arrays, dict(params))
+        with np.errstate(all="ignore"):
+            got = np.asarray(backends.FLOAT[spec.name](arrays, params, 1))
     except (ValueError, TypeError) as e:
         pytest.skip(f"the input families give no valid input for {spec.name}: {e}")
     enc = oracle.evaluate(spec.name, *arrays, return_enclosure=True, on_undecided="nan", **params)
     assert not enc.undecided.any()
-    with np.errstate(all="ignore"):
-        got = np.asarray(backends.FLOAT[spec.name](arrays, params, 1)).reshape(enc.value.shape)
+    got = got.reshape(enc.value.shape)
     assert ulp_distance(got, enc.value, np.float64).max(initial=0) <= spec.tol.float64
 
 
