@@ -113,8 +113,8 @@ def _failure(spec, actual, inputs, params, dtype, got, want, ulp, bad, max_ulp):
         where = tuple(int(j) for j in idx)
         ins = (", ".join(repr(float(a.ravel()[i])) for a in arrays) if elementwise
                else "(see reproducer)")
-        lines.append(f"  at {where}: inputs ({ins}) got {got.ravel()[i]!r} want "
-                     f"{want.ravel()[i]!r} ({ulp.ravel()[i]:g} ulp, {bits.ravel()[i]:.1f} bits)")
+        lines.append(f"  at {where}: inputs ({ins}) got {float(got.ravel()[i])!r} want "
+                     f"{float(want.ravel()[i])!r} ({ulp.ravel()[i]:g} ulp, {bits.ravel()[i]:.1f} bits)")
     first = np.unravel_index(order[0], actual.shape) if actual.ndim else None
     lines.append("  reproduce: " + _reproducer(spec.name, inputs, params, dtype, first,
                                                 elementwise))
