@@ -338,6 +338,29 @@ def format_table(rows, threads):
     return "\n".join(lines)
 
 
+def bench_vecmath(repeats, target, n=4096 * 1000):
+    """ns/element of vecmath.h's array exp against the scalar libm loop, numpy.exp and
+    torch.exp (1 thread), on x in [-20, 0] (what softmax feeds exp), output preallocated
+    so that only the exp loop is timed."""
+    from refrt._kernels.vecmath_check import libm_exp, vexp
+    lines = ["| dtype | vecmath vexp | libm scalar loop | numpy.exp | torch.exp 1T |",
+             "|---|---|---|---|---|"]
+    for dt in (np.float32, np.float64):
+        x = np.random.default_rng(0).uniform(-20, 0, n).astype(dt)
+        y = np.empty_like(x)
+        v = {"vexp": (lambda: vexp(x, y), None), "libm": (lambda: libm_exp(x, y), None),
+             "numpy": (lambda: np.exp(x, out=y), None)}
+        if torch is not None:
+            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+            v["torch"] = (lambda: torch.exp(tx, out=ty), lambda: torch.set_num_threads(1))
+        r = bench(v, repeats=repeats, target=target)
+        ns = {k: f"{r[k]['median'] / n * 1e9:.2f} ns" if k in r else "-"
+              for k in ("vexp", "libm", "numpy", "torch")}
+        lines.append(f"| {np.dtype(dt).name} | {ns['vexp']} | {ns['libm']} | {ns['numpy']} "
+                     f"| {ns['torch']} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 repeats of >= 10 ms batches")
@@ -347,7 +370,13 @@ def main(argv=None):
     ap.add_argument("--sizes", default="large,small")
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--json", default=None, help="write the raw results here")
+    ap.add_argument("--vecmath", action="store_true",
+                    help="only time vecmath.h's exp (ns/element) against libm/numpy/torch")
     args = ap.parse_args(argv)
+    if args.vecmath:
+        print(bench_vecmath(args.repeats or (3 if args.quick else 7),
+                            0.01 if args.quick else 0.05))
+        return []
     ops = [o for o in args.ops.split(",") if o] or list(CASES)
     unknown = [o for o in ops if o not in CASES]
     if unknown:
