@@ -136,10 +136,11 @@ cdef void mse_block(const floating *p, const floating *t, Py_ssize_t n,
 cdef void bce_logits_block(const floating *x, const floating *t, Py_ssize_t n,
                            floating *oh, floating *ol) noexcept nogil:
     cdef floating s = 0, c = 0, xi, uh, ul
-    cdef floating nabs[CHUNK]
-    cdef floating ex[CHUNK]
+    cdef floating nabs[256]           # CHUNK
+    cdef floating ex[256]             # CHUNK
     cdef Py_ssize_t i, j, base, m
-    for base in range(0, n, CHUNK):
+    base = 0
+    while base < n:
         m = n - base if n - base < CHUNK else CHUNK
         # exp(-|x|) for a chunk through vexp (the array exp of the softmax family)
         for j in range(m):
@@ -161,6 +162,7 @@ cdef void bce_logits_block(const floating *x, const floating *t, Py_ssize_t n,
             # Zero coefficient (t = 1 with x = +inf, t = 0 with x = -inf) contributes 0.
             if uh != 0 or ul != 0 or isnan(xi):
                 acc_prod(xi, uh, ul, &s, &c)
+        base += CHUNK
     oh[0] = s
     ol[0] = c
 
