@@ -94,12 +94,64 @@ cdef floating _dot_rescue(const floating *a, const floating *b, Py_ssize_t n,
     return _ldexp(s, ea + eb)
 
 
-cdef inline floating _dot(const floating *a, const floating *b, Py_ssize_t n,
-                          floating init, floating tiny) noexcept nogil:
-    cdef floating s = _dot2(a, b, n, init, 1, 1)
+cdef inline floating _checked(floating s, const floating *a, const floating *b,
+                              Py_ssize_t n, floating init, floating tiny) noexcept nogil:
     if isfinite(s) and f_abs(s) >= tiny:
         return s
     return _dot_rescue(a, b, n, init, s)
+
+
+# Four Dot2 chains at once: one row of A against four rows of Bt.  Each TwoSum depends on
+# the previous one of its own chain (~20 cycles of latency per term); four independent
+# chains keep the FPU busy.  Each output's accumulation order is still j = 0..n-1.
+cdef inline void _dot2x4(const floating *a, const floating *b0, const floating *b1,
+                         const floating *b2, const floating *b3, Py_ssize_t n,
+                         floating *acc) noexcept nogil:
+    # acc[0:4] holds the starting values (bias) on entry and the results on exit
+    cdef Py_ssize_t j
+    cdef floating x, p0, p1, p2, p3, r0, r1, r2, r3
+    cdef floating s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3]
+    cdef floating c0 = 0, c1 = 0, c2 = 0, c3 = 0
+    for j in range(n):
+        x = a[j]
+        p0 = x * b0[j]
+        p1 = x * b1[j]
+        p2 = x * b2[j]
+        p3 = x * b3[j]
+        s0 = two_sum(s0, p0, &r0)
+        s1 = two_sum(s1, p1, &r1)
+        s2 = two_sum(s2, p2, &r2)
+        s3 = two_sum(s3, p3, &r3)
+        c0 = c0 + (r0 + f_fma(x, b0[j], -p0))
+        c1 = c1 + (r1 + f_fma(x, b1[j], -p1))
+        c2 = c2 + (r2 + f_fma(x, b2[j], -p2))
+        c3 = c3 + (r3 + f_fma(x, b3[j], -p3))
+    acc[0] = s0 + c0 if c0 != 0 else s0
+    acc[1] = s1 + c1 if c1 != 0 else s1
+    acc[2] = s2 + c2 if c2 != 0 else s2
+    acc[3] = s3 + c3 if c3 != 0 else s3
+
+
+cdef inline void _row_block(const floating *arow, const floating *bt, floating *orow,
+                            const floating *bias, bint has_bias, Py_ssize_t n,
+                            Py_ssize_t k0, Py_ssize_t kend, floating tiny) noexcept nogil:
+    cdef Py_ssize_t k = k0, q
+    cdef floating acc[4]
+    cdef floating init
+    while k + 4 <= kend:
+        for q in range(4):
+            acc[q] = bias[k + q] if has_bias else 0
+        _dot2x4(arow, bt + k * n, bt + (k + 1) * n, bt + (k + 2) * n, bt + (k + 3) * n,
+                n, acc)
+        for q in range(4):
+            init = bias[k + q] if has_bias else 0
+            orow[k + q] = _checked(acc[q], arow, bt + (k + q) * n, n, init, tiny)
+        k = k + 4
+    while k < kend:
+        init = bias[k] if has_bias else 0
+        orow[k] = _checked(_dot2(arow, bt + k * n, n, init, 1, 1), arow, bt + k * n, n,
+                           init, tiny)
+        k = k + 1
 
 
 def matmul_nt(const floating[:, :, ::1] a,     # IN  (B, m, n)
@@ -111,7 +163,6 @@ def matmul_nt(const floating[:, :, ::1] a,     # IN  (B, m, n)
     cdef Py_ssize_t b, i, k, k0, kend, block
     cdef bint has_bias = bias.shape[0] > 0
     cdef floating tiny, zero = 0
-    cdef const floating *arow
     # 2^(emin + 2p): below it an underflowed product may have lost bits (Design c)
     if floating is float:
         tiny = _ldexp(<floating>1, -126 + 2 * 24)
@@ -132,8 +183,6 @@ def matmul_nt(const floating[:, :, ::1] a,     # IN  (B, m, n)
             while k0 < p:
                 kend = min(k0 + block, p)
                 for i in prange(m, num_threads=threads, schedule="static"):
-                    arow = &a[b, i, 0]
-                    for k in range(k0, kend):
-                        out[b, i, k] = _dot(arow, &bt[b, k, 0], n,
-                                            bias[k] if has_bias else zero, tiny)
+                    _row_block(&a[b, i, 0], &bt[b, 0, 0], &out[b, i, 0],
+                               &bias[0] if has_bias else NULL, has_bias, n, k0, kend, tiny)
                 k0 = kend

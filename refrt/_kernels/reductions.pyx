@@ -43,31 +43,70 @@ cdef inline int _exponent(floating x) noexcept nogil:
     return e
 
 
+# One step of the two-level compensated accumulation (below): s + e = s + v exactly,
+# c + ee = c + e exactly, cc collects the ee, a their magnitudes.
+cdef inline void _acc(floating v, floating *s, floating *c, floating *cc,
+                      floating *a) noexcept nogil:
+    cdef floating e, ee
+    s[0] = two_sum(s[0], v, &e)
+    c[0] = two_sum(c[0], e, &ee)
+    cc[0] = cc[0] + ee
+    a[0] = a[0] + f_abs(ee)
+
+
 # Compensated accumulation of scale * x[0:n] (scale a power of two, exact for normal
-# inputs), left to right: s + e = s_old + x_j exactly (TwoSum), and the errors e are
-# themselves summed with TwoSum into c + cc (a second Neumaier level).  The result
-# s + (c + cc) is off by at most the rounding of the cc accumulation, bounded by
-# n u sum|ee_j| (the ee_j being the second-level errors), returned in *bound so the
-# caller can prove the result or fall back to the exact sum.  Plain one-level Neumaier
-# fails once sum|x| / |sum x| exceeds ~1/u^2 (float32 rows with +-3e38 that cancel to
-# 3.5 came back as 0).  Starting from x[0] (not from 0) keeps the sign of an all -0 row.
+# inputs): s + e = s_old + x_j exactly (TwoSum), and the errors e are themselves summed
+# with TwoSum into c + cc (a second Neumaier level).  The result s + (c + cc) is off by
+# at most the rounding of the cc accumulation, bounded by n u sum|ee_j| (the second-level
+# errors), returned in *bound so the caller can certify the result or fall back to the
+# exact sum.  One-level Neumaier fails once sum|x| / |sum x| exceeds ~1/u^2 (float32
+# rows with +-3e38 that cancel to 3.5 came back as 0).
+# Order: four interleaved lanes (lane l takes j = l, l + 4, ...; a TwoSum chain is
+# latency-bound, four independent chains run ~3x faster), merged in lane order with the
+# same two-level scheme.  Rows shorter than 8 use one lane, left to right.  Starting from
+# x[0..3] (not from 0) keeps the sign of an all -0 row.
 cdef inline floating _sum_dw(const floating *x, Py_ssize_t n, floating scale,
                              floating *lo, floating *bound) noexcept nogil:
     cdef Py_ssize_t j
-    cdef floating s, c = 0, cc = 0, e, ee, aee = 0
+    cdef floating s0, s1, s2, s3, c0 = 0, c1 = 0, c2 = 0, c3 = 0, cc = 0, a = 0, t
     if n == 0:
         lo[0] = 0
         bound[0] = 0
         return 0
-    s = x[0] * scale
-    for j in range(1, n):
-        s = two_sum(s, x[j] * scale, &e)
-        c = two_sum(c, e, &ee)
-        cc = cc + ee
-        aee = aee + f_abs(ee)
-    lo[0] = c + cc
-    bound[0] = aee * <floating>n
-    return s
+    s0 = x[0] * scale
+    if n < 8:
+        for j in range(1, n):
+            _acc(x[j] * scale, &s0, &c0, &cc, &a)
+    else:
+        s1 = x[1] * scale
+        s2 = x[2] * scale
+        s3 = x[3] * scale
+        j = 4
+        while j + 4 <= n:
+            _acc(x[j] * scale, &s0, &c0, &cc, &a)
+            _acc(x[j + 1] * scale, &s1, &c1, &cc, &a)
+            _acc(x[j + 2] * scale, &s2, &c2, &cc, &a)
+            _acc(x[j + 3] * scale, &s3, &c3, &cc, &a)
+            j = j + 4
+        while j < n:
+            _acc(x[j] * scale, &s0, &c0, &cc, &a)
+            j = j + 1
+        _acc(s1, &s0, &c0, &cc, &a)
+        _acc(s2, &s0, &c0, &cc, &a)
+        _acc(s3, &s0, &c0, &cc, &a)
+        # the lanes' first-level errors join c0 by TwoSum, their errors join cc
+        c0 = two_sum(c0, c1, &t)
+        cc = cc + t
+        a = a + f_abs(t)
+        c0 = two_sum(c0, c2, &t)
+        cc = cc + t
+        a = a + f_abs(t)
+        c0 = two_sum(c0, c3, &t)
+        cc = cc + t
+        a = a + f_abs(t)
+    lo[0] = c0 + cc
+    bound[0] = a * <floating>n
+    return s0
 
 
 # Exact sum by Shewchuk's non-overlapping partials (the algorithm of Python's

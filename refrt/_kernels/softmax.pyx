@@ -68,17 +68,36 @@ cdef inline void _shifted_exp(const floating *x, Py_ssize_t n, floating m, float
         t[j] = f_fma(t[j], e[j], t[j])
 
 
-# S' = sum_{j != a} t_j, compensated; returns hi, lo gets the error sum.
-cdef inline floating _tail_sum(const floating *t, Py_ssize_t n, Py_ssize_t a,
+# S' = sum_{j != a} t_j, compensated; returns hi, lo gets the error sum.  The terms are
+# positive (no cancellation), so one Neumaier level gives |error| <= u S' + n u^2 S'.
+# Order: four interleaved lanes (j = l, l + 4, ...: a TwoSum chain is latency-bound),
+# merged in lane order; t_a (exactly 1) is zeroed for the sum and restored.
+cdef inline floating _tail_sum(floating *t, Py_ssize_t n, Py_ssize_t a,
                                floating *lo) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef floating s = 0, c = 0, err
-    for j in range(n):
-        if j != a:
-            s = two_sum(s, t[j], &err)
-            c = c + err
-    lo[0] = c
-    return s
+    cdef Py_ssize_t j = 0
+    cdef floating s0 = 0, s1 = 0, s2 = 0, s3 = 0, c = 0, c1 = 0, c2 = 0, c3 = 0
+    cdef floating e0, e1, e2, e3, keep = t[a]
+    t[a] = 0
+    while j + 4 <= n:
+        s0 = two_sum(s0, t[j], &e0)
+        s1 = two_sum(s1, t[j + 1], &e1)
+        s2 = two_sum(s2, t[j + 2], &e2)
+        s3 = two_sum(s3, t[j + 3], &e3)
+        c = c + e0
+        c1 = c1 + e1
+        c2 = c2 + e2
+        c3 = c3 + e3
+        j = j + 4
+    while j < n:
+        s0 = two_sum(s0, t[j], &e0)
+        c = c + e0
+        j = j + 1
+    s0 = two_sum(s0, s1, &e1)
+    s0 = two_sum(s0, s2, &e2)
+    s0 = two_sum(s0, s3, &e3)
+    t[a] = keep
+    lo[0] = (c + c1 + c2 + c3) + (e1 + e2 + e3)
+    return s0
 
 
 # One row of any of the three ops (Design b-e).  buf holds 3 n entries.
