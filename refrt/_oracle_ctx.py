@@ -194,8 +194,11 @@ class _Iv:
     def _cmp(self, t):
         """-1, 0, 1 when the order is certain; raises otherwise."""
         t = self._other(t)
-        if self.lo == fnan or t.lo == fnan:
+        a, b = self.lo, t.lo
+        if a == fnan or b == fnan:
             return None  # NaN compares false, as in IEEE and plain mpmath
+        if a is self.hi and b is t.hi:   # two points (the inputs): one exact comparison
+            return mpf_cmp(a, b)
         if mpf_lt(self.hi, t.lo):
             return -1
         if mpf_lt(t.hi, self.lo):
@@ -295,6 +298,8 @@ class IntervalContext:
         if isinstance(x, float):
             return self.nan if x != x else self.point(from_float(x))
         if isinstance(x, int) and not isinstance(x, bool):
+            if x == 0:
+                return self.zero
             return self.point(from_int(x))
         if isinstance(x, Fraction):
             return self.mpf_type(from_rational(x.numerator, x.denominator, self.prec, round_floor),
