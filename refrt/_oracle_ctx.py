@@ -70,6 +70,10 @@ def _up(v, wp, prec):
 
 def _enclose(f, arg, prec, rnd, wp=None):
     """f(arg) rounded outward in direction ``rnd`` (design note at WP_EXTRA)."""
+    # exp(0) = 1 and log(1) = 0 are exact: no slack, so log_softmax of a one-element row
+    # (x - x - log(exp(0))) is an exact 0 the enclosure can decide
+    if (f is mpf_exp and arg == fzero) or (f is mpf_log and arg == fone):
+        return fone if f is mpf_exp else fzero
     wp = wp or prec + WP_EXTRA
     v = f(arg, wp, libmp.round_nearest)
     return _down(v, wp, prec) if rnd == round_floor else _up(v, wp, prec)
