@@ -198,3 +198,86 @@ def report():
         x = np.random.default_rng(0).uniform(lo, hi, 20000).astype(dt)
         err, _, _ = mp_errors(x, dt)
         print(dt.__name__, f"max {err.max():.4f} ulp over {x.size} samples in [{lo}, {hi}]")
+
+
+# ---------------------------------------------------------------------- log ----
+vlog = vm.vlog
+LOG_ULP = 0.70             # vecmath.h, Design L5
+
+
+def mp_log_errors(x, dt):
+    got = vlog(x)
+    err = np.empty(len(x))
+    ref = np.empty(len(x), dt)
+    for i, v in enumerate(x):
+        e = _ctx.log(_ctx.mpf(float(v)))
+        ref[i] = round_mpf(e, dt)
+        if e == 0:
+            err[i] = 0.0 if got[i] == 0 else np.inf
+        else:
+            err[i] = float(abs(_ctx.mpf(float(got[i])) - e) / _ulp_of_exact(abs(e), dt))
+    return err, ref, got
+
+
+def _check_log(x, dt):
+    err, ref, got = mp_log_errors(x, dt)
+    i = int(np.argmax(err))
+    assert err[i] <= LOG_ULP, f"{dt.__name__} log({x[i]!r}) = {got[i]!r}: {err[i]:.3f} ulp"
+    assert ulp_distance(got, ref, dt).max() <= 1
+    return err.max()
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32], ids=["float64", "float32"])
+def test_log_dense_samples(dt):
+    rng = np.random.default_rng(4)
+    tiny = np.finfo(dt).smallest_subnormal
+    big = np.log(np.finfo(dt).max)
+    x = np.concatenate([
+        rng.uniform(0.7, 1.42, 3000),                       # k = 0: the reduced range
+        1 + rng.uniform(-1e-6, 1e-6, 1000),                 # log x ~ x - 1
+        np.exp(rng.uniform(-big, big, 3000)),               # every binade
+        rng.uniform(0, 1, 1000) * np.finfo(dt).tiny,        # subnormal inputs
+    ]).astype(dt)
+    x = np.maximum(x, tiny)
+    _check_log(x, dt)
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32], ids=["float64", "float32"])
+def test_log_special_values(dt):
+    fi = np.finfo(dt)
+    x = np.array([0.0, -0.0, -1.0, -np.inf, np.inf, np.nan, -np.nan, 1.0, fi.max,
+                  fi.smallest_subnormal, fi.tiny, -fi.smallest_subnormal], dt)
+    y = vlog(x)
+    assert y[0] == -np.inf and y[1] == -np.inf
+    assert np.isnan(y[2]) and np.isnan(y[3]) and np.isnan(y[11])
+    assert y[4] == np.inf and np.isnan(y[5]) and np.isnan(y[6])
+    assert y[7] == 0 and not np.signbit(y[7])
+    for i in (8, 9, 10):
+        assert y[i] == round_mpf(_ctx.log(_ctx.mpf(float(x[i]))), dt)
+
+
+@pytest.mark.parametrize("dt", [np.float64, np.float32], ids=["float64", "float32"])
+def test_log_lengths_and_unaligned(dt):
+    base = np.random.default_rng(5).uniform(0.01, 100, 64).astype(dt)
+    want = vlog(base)
+    for n in range(18):
+        for off in (0, 1, 3):
+            np.testing.assert_array_equal(vlog(base[off:off + n]), want[off:off + n])
+    assert vlog(np.empty(0, dt)).shape == (0,)
+
+
+@pytest.mark.parametrize("lo", [2.0 ** -149, 2.0 ** -130, 0.5, 1.0, 2.0 ** 100],
+                         ids=["subnormal-low", "subnormal-high", "half", "one", "2^100"])
+def test_log_float32_exhaustive_binades(lo):
+    if lo == 2.0 ** -149:       # all subnormals up to 2^-127: 2^22 values
+        x = np.arange(1, 1 << 22, dtype=np.uint32).view(np.float32)
+    else:
+        x = _binade_f32(lo)
+    got = vlog(x).astype(np.float64)
+    want = np.log(x.astype(np.float64))      # < 2^-52 relative: < 2^-28 float32 ulp
+    nz = want != 0
+    ex = np.floor(np.log2(np.abs(np.where(nz, want, 1.0))))
+    ulp = np.exp2(np.maximum(ex, -126) - 23)
+    err = np.abs(got[nz] - want[nz]) / ulp[nz]
+    assert err.max() <= LOG_ULP
+    assert np.all(got[~nz] == 0)

@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: initializedcheck=False
-"""Python entry point to the array exp of vecmath.h, for tests and benchmarks only.
+"""Python entry points to the array exp and log of vecmath.h, for tests and benchmarks.
 
 Design:
 a) ``vexp`` takes a 1-d float32/float64 array of any stride; strided input is copied to
@@ -11,32 +11,47 @@ b) ``out=`` lets a benchmark time the loop without the allocation, and lets a te
 """
 import numpy as np
 from cython cimport floating
-from libc.math cimport exp, expf
-from ._vecmath cimport vexp as _vexp
+from libc.math cimport exp, expf, log, logf
+from ._vecmath cimport vexp as _vexp, vlog as _vlog
 
 
 def _run(const floating[::1] x,     # IN
-         floating[::1] y):          # OUT
+         floating[::1] y,           # OUT
+         bint is_log):
     cdef Py_ssize_t n = x.shape[0]
-    if y.shape[0] != n:
-        raise ValueError(f"vexp: out has {y.shape[0]} elements, x has {n}")
     with nogil:
-        _vexp(&x[0] if n else NULL, &y[0] if n else NULL, n)
+        if is_log:
+            _vlog(&x[0] if n else NULL, &y[0] if n else NULL, n)
+        else:
+            _vexp(&x[0] if n else NULL, &y[0] if n else NULL, n)
 
 
-def vexp(x, out=None):
-    """y = exp(x) elementwise via vecmath.h (1-d float32 or float64)."""
+def _check(name, x, out):
     x = np.asarray(x)
     if x.ndim != 1 or x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"vexp: x: expected a 1-d float32/float64 array, got "
+        raise TypeError(f"{name}: x: expected a 1-d float32/float64 array, got "
                         f"{x.ndim}-d {x.dtype}")
     x = np.ascontiguousarray(x)
     if out is None:
         out = np.empty_like(x)
-    elif out.dtype != x.dtype or not out.flags.c_contiguous or out.ndim != 1:
-        raise TypeError(f"vexp: out: expected a contiguous 1-d {x.dtype} array, got "
-                        f"{out.ndim}-d {out.dtype}")
-    _run(x, out)
+    elif (out.dtype != x.dtype or not out.flags.c_contiguous or out.ndim != 1
+          or out.shape != x.shape):
+        raise TypeError(f"{name}: out: expected a contiguous {x.shape} {x.dtype} array, "
+                        f"got {out.shape} {out.dtype}")
+    return x, out
+
+
+def vexp(x, out=None):
+    """y = exp(x) elementwise via vecmath.h (1-d float32 or float64)."""
+    x, out = _check("vexp", x, out)
+    _run(x, out, False)
+    return out
+
+
+def vlog(x, out=None):
+    """y = log(x) elementwise via vecmath.h (1-d float32 or float64)."""
+    x, out = _check("vlog", x, out)
+    _run(x, out, True)
     return out
 
 
@@ -51,4 +66,17 @@ def libm_exp(const floating[::1] x,    # IN
                 y[i] = expf(x[i])
             else:
                 y[i] = exp(x[i])
+    return y
+
+
+def libm_log(const floating[::1] x,    # IN
+             floating[::1] y):         # OUT
+    """y = log(x) with the scalar libm call per element (logf for float32)."""
+    cdef Py_ssize_t i, n = x.shape[0]
+    with nogil:
+        for i in range(n):
+            if floating is float:
+                y[i] = logf(x[i])
+            else:
+                y[i] = log(x[i])
     return y
