@@ -104,32 +104,57 @@ cdef inline floating _checked(floating s, const floating *a, const floating *b,
 # Four Dot2 chains at once: one row of A against four rows of Bt.  Each TwoSum depends on
 # the previous one of its own chain (~20 cycles of latency per term); four independent
 # chains keep the FPU busy.  Each output's accumulation order is still j = 0..n-1.
+# Written in C so that GCC can clone it for CPUs with FMA (target_clones, resolved once
+# at load time): without -mfma every fma() is a libm call, ~5x slower here.  Both clones
+# compute the same bits (fma is exact-then-round by definition; -ffp-contract=off keeps
+# the compiler from fusing anything else).
+cdef extern from *:
+    """
+    #include <math.h>
+    #include <stddef.h>
+    #define REFRT_TWO_SUM(s, v, err) do { T s_ = (s) + (v); T bb_ = s_ - (s); \
+        (err) = ((s) - (s_ - bb_)) + ((v) - bb_); (s) = s_; } while (0)
+    #define REFRT_DOT2X4(T, FMA, NAME) \
+    __attribute__((target_clones("fma", "default"))) \
+    static void NAME(const T *a, const T *b0, const T *b1, const T *b2, const T *b3, \
+                     ptrdiff_t n, T *acc) \
+    { \
+        T s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3]; \
+        T c0 = 0, c1 = 0, c2 = 0, c3 = 0, r0, r1, r2, r3; \
+        for (ptrdiff_t j = 0; j < n; j++) { \
+            T x = a[j]; \
+            T p0 = x * b0[j], p1 = x * b1[j], p2 = x * b2[j], p3 = x * b3[j]; \
+            REFRT_TWO_SUM(s0, p0, r0); REFRT_TWO_SUM(s1, p1, r1); \
+            REFRT_TWO_SUM(s2, p2, r2); REFRT_TWO_SUM(s3, p3, r3); \
+            c0 = c0 + (r0 + FMA(x, b0[j], -p0)); c1 = c1 + (r1 + FMA(x, b1[j], -p1)); \
+            c2 = c2 + (r2 + FMA(x, b2[j], -p2)); c3 = c3 + (r3 + FMA(x, b3[j], -p3)); \
+        } \
+        acc[0] = c0 != 0 ? s0 + c0 : s0; acc[1] = c1 != 0 ? s1 + c1 : s1; \
+        acc[2] = c2 != 0 ? s2 + c2 : s2; acc[3] = c3 != 0 ? s3 + c3 : s3; \
+    }
+    #define T float
+    REFRT_DOT2X4(float, fmaf, refrt_dot2x4_f32)
+    #undef T
+    #define T double
+    REFRT_DOT2X4(double, fma, refrt_dot2x4_f64)
+    #undef T
+    """
+    void refrt_dot2x4_f32(const float *a, const float *b0, const float *b1,
+                          const float *b2, const float *b3, Py_ssize_t n,
+                          float *acc) noexcept nogil
+    void refrt_dot2x4_f64(const double *a, const double *b0, const double *b1,
+                          const double *b2, const double *b3, Py_ssize_t n,
+                          double *acc) noexcept nogil
+
+
 cdef inline void _dot2x4(const floating *a, const floating *b0, const floating *b1,
                          const floating *b2, const floating *b3, Py_ssize_t n,
                          floating *acc) noexcept nogil:
     # acc[0:4] holds the starting values (bias) on entry and the results on exit
-    cdef Py_ssize_t j
-    cdef floating x, p0, p1, p2, p3, r0, r1, r2, r3
-    cdef floating s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3]
-    cdef floating c0 = 0, c1 = 0, c2 = 0, c3 = 0
-    for j in range(n):
-        x = a[j]
-        p0 = x * b0[j]
-        p1 = x * b1[j]
-        p2 = x * b2[j]
-        p3 = x * b3[j]
-        s0 = two_sum(s0, p0, &r0)
-        s1 = two_sum(s1, p1, &r1)
-        s2 = two_sum(s2, p2, &r2)
-        s3 = two_sum(s3, p3, &r3)
-        c0 = c0 + (r0 + f_fma(x, b0[j], -p0))
-        c1 = c1 + (r1 + f_fma(x, b1[j], -p1))
-        c2 = c2 + (r2 + f_fma(x, b2[j], -p2))
-        c3 = c3 + (r3 + f_fma(x, b3[j], -p3))
-    acc[0] = s0 + c0 if c0 != 0 else s0
-    acc[1] = s1 + c1 if c1 != 0 else s1
-    acc[2] = s2 + c2 if c2 != 0 else s2
-    acc[3] = s3 + c3 if c3 != 0 else s3
+    if floating is float:
+        refrt_dot2x4_f32(a, b0, b1, b2, b3, n, acc)
+    else:
+        refrt_dot2x4_f64(a, b0, b1, b2, b3, n, acc)
 
 
 cdef inline void _row_block(const floating *arow, const floating *bt, floating *orow,
