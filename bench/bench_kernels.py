@@ -339,25 +339,28 @@ def format_table(rows, threads):
 
 
 def bench_vecmath(repeats, target, n=4096 * 1000):
-    """ns/element of vecmath.h's array exp against the scalar libm loop, numpy.exp and
-    torch.exp (1 thread), on x in [-20, 0] (what softmax feeds exp), output preallocated
-    so that only the exp loop is timed."""
-    from refrt._kernels.vecmath_check import libm_exp, vexp
-    lines = ["| dtype | vecmath vexp | libm scalar loop | numpy.exp | torch.exp 1T |",
-             "|---|---|---|---|---|"]
-    for dt in (np.float32, np.float64):
-        x = np.random.default_rng(0).uniform(-20, 0, n).astype(dt)
-        y = np.empty_like(x)
-        v = {"vexp": (lambda: vexp(x, y), None), "libm": (lambda: libm_exp(x, y), None),
-             "numpy": (lambda: np.exp(x, out=y), None)}
-        if torch is not None:
-            tx, ty = torch.from_numpy(x), torch.from_numpy(y)
-            v["torch"] = (lambda: torch.exp(tx, out=ty), lambda: torch.set_num_threads(1))
-        r = bench(v, repeats=repeats, target=target)
-        ns = {k: f"{r[k]['median'] / n * 1e9:.2f} ns" if k in r else "-"
-              for k in ("vexp", "libm", "numpy", "torch")}
-        lines.append(f"| {np.dtype(dt).name} | {ns['vexp']} | {ns['libm']} | {ns['numpy']} "
-                     f"| {ns['torch']} |")
+    """ns/element of vecmath.h's array exp and log against the scalar libm loop,
+    numpy and torch (1 thread); exp on x in [-20, 0] (what softmax feeds it), log on
+    [1e-3, 1e3]; output preallocated, so only the loop is timed."""
+    from refrt._kernels.vecmath_check import libm_exp, libm_log, vexp, vlog
+    lines = ["| fn | dtype | vecmath | libm scalar loop | numpy | torch 1T |",
+             "|---|---|---|---|---|---|"]
+    rng = np.random.default_rng(0)
+    for name, ours, libm, npf, lo, hi in (("exp", vexp, libm_exp, np.exp, -20, 0),
+                                           ("log", vlog, libm_log, np.log, 1e-3, 1e3)):
+        for dt in (np.float32, np.float64):
+            x = rng.uniform(lo, hi, n).astype(dt)
+            y = np.empty_like(x)
+            v = {"vecmath": (lambda: ours(x, y), None), "libm": (lambda: libm(x, y), None),
+                 "numpy": (lambda: npf(x, out=y), None)}
+            if torch is not None:
+                tx, ty, tf = torch.from_numpy(x), torch.from_numpy(y), getattr(torch, name)
+                v["torch"] = (lambda: tf(tx, out=ty), lambda: torch.set_num_threads(1))
+            r = bench(v, repeats=repeats, target=target)
+            ns = {k: f"{r[k]['median'] / n * 1e9:.2f} ns" if k in r else "-"
+                  for k in ("vecmath", "libm", "numpy", "torch")}
+            lines.append(f"| {name} | {np.dtype(dt).name} | {ns['vecmath']} | {ns['libm']} "
+                         f"| {ns['numpy']} | {ns['torch']} |")
     return "\n".join(lines)
 
 
@@ -371,7 +374,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--json", default=None, help="write the raw results here")
     ap.add_argument("--vecmath", action="store_true",
-                    help="only time vecmath.h's exp (ns/element) against libm/numpy/torch")
+                    help="only time vecmath.h's exp/log (ns/element) against libm/numpy/torch")
     args = ap.parse_args(argv)
     if args.vecmath:
         print(bench_vecmath(args.repeats or (3 if args.quick else 7),

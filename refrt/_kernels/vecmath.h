@@ -1,4 +1,4 @@
-/* Array exp for the hot loops of the softmax family and the losses.
+/* Array exp (and log, further down) for the hot loops of the softmax family and losses.
  *
  * Contract: y[i] = exp(x[i]) for 0 <= i < n (x == y allowed, any alignment), with IEEE
  * special values -- exp(-inf) = +0, exp(+inf) = +inf, NaN -> quiet NaN, overflow -> +inf,
