@@ -216,18 +216,23 @@ def matmul_vjp(arrays, params, out, g, threads):
     return ga, gb
 
 
+def _samples(x):
+    """Number of samples of a linear input (N, in) or (in,); reshape(-1, in) fails at in=0."""
+    return int(np.prod(x.shape[:-1], dtype=np.int64))
+
+
 @float_impl("linear")
 def linear(arrays, params, threads):
     x, w, bias = arrays
-    out = _mm_nt(x.reshape(1, -1, w.shape[1]), w[None], threads, bias)
+    out = _mm_nt(x.reshape(1, _samples(x), w.shape[1]), w[None], threads, bias)
     return out.reshape(x.shape[:-1] + (w.shape[0],))
 
 
 @float_vjp("linear")
 def linear_vjp(arrays, params, out, g, threads):
     x, w, bias = arrays
-    x2 = x.reshape(-1, w.shape[1])
-    g2 = np.asarray(g, x.dtype).reshape(-1, w.shape[0])
+    x2 = x.reshape(_samples(x), w.shape[1])
+    g2 = np.asarray(g, x.dtype).reshape(_samples(x), w.shape[0])
     gx = _mm_nt(g2[None], w.T[None], threads)[0].reshape(x.shape)     # g @ W
     gw = _mm_nt(g2.T[None], x2.T[None], threads)[0]                  # g^T @ x
     gb = _sum_axes(g2, (0,), threads)                                # column sums

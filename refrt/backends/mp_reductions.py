@@ -296,18 +296,22 @@ def matmul_vjp(ctx, arrays, params, out, g):
     return ga, gb
 
 
+def _samples(x):
+    return int(np.prod(x.shape[:-1], dtype=np.int64))
+
+
 @mp_impl("linear")
 def linear(ctx, arrays, params):
     x, w, bias = arrays
-    x2 = x.reshape(-1, w.shape[1])
+    x2 = x.reshape(_samples(x), w.shape[1])
     return _mm(ctx, x2, w.T, bias).reshape(x.shape[:-1] + (w.shape[0],))
 
 
 @mp_vjp("linear")
 def linear_vjp(ctx, arrays, params, out, g):
     x, w, bias = arrays
-    x2 = x.reshape(-1, w.shape[1])
-    g2 = np.asarray(g, dtype=object).reshape(-1, w.shape[0])
+    x2 = x.reshape(_samples(x), w.shape[1])
+    g2 = np.asarray(g, dtype=object).reshape(_samples(x), w.shape[0])
     gb = _obj([_fsum(ctx, list(g2[:, k])) for k in range(w.shape[0])])
     return _mm(ctx, g2, w).reshape(x.shape), _mm(ctx, g2.T, x2), gb
 
