@@ -32,7 +32,6 @@ from libc.math cimport isnan, isinf, isfinite, INFINITY, NAN
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from ._scalar cimport (f_log, f_log1p, f_abs, f_fma, two_sum, sigmoid)
-from ._scalar cimport f_exp
 from ._vecmath cimport vexp
 
 # Tuning constants
@@ -55,13 +54,58 @@ cdef inline void acc(floating x, floating *s, floating *c) noexcept nogil:
     c[0] += e
 
 
-# t * (vh + vl) added to (s, c) with the product's rounding error captured by fma:
-# t*vh = ph + (fma(t, vh, -ph)) exactly; t*vl is below ulp(ph) and rounds harmlessly.
+# Rounding error of p = fl(a * b), exact: a * b = p + prod_err(a, b, p).
+# Dekker's TwoProduct with Veltkamp splitting (a = ah + al, halves of <= p/2 bits, so
+# every partial product is exact) costs ~10 flops and no call; fma() is a libm call
+# per element without -mfma (~3.4 ns measured).  The split c = K * a overflows for
+# |a| > max / K, so large factors (split_safe) or products near max (product_safe) take the fma.  As
+# with fma, a product in the subnormal range has an inexact error term; it is then
+# below the smallest subnormal, i.e. below every ulp of the result.
+cdef inline floating split_const(floating x) noexcept nogil:
+    if floating is float:
+        return 4097.0              # 2**12 + 1
+    else:
+        return 134217729.0         # 2**27 + 1
+
+
+cdef inline floating split_safe(floating x) noexcept nogil:
+    # factors below 2**100 / 2**964: K * a stays far below max
+    if floating is float:
+        return 1.2676506002282294e+30      # 2**100
+    else:
+        return 1.559250241824e+290     # 2**964
+
+
+cdef inline floating product_safe(floating x) noexcept nogil:
+    # products below 2**(emax - 3): the partial product ah * bh (at most 2**-11 above
+    # |p|) cannot overflow
+    if floating is float:
+        return 4.253529586511731e+37       # 2**125
+    else:
+        return 2.247116418577895e+307      # 2**1021
+
+
+cdef inline floating prod_err(floating a, floating b, floating p) noexcept nogil:
+    cdef floating ca, ah, al, cb, bh, bl
+    if not (f_abs(a) < split_safe(a) and f_abs(b) < split_safe(a)
+            and f_abs(p) < product_safe(a)):
+        return f_fma(a, b, -p)
+    ca = split_const(a) * a
+    ah = ca - (ca - a)
+    al = a - ah
+    cb = split_const(a) * b
+    bh = cb - (cb - b)
+    bl = b - bh
+    return ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+# t * (vh + vl) added to (s, c) with the product's rounding error captured exactly:
+# t*vh = ph + prod_err(t, vh, ph); t*vl is below ulp(ph) and rounds harmlessly.
 cdef inline void acc_prod(floating t, floating vh, floating vl, floating *s,
                           floating *c) noexcept nogil:
     cdef floating ph = t * vh
     acc(ph, s, c)
-    c[0] += f_fma(t, vh, -ph) + t * vl
+    c[0] += prod_err(t, vh, ph) + t * vl
 
 
 # (s + c) / n with one correction step (Design d); non-finite s drops c (Design e).
@@ -124,11 +168,11 @@ cdef void mse_block(const floating *p, const floating *t, Py_ssize_t n,
     cdef Py_ssize_t i
     for i in range(n):
         # d = p - t = dh + dl exactly; d^2 = dh^2 + 2 dh dl + dl^2, dl^2 < ulp(dh^2)^2
-        # is dropped; dh^2 = sq + fma(dh, dh, -sq) exactly.
+        # is dropped; dh^2 = sq + prod_err(dh, dh, sq) exactly.
         dh = two_sum(p[i], -t[i], &dl)
         sq = dh * dh
         acc(sq, &s, &c)
-        c += f_fma(dh, dh, -sq) + 2 * dh * dl
+        c += prod_err(dh, dh, sq) + 2 * dh * dl
     oh[0] = s
     ol[0] = c
 
@@ -235,7 +279,7 @@ cdef floating _elementwise(int which, const floating[::1] a, const floating[::1]
 # Stability: with k = argmax, exp(z_k - m) = 1 exactly, so L = log1p(sum_{j != k} e_j)
 # keeps full relative accuracy when one logit dominates (L << 1), where log(1 + s)
 # would round 1 + s first.  The shift is compensated: z_j - m = dh_j + de_j (TwoSum),
-# exp(z_j - m) = exp(dh_j) (1 + de_j) to first order (one fma); without it exp
+# exp(z_j - m) = exp(dh_j) (1 + de_j) to first order; without it exp
 # amplifies the subtraction's rounding by |z_j - m| (~40 ulp at z_j - m = -80 in
 # float32).  The exps go through vexp on the row buffer.
 # Non-finite rows follow the direct formula: m = +inf gives NaN at the inf entries and
@@ -270,7 +314,9 @@ cdef void ce_row(const floating *z, const floating *t, int64_t k_id, Py_ssize_t 
     for j in range(C):
         if j != k:
             if isfinite(dh[j]):
-                ex[j] = f_fma(ex[j], de[j], ex[j])
+                # e (1 + de) = e + e de: the rounding of the tiny product e de is
+                # ~2**-p of a term that is itself ~2**-p of e, so no fma is needed.
+                ex[j] = ex[j] + ex[j] * de[j]
             acc(ex[j], &sh, &sc)
     L = f_log1p(sh + sc) if not has_nan else <floating>NAN
     if m == -INFINITY:
