@@ -311,3 +311,27 @@ def measure_vjp(spec, dtype, family, seed=0, prec=256):
         result[arg.name] = (float(raw.max()) if raw.size else 0.0,
                             float(model.max()) if model.size else 0.0)
     return result
+
+
+def vjp_table(specs, dtypes=("float32", "float64"), seeds=(0, 1)):
+    """``{(op, dtype): (max raw ulps, max ulps under the model, budget, worst family)}``
+    over each op's families and ``seeds`` (ops without a bound VJP are left out)."""
+    backends.load()
+    rows = {}
+    for spec in specs:
+        if spec.vjp is None or spec.name not in backends.FLOAT_VJP or spec.name not in backends.MP_VJP:
+            continue
+        for dt in dtypes:
+            raw_max, model_max, worst = 0.0, 0.0, ""
+            for family in spec.families:
+                for seed in seeds:
+                    try:
+                        res = measure_vjp(spec, dt, family, seed)
+                    except Exception as err:  # a binding that cannot run this family
+                        res, worst = {}, f"{family}: {type(err).__name__}"
+                    for raw, model in res.values():
+                        raw_max = max(raw_max, raw)
+                        if model > model_max:
+                            model_max, worst = model, family
+            rows[(spec.name, dt)] = (raw_max, model_max, vjp_tolerance(spec, dt)[0], worst)
+    return rows
