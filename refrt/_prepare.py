@@ -34,7 +34,8 @@ def _as_array(spec, arg, value):
 def _native(a: np.ndarray, dtype=None) -> np.ndarray:
     dt = np.dtype(dtype) if dtype is not None else a.dtype
     dt = dt.newbyteorder("=")
-    return np.ascontiguousarray(a, dtype=dt)
+    # ascontiguousarray promotes 0-d to 1-d: restore the shape
+    return np.ascontiguousarray(a, dtype=dt).reshape(a.shape)
 
 
 def check_param(spec, p, value, dtype):

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import backends
 from ._prepare import prepare, resolve_threads
-from .backends.mpctx import make_context, to_ctx
+from .backends.mpctx import MPMATH_LOCK, make_context, to_ctx
 from .registry import OPS, get
 
 BACKENDS = ("f32", "f64", "mp")
@@ -18,6 +18,10 @@ BACKENDS = ("f32", "f64", "mp")
 
 def evaluate(name, *arrays, backend=None, prec=256, cast=False, threads=None, **params):
     """Evaluate op ``name`` on ``arrays``; see the module docstring."""
+    from .graph import current_trace
+    tr = current_trace()
+    if tr is not None and tr.owns(arrays):
+        return tr.record(name, arrays, params, backend=backend, cast=cast)
     spec = get(name)
     if backend not in (None,) + BACKENDS:
         raise ValueError(f"{name}: argument 'backend' expected one of None, 'f32', 'f64', "
@@ -38,9 +42,10 @@ def evaluate_mp(spec, arrays, params, prec=256):
     if not isinstance(prec, int) or prec < 2:
         raise ValueError(f"{spec.name}: argument 'prec' expected an integer >= 2, got {prec!r}")
     backends.load()
-    ctx = make_context(prec)
     formula = backends.MP[spec.name]
-    res = formula(ctx, [to_ctx(ctx, a) for a in arrays], params)
+    with MPMATH_LOCK:
+        ctx = make_context(prec)
+        res = formula(ctx, [to_ctx(ctx, a) for a in arrays], params)
     return np.asarray(res, dtype=object)
 
 

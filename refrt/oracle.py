@@ -50,13 +50,13 @@ from . import backends
 from ._oracle_ctx import (IntervalContext, NotRational, RationalContext, Undecidable,
                           is_exact_rational)
 from ._prepare import prepare
-from .backends.mpctx import make_context, to_ctx
+from .backends.mpctx import MPMATH_LOCK, make_context, to_ctx
 from .registry import OPS, _shapes, get
 from .rounding import format_of, round_rational, round_raw, storage_dtype
 
 GUARD = 20              # first pass: target precision + GUARD bits
 DEFAULT_MAX_PREC = 10_000
-_LOCK = threading.RLock()
+_LOCK = MPMATH_LOCK
 
 
 class UndecidedError(ArithmeticError):

@@ -12,8 +12,17 @@ Domain edges are handled explicitly (mpmath would return a complex number for
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import mpmath
+
+# mpmath memoises constants (pi, ln2, ...) in function attributes shared by every
+# context, writing the value and its precision non-atomically; concurrent evaluations at
+# different precisions could read a constant at the wrong precision.  Every mp
+# evaluation in refrt (the mp backend and the oracle) holds this lock; mpmath is pure
+# Python under the GIL, so it costs no parallelism.
+MPMATH_LOCK = threading.RLock()
 
 
 def make_context(prec: int) -> mpmath.MPContext:
