@@ -11,6 +11,7 @@ import numpy as np
 from . import backends
 from ._prepare import prepare, resolve_threads
 from .backends.mpctx import MPMATH_LOCK, make_context, to_ctx
+from .graph import current_trace
 from .registry import OPS, get
 
 BACKENDS = ("f32", "f64", "mp")
@@ -18,7 +19,6 @@ BACKENDS = ("f32", "f64", "mp")
 
 def evaluate(name, *arrays, backend=None, prec=256, cast=False, threads=None, **params):
     """Evaluate op ``name`` on ``arrays``; see the module docstring."""
-    from .graph import current_trace
     tr = current_trace()
     if tr is not None and tr.owns(arrays):
         return tr.record(name, arrays, params, backend=backend, cast=cast)
