@@ -17,7 +17,7 @@ import numpy as np
 
 from . import backends
 from ._prepare import prepare, resolve_threads
-from .backends.mpctx import make_context, to_ctx
+from .backends.mpctx import MPMATH_LOCK, make_context, to_ctx
 from .graph import BACKEND_DTYPE, trace
 from .metrics import ulp_distance
 from .registry import get
@@ -37,38 +37,55 @@ def vjp_op(name, arrays, params, out, g, backend=None, *, prec=256, ctx=None, th
     spec = get(name)
     backends.load()
     if backend == "mp":
-        ctx = ctx if ctx is not None else make_context(prec)
-        if not prepared:
-            arrays, params, _, shape = prepare(spec, arrays, params)
-            arrays = [to_ctx(ctx, a) for a in arrays]
-        conv = lambda a: a if a.dtype == object else to_ctx(ctx, np.asarray(a, order="C"))
+        with MPMATH_LOCK:  # see mpctx.MPMATH_LOCK
+            return _vjp_op_mp(spec, arrays, params, out, g, prec, ctx, prepared)
+    return _vjp_op_float(spec, arrays, params, out, g, backend, threads, prepared)
+
+
+def _vjp_op_mp(spec, arrays, params, out, g, prec, ctx, prepared):
+    name = spec.name
+    ctx = ctx if ctx is not None else make_context(prec)
+    if not prepared:
+        arrays, params, _, shape = prepare(spec, arrays, params)
+        arrays = [to_ctx(ctx, a) for a in arrays]
+    conv = lambda a: a if a.dtype == object else to_ctx(ctx, np.asarray(a, order="C"))
+    if out is None:
+        out = np.asarray(backends.MP[name](ctx, arrays, params), dtype=object)
+    rule = backends.MP_VJP.get(name)
+    if rule is None:
+        raise NotImplementedError(f"{name}: no mp VJP is bound (MP_VJP[{name!r}])")
+    res = rule(ctx, arrays, params, out, conv(np.asarray(g)).reshape(np.shape(out)))
+    return _checked(spec, arrays, res)
+
+
+def _vjp_op_float(spec, arrays, params, out, g, backend, threads, prepared):
+    name = spec.name
+    if backend not in (None, "f32", "f64"):
+        raise ValueError(f"{name}: argument 'backend' expected 'f32', 'f64' or 'mp', "
+                         f"got {backend!r}")
+    if not prepared:
+        arrays, params, dtype, shape = prepare(spec, arrays, params, backend)
         if out is None:
-            out = np.asarray(backends.MP[name](ctx, arrays, params), dtype=object)
-        rule = backends.MP_VJP.get(name)
-        if rule is None:
-            raise NotImplementedError(f"{name}: no mp VJP is bound (MP_VJP[{name!r}])")
-        res = rule(ctx, arrays, params, out, conv(np.asarray(g)).reshape(np.shape(out)))
-    else:
-        if backend not in (None, "f32", "f64"):
-            raise ValueError(f"{name}: argument 'backend' expected 'f32', 'f64' or 'mp', "
-                             f"got {backend!r}")
-        if not prepared:
-            arrays, params, dtype, shape = prepare(spec, arrays, params, backend)
-            if out is None:
-                with np.errstate(all="ignore"):
-                    out = backends.FLOAT[name](arrays, params, resolve_threads(threads))
-            out = np.asarray(out).reshape(shape)
-        dtype = out.dtype
-        g = np.asarray(g)
-        if g.shape != out.shape:
-            raise ValueError(f"{name}: argument 'g' expected shape {out.shape} (the output's "
-                             f"shape), got {g.shape}")
-        rule = backends.FLOAT_VJP.get(name)
-        if rule is None:
-            raise NotImplementedError(f"{name}: no float VJP kernel is bound (FLOAT_VJP[{name!r}])")
-        with np.errstate(all="ignore"):
-            res = rule(arrays, params, out, np.asarray(g, dtype=dtype, order="C"),
-                       resolve_threads(threads) if not prepared else (threads or 1))
+            with np.errstate(all="ignore"):
+                out = backends.FLOAT[name](arrays, params, resolve_threads(threads))
+        out = np.asarray(out).reshape(shape)
+    dtype = out.dtype
+    g = np.asarray(g)
+    if g.shape != out.shape:
+        raise ValueError(f"{name}: argument 'g' expected shape {out.shape} (the output's "
+                         f"shape), got {g.shape}")
+    rule = backends.FLOAT_VJP.get(name)
+    if rule is None:
+        raise NotImplementedError(f"{name}: no float VJP kernel is bound (FLOAT_VJP[{name!r}])")
+    with np.errstate(all="ignore"):
+        res = rule(arrays, params, out, np.asarray(g, dtype=dtype, order="C"),
+                   resolve_threads(threads) if not prepared else (threads or 1))
+    return _checked(spec, arrays, res)
+
+
+def _checked(spec, arrays, res):
+    """The VJP contract: one cotangent (or None) per input, of that input's shape."""
+    name = spec.name
     res = tuple(res)
     if len(res) != len(arrays):
         raise RuntimeError(f"{name}: the VJP returned {len(res)} cotangents for "
@@ -192,6 +209,17 @@ def graph_tolerance(graph, dtype):
 
 
 # ------------------------------------------------------------- numerical checks
+def _locked(fn):
+    """Hold ``mpctx.MPMATH_LOCK`` for the whole of an mp computation."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with MPMATH_LOCK:
+            return fn(*args, **kwargs)
+    return wrapper
+
+
 def _mp_inputs(spec, arrays, params, prec):
     prepared, full, _, _ = prepare(spec, arrays, params)
     ctx = make_context(prec)
@@ -202,6 +230,7 @@ def _dot(ctx, a, b):
     return ctx.fsum(x * y for x, y in zip(np.ravel(a), np.ravel(b)))
 
 
+@_locked
 def numerical_vjp(name, arrays, params, g, argnums, prec=160):
     """Jᵀg for the inputs ``argnums`` by ``mpmath.diff`` of the mp forward, per element:
     d/dt <g, F(x with x_i = t)> at t = x_i (central difference with a step of
@@ -229,6 +258,7 @@ def numerical_vjp(name, arrays, params, g, argnums, prec=160):
     return result
 
 
+@_locked
 def inner_product(name, arrays, params, argnums, seed=0, prec=256, backend="mp"):
     """JAX's adjoint test: ``lhs`` = <J u, v> and ``rhs`` = <u, Jᵀ v> for random u (one per input in
     ``argnums``) and v.  J u is a central difference of the mp forward with step 2**-64

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import backends
 from ._prepare import prepare, resolve_threads
-from .backends.mpctx import make_context, to_ctx
+from .backends.mpctx import MPMATH_LOCK, make_context, to_ctx
 from .registry import OPS, get
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -285,7 +285,7 @@ class Graph:
         for s, c in self.constants.items():
             values[s] = conv(c)
         saved, violations = [], []
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), MPMATH_LOCK:  # see mpctx.MPMATH_LOCK
             for node in self.nodes:
                 prepared, full, out = step(node, [values[s] for s in node.inputs])
                 values[node.output] = out
