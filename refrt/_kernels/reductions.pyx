@@ -6,11 +6,14 @@ Design:
 a) Arrays arrive as (rows, n) C-contiguous: the binding moves the reduced axis last, so
    every kernel reduces contiguous rows and parallelises over rows with
    ``prange(rows, num_threads=threads)``.  ``axis=None`` is one row of all elements.
-b) Sums are Neumaier-compensated in the working dtype (float32 for float32: no hidden
-   widening).  Accumulation order: left to right along the row, one TwoSum per element,
-   the rounding errors summed separately and added once at the end.  The result is as
-   if summed in twice the working precision and rounded once (error <= u|s| +
-   O(n^2 u^2) sum|x_i|; Neumaier 1974, Higham ASNA 2nd ed. section 4.3).
+b) Sums are compensated in the working dtype (float32 for float32: no hidden widening):
+   TwoSum per element, the errors summed by TwoSum again (two Neumaier levels), in four
+   interleaved lanes merged in lane order (see _sum_dw).  The second level carries a
+   running error bound; when it cannot certify the result to 1/8 ulp (only under heavy
+   cancellation, sum|x| / |sum x| beyond ~1/u) the row is summed exactly with Shewchuk's
+   partials (Python's math.fsum algorithm).  So the result is the exact sum rounded
+   (within 1 ulp: the final hi + lo is a second rounding); Neumaier 1974, Ogita-Rump-
+   Oishi 2005 (SumK), Shewchuk 1997.
 c) Overflow: if a partial sum of finite inputs overflows, the row is summed again scaled
    by 2^-64 (exact for every normal input) and the result scaled back with ldexp, so a
    finite true sum never turns into inf or NaN.  Inputs that are inf/NaN follow IEEE
@@ -114,7 +117,8 @@ cdef inline floating _sum_dw(const floating *x, Py_ssize_t n, floating scale,
 # division.  At most ~(exponent range / precision) partials exist (12 for float32, 40
 # for float64); PARTIALS = 64 is a safe cap.  Only used when the compensated sum cannot
 # certify its result (see _row_sum), so its cost does not matter.
-DEF PARTIALS = 64
+cdef enum:
+    PARTIALS = 64
 
 cdef inline Py_ssize_t _grow(floating *p, Py_ssize_t m, floating x) noexcept nogil:
     cdef Py_ssize_t i = 0, k

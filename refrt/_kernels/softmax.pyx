@@ -16,7 +16,8 @@ b) Max shift with the dominant term split off.  With m = max_j x_j (first argmax
 c) exp(x_j - m) is evaluated as exp(d) (1 + e) with d + e = x_j - m exactly (TwoSum,
    ``exp_diff`` in _scalar.pxd); the exp(d) are computed through ``vexp`` on a row
    buffer (the SIMD array exp), then the correction exp(d) + exp(d) e is one fma.
-d) S' is Neumaier-compensated (summed left to right, errors added once at the end).
+d) S' is Neumaier-compensated (positive terms, no cancellation: one level suffices), in
+   four interleaved lanes merged in lane order (a TwoSum chain is latency-bound).
 e) Special rows, decided from the real-number limit and TorchLean's float formula:
    - any NaN: every output of the row is NaN;
    - an entry +inf: logsumexp = +inf (the limit); softmax and log_softmax are NaN
