@@ -315,3 +315,24 @@ def test_batch_norm_bad_stats_and_axis():
         ops.batch_norm_inference(x, c3, c3, c3, c3, channel_axis=2)
     with pytest.raises(RefrtTypeError, match=r"layer_norm: argument 'x'"):
         ops.layer_norm(np.zeros((2, 3), np.int32), np.ones(3), np.ones(3))
+
+
+def test_normalisation_survives_intermediate_overflow(dtype):
+    """x - mu, x_hat * gamma or the row's squares overflow in working precision while
+    the real result is finite (or overflows for real): within budget of mp."""
+    from refrt.accuracy import reference
+    big = float(np.finfo(dtype).max)
+    bn = OPS["batch_norm_inference"]
+    for x, mu, var, gamma, beta in [(big, -big, 1.0, 1e-3, 0.0), (big, -big, 4.0, 0.25, -big),
+                                    (2.0, 1.0, 1.0, big * 0.75, -big)]:
+        arrays = [np.array([[x]], dtype)] + [np.array([v], dtype) for v in (mu, var, gamma, beta)]
+        with np.errstate(all="ignore"):
+            got = ops.batch_norm_inference(*arrays)
+        want = reference(bn, arrays, {"eps": 1e-6, "channel_axis": 0}, dtype)
+        assert _ulps(got, want, dtype) <= bn.tol[dtype], (x, mu, var, gamma, beta, got, want)
+    ln = OPS["layer_norm"]
+    arrays = [np.array([[big / 2, -big / 2, 1.0, big / 4]], dtype),
+              np.array([1.0, big / 2, -3.0, 0.5], dtype), np.array([0.0, -big / 2, 2.0, 1.0], dtype)]
+    got = ops.layer_norm(*arrays)
+    want = reference(ln, arrays, {"eps": 1e-6}, dtype)
+    assert _ulps(got, want, dtype) <= ln.tol[dtype]

@@ -39,8 +39,7 @@ g) ``cdivision=True``: IEEE division, never raises.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport (isnan, isinf, isfinite, frexp, frexpf, ldexp, ldexpf, NAN,
-                        INFINITY)
+from libc.math cimport isnan, isfinite, frexp, frexpf, ldexp, ldexpf, NAN
 from ._scalar cimport f_sqrt, f_abs, f_fma, two_sum
 
 
