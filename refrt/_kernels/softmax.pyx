@@ -14,8 +14,8 @@ b) Max shift with the dominant term split off.  With m = max_j x_j (first argmax
    log(1 + S') loses it all once S' < u (e.g. logits [10, 0]: log1p(e^-10) ~ 4.5e-5 is
    exact, log(1 + 4.5e-5) in float32 keeps ~10 of its 24 bits).
 c) exp(x_j - m) is evaluated as exp(d) (1 + e) with d + e = x_j - m exactly (TwoSum,
-   ``exp_diff`` in _scalar.pxd); the exp(d) are computed through ``vexp`` on a row
-   buffer (the SIMD array exp), then the correction exp(d) + exp(d) e is one fma.
+   as ``exp_diff`` in _scalar.pxd); the exp(d) are computed through ``vexp`` on a row
+   buffer (the SIMD array exp), then corrected by exp(d) + exp(d) e.
 d) S' is Neumaier-compensated (positive terms, no cancellation: one level suffices), in
    four interleaved lanes merged in lane order (a TwoSum chain is latency-bound).
 e) Special rows, decided from the real-number limit and TorchLean's float formula:
@@ -65,8 +65,11 @@ cdef inline void _shifted_exp(const floating *x, Py_ssize_t n, floating m, float
         if not isfinite(d[j]):
             e[j] = 0
     vexp(d, t, n)
+    # exp(d) (1 + e) as exp(d) + exp(d) e: |e| <= ulp(d) / 2, so the product's own
+    # rounding is below u^2 exp(d) and only the final addition matters; no fma needed
+    # (without -mfma an fma is a libm call per element)
     for j in range(n):
-        t[j] = f_fma(t[j], e[j], t[j])
+        t[j] = t[j] + t[j] * e[j]
 
 
 # S' = sum_{j != a} t_j, compensated; returns hi, lo gets the error sum.  The terms are
