@@ -13,6 +13,25 @@ from Cython.Build import cythonize
 
 compile_args = ["-O3", "-fno-fast-math", "-ffp-contract=off"]
 link_args = []
+
+
+def _host_has(*flags):
+    """CPU flags of the build host (Linux): refrt is built from source where it runs."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            words = set(f.read().split())
+    except OSError:
+        return False
+    return all(flag in words for flag in flags)
+
+
+# AVX2 + FMA when the build host has them: fma() then compiles to one instruction
+# instead of a ~3 ns libm call, and loops vectorise 4-wide in float64.  Explicit fma()
+# only: -ffp-contract=off keeps the compiler from fusing a*b+c on its own, so the
+# rounding of every expression is the one written.  REFRT_PORTABLE=1 builds for any
+# x86-64.
+if os.environ.get("REFRT_PORTABLE") != "1" and _host_has("avx2", "fma"):
+    compile_args += ["-mavx2", "-mfma"]
 if sys.platform.startswith("linux") and os.environ.get("REFRT_NO_OPENMP") != "1":
     compile_args.append("-fopenmp")
     link_args.append("-fopenmp")
