@@ -72,6 +72,7 @@ cdef inline floating _sum_dw(const floating *x, Py_ssize_t n, floating scale,
                              floating *lo, floating *bound) noexcept nogil:
     cdef Py_ssize_t j
     cdef floating s0, s1, s2, s3, c0 = 0, c1 = 0, c2 = 0, c3 = 0, cc = 0, a = 0, t
+    cdef floating cc1 = 0, cc2 = 0, cc3 = 0, a1 = 0, a2 = 0, a3 = 0
     if n == 0:
         lo[0] = 0
         bound[0] = 0
@@ -86,11 +87,14 @@ cdef inline floating _sum_dw(const floating *x, Py_ssize_t n, floating scale,
         s3 = x[3] * scale
         j = 4
         while j + 4 <= n:
+            # per-lane cc and a too: a shared accumulator would be a dependency chain
             _acc(x[j] * scale, &s0, &c0, &cc, &a)
-            _acc(x[j + 1] * scale, &s1, &c1, &cc, &a)
-            _acc(x[j + 2] * scale, &s2, &c2, &cc, &a)
-            _acc(x[j + 3] * scale, &s3, &c3, &cc, &a)
+            _acc(x[j + 1] * scale, &s1, &c1, &cc1, &a1)
+            _acc(x[j + 2] * scale, &s2, &c2, &cc2, &a2)
+            _acc(x[j + 3] * scale, &s3, &c3, &cc3, &a3)
             j = j + 4
+        cc = cc + (cc1 + cc2 + cc3)
+        a = a + (a1 + a2 + a3)
         while j < n:
             _acc(x[j] * scale, &s0, &c0, &cc, &a)
             j = j + 1
