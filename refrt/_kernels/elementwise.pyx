@@ -83,6 +83,11 @@ cdef extern from *:
     static const double REFRT_SILU_ROOT_LO_D = -1.0946994183093437e-16;
     static const float REFRT_SILU_ROOT_HI_F = -1.2784645557403564f;
     static const float REFRT_SILU_ROOT_LO_F = 1.2979282537628478e-08f;
+    static const double REFRT_GELU_ROOT_HI_D = -0.7524614220710163;
+    static const double REFRT_GELU_ROOT_LO_D = 3.635560509207687e-17;
+    static const float REFRT_GELU_ROOT_HI_F = -0.7524614334106445f;
+    static const float REFRT_GELU_ROOT_LO_F = 1.1339627903339533e-08f;
+    static const double REFRT_GELU_GRAD_TAYLOR[20] = {0.0, 0.4304000910248585, 0.38751844613578895, -0.01578285352184803, -0.11394448308095899, -0.01661932834305256, 0.019682309459833118, 0.005261059254921912, -0.0024227318458750974, -0.0009274420230205449, 0.00026392764052681053, 0.00012425227802639782, -3.4956171694436116e-05, -1.5950896871645105e-05, 5.918611710894005e-06, 2.4335516344299543e-06, -9.898647747433667e-07, -4.3102482988029016e-07, 1.4157556987729473e-07, 7.520740909289922e-08};
     static const double REFRT_SILU_GRAD_TAYLOR[20] = {0.0, 0.2178117057198001, 0.1466487969969469, 0.018874814223782312, -0.015222655223188032, -0.006606589138356696, 0.000126627410081122, 0.0007985218818397998, 0.00018570724361186496, -4.090534237428612e-05, -2.9733542213263917e-05, -2.942631888842464e-06, 2.346029682463866e-06, 8.599695028268575e-07, -3.051244750055421e-08, -9.266646309267441e-08, -1.8877622907727957e-08, 4.619379769031606e-09, 2.9177603026903803e-09, 2.3648315053103244e-10};
     """
     const double GELU_A_HI_D "REFRT_GELU_A_HI_D"
@@ -107,6 +112,11 @@ cdef extern from *:
     const float SILU_ROOT_HI_F "REFRT_SILU_ROOT_HI_F"
     const float SILU_ROOT_LO_F "REFRT_SILU_ROOT_LO_F"
     const double *SILU_GRAD_TAYLOR "REFRT_SILU_GRAD_TAYLOR"
+    const double GELU_ROOT_HI_D "REFRT_GELU_ROOT_HI_D"
+    const double GELU_ROOT_LO_D "REFRT_GELU_ROOT_LO_D"
+    const float GELU_ROOT_HI_F "REFRT_GELU_ROOT_HI_F"
+    const float GELU_ROOT_LO_F "REFRT_GELU_ROOT_LO_F"
+    const double *GELU_GRAD_TAYLOR "REFRT_GELU_GRAD_TAYLOR"
 
 
 # ---- scalar helpers -----------------------------------------------------------------
@@ -173,14 +183,35 @@ cdef inline floating _gelu(floating x) noexcept nogil:
     return x * _sigmoid_dw(w, lo)
 
 
-# d/dx x s(2u) = s + x s (1 - s) (2u)'  with (2u)' = A + 3 B x^2 and 1 - s = sigmoid(-2u)
-# (computed directly, not by subtraction, so the tail keeps its relative accuracy).
+# Taylor polynomial sum c[k] h^k, k <= deg, coefficients stored as double
+cdef inline floating _taylor(const double *c, int deg, floating h) noexcept nogil:
+    cdef floating p = <floating>c[deg]
+    cdef int k
+    for k in range(deg - 1, -1, -1):
+        p = p * h + <floating>c[k]
+    return p
+
+
+# d/dx x s(2u) = s + x s (1 - s) (2u)' = s (1 + x sigmoid(-2u) (2u)'), (2u)' = A + 3 B x^2
+# (1 - s is sigmoid(-2u), computed directly, not by subtraction).  The bracket crosses
+# 0 at x0 = -0.75246142207101626 and cancels there (~11000 ulp measured in float64 within
+# 1e-4 of x0), so |x - x0| < 0.3 uses the Taylor polynomial of gelu' at x0 (as for silu:
+# x0 = hi + lo, h = (x - hi) - lo, mpmath coefficients, degree 19 / 9 for a truncation
+# below 5e-18 / 1.4e-8 relative; singularities of sigmoid(2u(x)) are > 1.2 away).
 cdef inline floating _gelu_grad(floating x) noexcept nogil:
-    cdef floating lo, w, s, sm, dw
+    cdef floating lo, w, s, sm, dw, h
     if x > GELU_SATURATE:
         return 1
     if x < -GELU_SATURATE:
         return 0
+    if floating is float:
+        h = (x - GELU_ROOT_HI_F) - GELU_ROOT_LO_F
+        if f_abs(h) < 0.3:
+            return _taylor(GELU_GRAD_TAYLOR, 9, h)
+    else:
+        h = (x - GELU_ROOT_HI_D) - GELU_ROOT_LO_D
+        if f_abs(h) < 0.3:
+            return _taylor(GELU_GRAD_TAYLOR, 19, h)
     w = _gelu_arg(x, &lo)
     s = _sigmoid_dw(w, lo)
     sm = _sigmoid_dw(-w, -lo)
@@ -188,7 +219,7 @@ cdef inline floating _gelu_grad(floating x) noexcept nogil:
         dw = GELU_A_HI_F + 3 * GELU_B_HI_F * x * x
     else:
         dw = GELU_A_HI_D + 3 * GELU_B_HI_D * x * x
-    return s + x * s * sm * dw
+    return s * f_fma(x * sm, dw, 1)
 
 
 # x e^x for x below TAIL_CUT (-80 float32, -700 float64), where e^x is subnormal or close:
@@ -229,19 +260,15 @@ cdef inline floating _silu(floating x) noexcept nogil:
 # singularities, the poles of sigmoid at -x = +-i pi, are 3.4 away).  Outside the window
 # |bracket| >= 0.3 and the fma form (one rounding) loses at most ~2 eps / 0.375.
 cdef inline floating _silu_grad(floating x) noexcept nogil:
-    cdef floating h, p
-    cdef int k, deg
+    cdef floating h
     if floating is float:
         h = (x - SILU_ROOT_HI_F) - SILU_ROOT_LO_F
-        deg = 10
+        if f_abs(h) < 0.375:
+            return _taylor(SILU_GRAD_TAYLOR, 10, h)
     else:
         h = (x - SILU_ROOT_HI_D) - SILU_ROOT_LO_D
-        deg = 19
-    if f_abs(h) < 0.375:
-        p = <floating>SILU_GRAD_TAYLOR[deg]
-        for k in range(deg - 1, -1, -1):
-            p = p * h + <floating>SILU_GRAD_TAYLOR[k]
-        return p
+        if f_abs(h) < 0.375:
+            return _taylor(SILU_GRAD_TAYLOR, 19, h)
     return sigmoid(x) * f_fma(x, sigmoid(-x), 1)
 
 
