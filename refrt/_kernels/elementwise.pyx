@@ -227,26 +227,33 @@ cdef inline floating _gelu_grad(floating x) noexcept nogil:
 # rounding into ~45 ulp (float32, x = -100).  So e^x is formed scaled by 2^S, where it is
 # normal, and the product is scaled back with one rounding (ldexp):
 #   e^x = e^(x - M) e^M,  M = fl(-S ln2),  e^M = 2^-S e^d,  d = M + S ln2 (|d| < ulp(M))
-#   x e^x = ldexp(x * exp(x - M) * (1 + d), -S)
+#   f e^x = ldexp(f * exp(x - M) * (1 + d), -S)      (f = x for silu, 1 + x for silu')
 # exp_diff compensates the rounding of x - M (see _scalar.pxd).  S = 64 (float32) / 512
 # (float64) puts x - M in [-60, -36] / [-390, -345] for every x whose result is not 0.
-cdef inline floating _x_exp_x_tail(floating x) noexcept nogil:
+cdef inline floating _exp_times_tail(floating x, floating f) noexcept nogil:
     cdef floating e
     if floating is float:
         e = exp_diff(x, TAIL_M_F)
-        return ldexpf(x * f_fma(e, TAIL_D_F, e), -TAIL_S_F)
+        return ldexpf(f * f_fma(e, TAIL_D_F, e), -TAIL_S_F)
     else:
         e = exp_diff(x, TAIL_M_D)
-        return ldexp(x * f_fma(e, TAIL_D_D, e), -TAIL_S_D)
+        return ldexp(f * f_fma(e, TAIL_D_D, e), -TAIL_S_D)
+
+
+cdef inline bint _in_tail(floating x) noexcept nogil:
+    if floating is float:
+        return x < TAIL_CUT_F
+    else:
+        return x < TAIL_CUT_D
 
 
 # silu(x) = x sigmoid(x); its -inf limit is -0 (x * 0 would be NaN).  Below TAIL_CUT,
-# 1 + e^x == 1 exactly, so silu(x) = x e^x (_x_exp_x_tail).
+# 1 + e^x == 1 exactly, so silu(x) = x e^x (_exp_times_tail).
 cdef inline floating _silu(floating x) noexcept nogil:
     if x == -INFINITY:
         return -0.0
-    if (floating is float and x < TAIL_CUT_F) or (floating is double and x < TAIL_CUT_D):
-        return _x_exp_x_tail(x)
+    if _in_tail(x):
+        return _exp_times_tail(x, x)
     return x * sigmoid(x)
 
 
@@ -269,6 +276,8 @@ cdef inline floating _silu_grad(floating x) noexcept nogil:
         h = (x - SILU_ROOT_HI_D) - SILU_ROOT_LO_D
         if f_abs(h) < 0.375:
             return _taylor(SILU_GRAD_TAYLOR, 19, h)
+    if _in_tail(x):                           # sigmoid(-x) == 1: e^x (1 + x), scaled
+        return _exp_times_tail(x, 1 + x) if x > -INFINITY else 0
     return sigmoid(x) * f_fma(x, sigmoid(-x), 1)
 
 
