@@ -359,8 +359,11 @@ class IntervalContext:
             return self.nan
         if not xs:
             return self.zero
-        lo = mpf_sum([x.lo for x in xs], self.prec, round_floor)
-        hi = mpf_sum([x.hi for x in xs], self.prec, round_ceiling)
+        # mpf_sum(prec=0) adds exactly (mpmath drops terms more than 2*prec bits below
+        # the running sum when given a precision, which made 1.8e308 + 709 - 1.8e308 = 0
+        # with a tight but wrong enclosure); the exact sum is then rounded outward once.
+        lo = mpf_pos(mpf_sum([x.lo for x in xs], 0), self.prec, round_floor)
+        hi = mpf_pos(mpf_sum([x.hi for x in xs], 0), self.prec, round_ceiling)
         if lo == fnan or hi == fnan:  # +inf and -inf among the ends
             return self.mpf_type(fninf, finf)
         return self.mpf_type(lo, hi)
