@@ -30,7 +30,7 @@ import math
 from fractions import Fraction
 
 from mpmath import libmp
-from mpmath.libmp import (fnan, finf, fninf, fone, fzero, from_float, from_int,
+from mpmath.libmp import (mpf_pos, fnan, finf, fninf, fone, fzero, from_float, from_int,
                           from_rational, mpf_add, mpf_cmp, mpf_div, mpf_exp, mpf_log,
                           mpf_lt, mpf_le, mpf_mul, mpf_neg, mpf_shift, mpf_sqrt, mpf_sub,
                           mpf_sum, mpi_abs, mpi_add, mpi_div, mpi_mul, mpi_sub,
