@@ -5,6 +5,7 @@ Every error names the op, the argument, what was expected and what came.
 from __future__ import annotations
 
 import math
+from os import environ as _environ
 
 import numpy as np
 
@@ -32,6 +33,8 @@ def _as_array(spec, arg, value):
 
 
 def _native(a: np.ndarray, dtype=None) -> np.ndarray:
+    if (dtype is None or a.dtype == dtype) and a.dtype.isnative and a.flags.c_contiguous:
+        return a  # the common case: no copy, no conversion
     dt = np.dtype(dtype) if dtype is not None else a.dtype
     dt = dt.newbyteorder("=")
     # ascontiguousarray promotes 0-d to 1-d: restore the shape
@@ -128,10 +131,13 @@ def prepare(spec, values, params, backend=None, cast=False):
 def resolve_threads(threads):
     """Thread count for OpenMP kernels: the ``threads=`` keyword, else REFRT_NUM_THREADS,
     else 1 (single-threaded by default, so results and timings are reproducible)."""
-    import os
     if threads is None:
-        env = os.environ.get("REFRT_NUM_THREADS")
-        threads = int(env) if env else 1
+        env = _environ.get("REFRT_NUM_THREADS")
+        if not env:
+            return 1
+        threads = int(env)
+    if threads.__class__ is int and threads >= 1:
+        return threads
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads: expected a positive integer, got {threads!r}")
     return threads
