@@ -5,7 +5,7 @@
 Design:
 a) One fused type (``cython.floating``).  A float32 kernel calls the float32 libm
    function (``expf``, not ``exp``) and does float32 arithmetic: that is the thing under
-   test.  No kernel here widens to double.
+   test.  No kernel here widens to double, except safe_log (g).
 b) ``cdivision=True``: float division by zero follows IEEE (+-inf or NaN), it never
    raises.
 c) Arrays arrive 1-d and C-contiguous (the binding flattens them).
@@ -21,11 +21,15 @@ f) A VJP helper returns the whole product ``g * f'(x)`` (not ``f'(x)``), so each
    -g/(x*x), whose x*x underflows to 0 for |x| < 1e-19 in float32).
 g) One deliberate widening: safe_log (see `_safe_log`) evaluates in double for float32
    and in long double for float64, because log(softplus(x) + eps) cancels near its root.
+h) Speed: the arithmetic-only ops (`_unary_arith`) and the binary ops inline into their
+   loops and auto-vectorise (sign-bit tricks instead of float compares where gcc would
+   not if-convert, see `_relu`); exp, sigmoid and logistic run through ``vexp``; the
+   other transcendental ops call scalar libm per element.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport (hypot, hypotf, ldexp, ldexpf, signbit, INFINITY, exp as exp_d, log1p as log1p_d,
-                        log as log_d, expl, log1pl, logl)
+from libc.math cimport (hypot, hypotf, ldexp, ldexpf, signbit, INFINITY, exp as exp_d,
+                        log1p as log1p_d, log as log_d, expl, log1pl, logl)
 from ._scalar cimport (f_exp, f_log, f_log1p, f_expm1, f_sqrt, f_tanh, f_sinh, f_cosh,
                        f_abs, f_fma, f_pow, softplus, sigmoid, two_sum, exp_diff)
 from libc.stdint cimport uint32_t, uint64_t
@@ -87,8 +91,22 @@ cdef extern from *:
     static const double REFRT_GELU_ROOT_LO_D = 3.635560509207687e-17;
     static const float REFRT_GELU_ROOT_HI_F = -0.7524614334106445f;
     static const float REFRT_GELU_ROOT_LO_F = 1.1339627903339533e-08f;
-    static const double REFRT_GELU_GRAD_TAYLOR[20] = {0.0, 0.4304000910248585, 0.38751844613578895, -0.01578285352184803, -0.11394448308095899, -0.01661932834305256, 0.019682309459833118, 0.005261059254921912, -0.0024227318458750974, -0.0009274420230205449, 0.00026392764052681053, 0.00012425227802639782, -3.4956171694436116e-05, -1.5950896871645105e-05, 5.918611710894005e-06, 2.4335516344299543e-06, -9.898647747433667e-07, -4.3102482988029016e-07, 1.4157556987729473e-07, 7.520740909289922e-08};
-    static const double REFRT_SILU_GRAD_TAYLOR[20] = {0.0, 0.2178117057198001, 0.1466487969969469, 0.018874814223782312, -0.015222655223188032, -0.006606589138356696, 0.000126627410081122, 0.0007985218818397998, 0.00018570724361186496, -4.090534237428612e-05, -2.9733542213263917e-05, -2.942631888842464e-06, 2.346029682463866e-06, 8.599695028268575e-07, -3.051244750055421e-08, -9.266646309267441e-08, -1.8877622907727957e-08, 4.619379769031606e-09, 2.9177603026903803e-09, 2.3648315053103244e-10};
+    static const double REFRT_GELU_GRAD_TAYLOR[20] = {
+        0.0, 0.4304000910248585, 0.38751844613578895, -0.01578285352184803,
+        -0.11394448308095899, -0.01661932834305256, 0.019682309459833118,
+        0.005261059254921912, -0.0024227318458750974, -0.0009274420230205449,
+        0.00026392764052681053, 0.00012425227802639782, -3.4956171694436116e-05,
+        -1.5950896871645105e-05, 5.918611710894005e-06, 2.4335516344299543e-06,
+        -9.898647747433667e-07, -4.3102482988029016e-07, 1.4157556987729473e-07,
+        7.520740909289922e-08};
+    static const double REFRT_SILU_GRAD_TAYLOR[20] = {
+        0.0, 0.2178117057198001, 0.1466487969969469, 0.018874814223782312,
+        -0.015222655223188032, -0.006606589138356696, 0.000126627410081122,
+        0.0007985218818397998, 0.00018570724361186496, -4.090534237428612e-05,
+        -2.9733542213263917e-05, -2.942631888842464e-06, 2.346029682463866e-06,
+        8.599695028268575e-07, -3.051244750055421e-08, -9.266646309267441e-08,
+        -1.8877622907727957e-08, 4.619379769031606e-09, 2.9177603026903803e-09,
+        2.3648315053103244e-10};
     """
     const double GELU_A_HI_D "REFRT_GELU_A_HI_D"
     const double GELU_A_LO_D "REFRT_GELU_A_LO_D"

@@ -246,7 +246,8 @@ UNARY_VJP = {
     "tanh": lambda ctx, p, g, z, x: (g / ctx.cosh(x) ** 2,),
     "softplus": lambda ctx, p, g, z, x: (g * _sigmoid(ctx, x),),
     "logistic": lambda ctx, p, g, z, x: (g * _sigmoid(ctx, x) * _sigmoid(ctx, -x),),
-    "silu": lambda ctx, p, g, z, x: (g * _sigmoid(ctx, x) * (1 + x * _sigmoid(ctx, -x)),),
+    "silu": lambda ctx, p, g, z, x: (g * 0 if x == ctx.ninf else      # the limit, as silu(-inf)
+                                     g * _sigmoid(ctx, x) * (1 + x * _sigmoid(ctx, -x)),),
     "gelu": _gelu_vjp,
     "smooth_abs": lambda ctx, p, g, z, x: (_quot(ctx, g * x, ctx.sqrt(x * x + ctx.mpf(p["eps"]))),),
     "sinh": lambda ctx, p, g, z, x: (g * ctx.cosh(x),),
