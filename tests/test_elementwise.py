@@ -96,6 +96,7 @@ SAFE_LOG_ROOT = pytest.param(
                                          ("softplus", 0.0), ("sigmoid", 0.0),
                                          ("logistic", 0.0), ("silu", 0.0), ("silu", -80.0),
                                          ("silu", -700.0), ("tanh", 0.5),
+                                         ("gelu", -9.5), ("gelu", -20.5),
                                          ("safe_log", 0.6), SAFE_LOG_ROOT])
 def test_stability_sweep_around_cutoffs(name, cutoff, dtype):
     """Within budget on a dense walk of ulps and of small offsets around each cutoff."""
@@ -116,6 +117,17 @@ def test_negative_tail(name, dtype):
     top = 100.0 if dtype == np.float32 else 740.0
     x = -np.geomspace(1e-3, top, 200)
     _within_budget(name, dtype, x)
+
+
+@pytest.mark.parametrize("name", ["gelu", "silu"])
+def test_subnormal_result_tails(name, dtype):
+    """Where the sigmoid factor is subnormal-range (below the TAIL_CUT cutoff), x times
+    it stays within budget (a plain product amplifies the subnormal rounding by |x|)."""
+    if name == "gelu":
+        lo, hi = (-11.5, -9.0) if dtype == np.float32 else (-30.0, -20.0)
+    else:
+        lo, hi = (-106.0, -78.0) if dtype == np.float32 else (-746.0, -698.0)
+    _within_budget(name, dtype, np.linspace(lo, hi, 1501))
 
 
 def test_gelu_float32_honesty():

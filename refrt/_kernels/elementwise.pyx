@@ -184,6 +184,32 @@ cdef inline floating _gelu_arg(floating x, floating *lo) noexcept nogil:
     return w
 
 
+# f e^x for x below TAIL_CUT (-80 float32, -700 float64), where e^x is subnormal or close:
+# a subnormal e^x keeps only a few bits, and multiplying by |x| ~ 100 magnifies its
+# rounding into ~45 ulp (float32, x = -100).  So e^x is formed scaled by 2^S, where it is
+# normal, and the product is scaled back with one rounding (ldexp):
+#   e^x = e^(x - M) e^M,  M = fl(-S ln2),  e^M = 2^-S e^d,  d = M + S ln2 (|d| < ulp(M))
+#   f e^x = ldexp(f * exp(x - M) * (1 + d), -S)      (f = x for silu, 1 + x for silu')
+# and for a double-word argument x + xlo (gelu), e^xlo = 1 + xlo joins the correction.
+# exp_diff compensates the rounding of x - M (see _scalar.pxd).  S = 64 (float32) / 512
+# (float64) puts x - M in [-60, -36] / [-390, -345] for every x whose result is not 0.
+cdef inline floating _exp_times_tail(floating x, floating xlo, floating f) noexcept nogil:
+    cdef floating e
+    if floating is float:
+        e = exp_diff(x, TAIL_M_F)
+        return ldexpf(f * f_fma(e, TAIL_D_F + xlo, e), -TAIL_S_F)
+    else:
+        e = exp_diff(x, TAIL_M_D)
+        return ldexp(f * f_fma(e, TAIL_D_D + xlo, e), -TAIL_S_D)
+
+
+cdef inline bint _in_tail(floating x) noexcept nogil:
+    if floating is float:
+        return x < TAIL_CUT_F
+    else:
+        return x < TAIL_CUT_D
+
+
 # tanh-GELU (TorchLean geluSpec): x (1 + tanh(u)) / 2 with u = k (x + c x^3).
 # Identity: tanh(u) = (1 - e^-2u) / (1 + e^-2u), so
 #   1 + tanh(u) = 2 / (1 + e^-2u) = 2 sigmoid(2u)   and   gelu(x) = x sigmoid(2u).
@@ -191,6 +217,8 @@ cdef inline floating _gelu_arg(floating x, floating *lo) noexcept nogil:
 # no correct float32 digit); the right form has no subtraction at all.
 # Cutoff GELU_SATURATE (see Tuning constants): beyond it the result is x or -0, which
 # also gives gelu(+inf) = inf and gelu(-inf) = -0 (the limit; x * 0 would be NaN).
+# Below 2u = TAIL_CUT the sigmoid is a subnormal-range e^2u: _exp_times_tail keeps the
+# product exact to one rounding (else 10 / 16 ulp measured at x = -10.2 / -21.2).
 cdef inline floating _gelu(floating x) noexcept nogil:
     cdef floating lo, w
     if x > GELU_SATURATE:
@@ -198,6 +226,8 @@ cdef inline floating _gelu(floating x) noexcept nogil:
     if x < -GELU_SATURATE:
         return -0.0
     w = _gelu_arg(x, &lo)
+    if _in_tail(w):                           # sigmoid(2u) = e^2u exactly: scaled tail
+        return _exp_times_tail(w, lo, x)
     return x * _sigmoid_dw(w, lo)
 
 
@@ -231,38 +261,15 @@ cdef inline floating _gelu_grad(floating x) noexcept nogil:
         if f_abs(h) < 0.3:
             return _taylor(GELU_GRAD_TAYLOR, 19, h)
     w = _gelu_arg(x, &lo)
-    s = _sigmoid_dw(w, lo)
-    sm = _sigmoid_dw(-w, -lo)
     if floating is float:
         dw = GELU_A_HI_F + 3 * GELU_B_HI_F * x * x
     else:
         dw = GELU_A_HI_D + 3 * GELU_B_HI_D * x * x
+    if _in_tail(w):                           # s = e^2u, 1 - s = 1: scaled tail
+        return _exp_times_tail(w, lo, f_fma(x, dw, 1))
+    s = _sigmoid_dw(w, lo)
+    sm = _sigmoid_dw(-w, -lo)
     return s * f_fma(x * sm, dw, 1)
-
-
-# x e^x for x below TAIL_CUT (-80 float32, -700 float64), where e^x is subnormal or close:
-# a subnormal e^x keeps only a few bits, and multiplying by |x| ~ 100 magnifies its
-# rounding into ~45 ulp (float32, x = -100).  So e^x is formed scaled by 2^S, where it is
-# normal, and the product is scaled back with one rounding (ldexp):
-#   e^x = e^(x - M) e^M,  M = fl(-S ln2),  e^M = 2^-S e^d,  d = M + S ln2 (|d| < ulp(M))
-#   f e^x = ldexp(f * exp(x - M) * (1 + d), -S)      (f = x for silu, 1 + x for silu')
-# exp_diff compensates the rounding of x - M (see _scalar.pxd).  S = 64 (float32) / 512
-# (float64) puts x - M in [-60, -36] / [-390, -345] for every x whose result is not 0.
-cdef inline floating _exp_times_tail(floating x, floating f) noexcept nogil:
-    cdef floating e
-    if floating is float:
-        e = exp_diff(x, TAIL_M_F)
-        return ldexpf(f * f_fma(e, TAIL_D_F, e), -TAIL_S_F)
-    else:
-        e = exp_diff(x, TAIL_M_D)
-        return ldexp(f * f_fma(e, TAIL_D_D, e), -TAIL_S_D)
-
-
-cdef inline bint _in_tail(floating x) noexcept nogil:
-    if floating is float:
-        return x < TAIL_CUT_F
-    else:
-        return x < TAIL_CUT_D
 
 
 # silu(x) = x sigmoid(x); its -inf limit is -0 (x * 0 would be NaN).  Below TAIL_CUT,
@@ -271,7 +278,7 @@ cdef inline floating _silu(floating x) noexcept nogil:
     if x == -INFINITY:
         return -0.0
     if _in_tail(x):
-        return _exp_times_tail(x, x)
+        return _exp_times_tail(x, 0, x)
     return x * sigmoid(x)
 
 
@@ -295,7 +302,7 @@ cdef inline floating _silu_grad(floating x) noexcept nogil:
         if f_abs(h) < 0.375:
             return _taylor(SILU_GRAD_TAYLOR, 19, h)
     if _in_tail(x):                           # sigmoid(-x) == 1: e^x (1 + x), scaled
-        return _exp_times_tail(x, 1 + x) if x > -INFINITY else 0
+        return _exp_times_tail(x, 0, 1 + x) if x > -INFINITY else 0
     return sigmoid(x) * f_fma(x, sigmoid(-x), 1)
 
 
