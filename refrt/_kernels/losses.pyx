@@ -3,36 +3,51 @@
 """Loss kernels (forward and VJP), float32 and float64.
 
 Design:
-a) One fused type (``cython.floating``).  float32 kernels call float32 libm (``logf``,
-   ``log1pf``, ``expf`` through ``vexp``) and accumulate in float32: nothing widens.
-b) Every loss is a sum of per-element terms that are >= 0 for in-domain inputs (kl_div
-   excepted), so summing them cannot cancel.  Each term is formed as a double-word
-   hi + lo with error-free transforms -- TwoSum for differences such as 1 - t or
-   m - z, fma for products t * v -- so the only rounding inside a term is the one libm
-   call (log, log1p, exp).  Measured worst case: ~1 ulp against the exact result.
-c) Accumulation order (fixed, independent of the thread count): elementwise losses cut
+a) One fused type (``cython.floating``).  float32 kernels run float32 arithmetic, the
+   array ``vexp`` / ``vlog`` of vecmath.h in their float32 form and float32
+   accumulators: nothing widens.
+b) Speed comes from three rules: (1) transcendental work goes through the branch-free
+   array functions ``vexp`` / ``vlog`` on CHUNK-element stack buffers (or a per-thread
+   row buffer), never a libm call per element; (2) the per-element loops that form the
+   terms are call-free and branch-free (conditions are selects, ``a if c else b`` on
+   values already computed), so gcc -O3 vectorises them; fma() is one instruction in
+   the AVX2+FMA build (and a correctly rounded libm call elsewhere: same bits, slower);
+   (3) the sum runs on LANES independent accumulators (``lanes_add``), which is what
+   lets the compiler vectorise a compensated sum at all.
+c) Terms.  Every loss is a sum of per-element terms that are >= 0 for in-domain inputs
+   (kl_div excepted), so the sum cannot cancel and the result's relative error is at
+   most the worst term's relative error plus the summation and division error.  Each
+   term is a double-word hi + lo: differences such as 1 - t or m - z by TwoSum (exact),
+   products by fma (exact residual).  The rounding left in a term is its transcendental:
+   bce_with_logits' log1p(exp(-|x|)) (~1.6 ulp, see bce_logits_chunk), cross entropy's
+   log1p of the row sum (libm, once per row), kl_div's log t (vlog, < 0.7 ulp).
+d) Accumulation order (fixed, independent of the thread count): elementwise losses cut
    the flat input into blocks of BLOCK elements, row losses use one row per partial.
-   Inside a partial, terms are added in index order with Sum2 (Ogita-Rump-Oishi: the
-   branch-free form of Neumaier's compensated sum; TwoSum per addition, the rounding
-   errors and the terms' lo parts collected in a second accumulator).  Partials are then
-   added in order, sequentially, the same way.  So results are bitwise identical for
-   any ``threads``.
-d) The mean divides the double-word total (s + c) by n once, with one correction step:
+   Inside a partial, terms are dealt round-robin to LANES Sum2 accumulators (Ogita-Rump-
+   Oishi: the branch-free form of Neumaier's compensated sum; TwoSum per addition, the
+   rounding errors and the terms' lo parts collected in a second accumulator per lane):
+   term i goes to lane i mod LANES within its CHUNK.  The lanes are then folded in lane
+   order with Sum2, and the partials added in order the same way.  Each Sum2 adds
+   ~n u^2 sum|t_i| to its exact partial, so the total is the exact sum of the computed
+   terms up to ~1 rounding: bitwise identical for any ``threads``.
+e) The mean divides the double-word total (s + c) by n once, with one correction step:
    q = s / n, r = fma(-q, n, s) + c (exact remainder plus the low part), q + r / n.
    n is converted to the working dtype (exact below 2**24 elements/rows in float32).
-e) Non-finite totals: once s is +-inf or NaN the compensation holds inf - inf = NaN
-   garbage and is dropped: the result is s / n, which follows IEEE propagation.
-f) Zero coefficient: a term t * v with t == 0 is 0 even when v is +-inf or the log of 0
-   (TorchLean's 0 * log 0 = 0, and bce_with_logits' (1 - t) * inf at t = 1).
-g) ``cdivision=True``: float division by zero follows IEEE (+-inf or NaN), never raises.
+f) Non-finite totals: once s is +-inf or NaN the compensation holds inf - inf = NaN
+   garbage and is dropped: the result is s / n, which follows IEEE propagation.  A term
+   has a non-finite lo only when its hi is non-finite, so a lane with a NaN compensation
+   always makes the total non-finite too.
+g) Zero coefficient: a term t * v with t == 0 is 0 even when v is +-inf or the log of 0
+   (TorchLean's 0 * log 0 = 0, and bce_with_logits' (1 - t) * inf at t = 1): selected.
+h) ``cdivision=True``: float division by zero follows IEEE (+-inf or NaN), never raises.
 """
 from cython cimport floating
 from cython.parallel cimport prange, parallel
 from libc.math cimport isnan, isinf, isfinite, INFINITY, NAN
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
-from ._scalar cimport (f_log, f_log1p, f_abs, f_fma, two_sum, sigmoid)
-from ._vecmath cimport vexp
+from ._scalar cimport (f_log, f_log1p, f_abs, f_fma, two_sum)
+from ._vecmath cimport vexp, vlog
 
 # Tuning constants
 # Elements per partial sum of the elementwise losses: large enough that the partial
@@ -40,81 +55,101 @@ from ._vecmath cimport vexp
 # order never depends on the thread count.
 cdef enum:
     BLOCK = 8192
-# Elements per vexp call inside a block (a stack buffer; amortises the call).
+# Elements per stack buffer (vexp / vlog call and one lanes_add): fits L1 with the
+# four buffers of bce_with_logits in float64 (16 KiB); a multiple of LANES.
 cdef enum:
-    CHUNK = 256
+    CHUNK = 512
+# Independent Sum2 accumulators: 16 float32 = two AVX2 registers, 16 float64 = four,
+# enough to hide the 4-cycle add latency of the TwoSum chain.
+cdef enum:
+    LANES = 16
 
 
 # ---------------------------------------------------------------- scalar helpers
 
-# Sum2 step: s + c accumulates x exactly up to the rounding of c (see Design c).
+# Sum2 step: s + c accumulates x exactly up to the rounding of c (see Design d).
 cdef inline void acc(floating x, floating *s, floating *c) noexcept nogil:
     cdef floating e
     s[0] = two_sum(s[0], x, &e)
     c[0] += e
 
 
-# Rounding error of p = fl(a * b), exact: a * b = p + prod_err(a, b, p).
-# Dekker's TwoProduct with Veltkamp splitting (a = ah + al, halves of <= p/2 bits, so
-# every partial product is exact) costs ~10 flops and no call; fma() is a libm call
-# per element without -mfma (~3.4 ns measured).  The split c = K * a overflows for
-# |a| > max / K, so large factors (split_safe) or products near max (product_safe) take the fma.  As
-# with fma, a product in the subnormal range has an inexact error term; it is then
-# below the smallest subnormal, i.e. below every ulp of the result.
-cdef inline floating split_const(floating x) noexcept nogil:
-    if floating is float:
-        return 4097.0              # 2**12 + 1
-    else:
-        return 134217729.0         # 2**27 + 1
-
-
-cdef inline floating split_safe(floating x) noexcept nogil:
-    # factors below 2**100 / 2**964: K * a stays far below max
-    if floating is float:
-        return 1.2676506002282294e+30      # 2**100
-    else:
-        return 1.559250241824e+290     # 2**964
-
-
-cdef inline floating product_safe(floating x) noexcept nogil:
-    # products below 2**(emax - 3): the partial product ah * bh (at most 2**-11 above
-    # |p|) cannot overflow
-    if floating is float:
-        return 4.253529586511731e+37       # 2**125
-    else:
-        return 2.247116418577895e+307      # 2**1021
-
-
-cdef inline floating prod_err(floating a, floating b, floating p) noexcept nogil:
-    cdef floating ca, ah, al, cb, bh, bl
-    if not (f_abs(a) < split_safe(a) and f_abs(b) < split_safe(a)
-            and f_abs(p) < product_safe(a)):
-        return f_fma(a, b, -p)
-    ca = split_const(a) * a
-    ah = ca - (ca - a)
-    al = a - ah
-    cb = split_const(a) * b
-    bh = cb - (cb - b)
-    bl = b - bh
-    return ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
-
-# t * (vh + vl) added to (s, c) with the product's rounding error captured exactly:
-# t*vh = ph + prod_err(t, vh, ph); t*vl is below ulp(ph) and rounds harmlessly.
+# t * (vh + vl) added to (s, c): t*vh = ph + fma(t, vh, -ph) exactly; t*vl is below
+# ulp(ph) and rounds harmlessly.
 cdef inline void acc_prod(floating t, floating vh, floating vl, floating *s,
                           floating *c) noexcept nogil:
     cdef floating ph = t * vh
     acc(ph, s, c)
-    c[0] += prod_err(t, vh, ph) + t * vl
+    c[0] += f_fma(t, vh, -ph) + t * vl
 
 
-# (s + c) / n with one correction step (Design d); non-finite s drops c (Design e).
+# (s + c) / n with one correction step (Design e); non-finite s drops c (Design f).
 cdef inline floating mean_dw(floating s, floating c, floating n) noexcept nogil:
     cdef floating q
     if not isfinite(s):
         return s / n
     q = s / n
     return q + (f_fma(-q, n, s) + c) / n
+
+
+# Sum2 of the double-word terms hi[i] + lo[i], 0 <= i < n, term i into lane i mod LANES
+# (the tail of n % LANES terms into the first lanes).  The lane loop has no dependency
+# between iterations, so it vectorises; S, E are the caller's stack arrays.
+cdef inline void lanes_add(const floating *hi, const floating *lo, Py_ssize_t n,
+                           floating *S, floating *E) noexcept nogil:
+    cdef Py_ssize_t j, l, full = n - n % LANES
+    cdef floating x, s, bb
+    for j in range(0, full, 16):           # LANES
+        for l in range(LANES):
+            x = hi[j + l]
+            s = S[l] + x
+            bb = s - S[l]
+            E[l] = E[l] + (((S[l] - (s - bb)) + (x - bb)) + lo[j + l])
+            S[l] = s
+    for l in range(n - full):
+        x = hi[full + l]
+        s = S[l] + x
+        bb = s - S[l]
+        E[l] = E[l] + (((S[l] - (s - bb)) + (x - bb)) + lo[full + l])
+        S[l] = s
+
+
+# Same for single-word terms.
+cdef inline void lanes_add1(const floating *hi, Py_ssize_t n, floating *S,
+                            floating *E) noexcept nogil:
+    cdef Py_ssize_t j, l, full = n - n % LANES
+    cdef floating x, s, bb
+    for j in range(0, full, 16):           # LANES
+        for l in range(LANES):
+            x = hi[j + l]
+            s = S[l] + x
+            bb = s - S[l]
+            E[l] = E[l] + ((S[l] - (s - bb)) + (x - bb))
+            S[l] = s
+    for l in range(n - full):
+        x = hi[full + l]
+        s = S[l] + x
+        bb = s - S[l]
+        E[l] = E[l] + ((S[l] - (s - bb)) + (x - bb))
+        S[l] = s
+
+
+cdef inline void lanes_zero(floating *S, floating *E) noexcept nogil:
+    cdef Py_ssize_t l
+    for l in range(LANES):
+        S[l] = 0
+        E[l] = 0
+
+
+# Fold the lanes in lane order into one double-word (s, c).
+cdef inline void lanes_fold(const floating *S, const floating *E, floating *s,
+                            floating *c) noexcept nogil:
+    cdef Py_ssize_t l
+    s[0] = 0
+    c[0] = 0
+    for l in range(LANES):
+        acc(S[l], s, c)
+        c[0] += E[l]
 
 
 # Exact test of the real inequality a < 1 - eps (eps the exact dtype value): a + eps
@@ -161,54 +196,110 @@ cdef inline floating finish(const floating[::1] part_h, const floating[::1] part
 
 
 # ---------------------------------------------------------------- elementwise losses
+# Each *_chunk fills hi[0:m], lo[0:m] with the terms of m <= CHUNK elements.
+
+# (p - t)^2: p - t = dh + dl exactly (TwoSum); d^2 = dh^2 + 2 dh dl + dl^2, where dh^2 =
+# sq + fma(dh, dh, -sq) exactly and dl^2 < ulp(dh^2)^2 is dropped.  So each term is
+# exact to ~2**-2p and the loss error is the summation's plus the final division's.
+cdef inline void mse_chunk(const floating *p, const floating *t, Py_ssize_t m,
+                           floating *hi, floating *lo) noexcept nogil:
+    cdef floating a, b, dh, bb, dl, sq
+    cdef Py_ssize_t j
+    for j in range(m):
+        a = p[j]
+        b = -t[j]
+        dh = a + b
+        bb = dh - a
+        dl = (a - (dh - bb)) + (b - bb)
+        sq = dh * dh
+        hi[j] = sq
+        lo[j] = f_fma(dh, dh, -sq) + 2 * dh * dl
+
+
+# softplus(x) - t x = (x > 0 ? (1 - t) x : -t x) + log1p(exp(-|x|)).  The first part is
+# >= 0 for t in [0, 1] in both branches and exp(-|x|) <= 1 never overflows, so no term
+# cancels; log1p(exp(-|x|)) underflows gracefully to 0 for large |x|.
+# log1p(u), u = exp(-|x|) in [0, 1], from the array log: w = fl(1 + u) and its rounding
+# error d = u - (w - 1) are exact (w - 1 by Sterbenz, w in [1, 2]; d is the Fast2Sum
+# error of 1 + u), so log1p(u) = log(w (1 + d/w)) = log(w) + d/w - (d/w)^2/2 + ...,
+# and (d/w)^2 <= 2**-2p is dropped.  When 1 + u rounds to 1, d = u and the formula gives
+# u (log1p(u) = u to working precision there).  Error of this term, in ulps of
+# log1p(u): vexp's error (<= 0.54 ulp of u, which log1p does not amplify: its relative
+# condition number u / ((1 + u) log1p(u)) is <= 1), vlog's (< 0.7 ulp; log(w) and
+# log1p(u) differ by < 1 ulp of the result) and the final addition (0.5): ~1.7 ulp
+# worst case, usually far less, and diluted by the exact linear part.  (Goldberg's
+# log(w) u / (w - 1) correction costs a division and a product and is bounded by 5u.)
+# The linear part is the exact double-word x (ch + cl) with 1 - t = ch + cl (TwoSum).
+# Zero coefficient (t = 1 with x = +inf, t = 0 with x = -inf) is selected to 0 (Design
+# g); a NaN x still reaches the result through u.
+cdef void bce_logits_chunk(const floating *x, const floating *t, Py_ssize_t m,
+                           floating *u, floating *w, floating *hi,
+                           floating *lo) noexcept nogil:
+    cdef floating xi, ti, d, sp, ch, cl, bb, p, pe, s
+    cdef bint pos, zero
+    cdef Py_ssize_t j
+    for j in range(m):
+        u[j] = -f_abs(x[j])
+    vexp(u, u, m)
+    for j in range(m):
+        w[j] = 1 + u[j]
+    vlog(w, hi, m)
+    for j in range(m):
+        xi = x[j]
+        ti = t[j]
+        d = u[j] - (w[j] - 1)
+        sp = hi[j] + d / w[j]
+        ch = 1 - ti
+        bb = ch - 1
+        cl = (1 - (ch - bb)) + (-ti - bb)
+        pos = xi > 0
+        ch = ch if pos else -ti
+        cl = cl if pos else 0
+        zero = (ch == 0) & (cl == 0)
+        p = xi * ch
+        pe = f_fma(xi, ch, -p) + xi * cl
+        p = 0 if zero else p
+        pe = 0 if zero else pe
+        s = p + sp
+        bb = s - p
+        hi[j] = s
+        lo[j] = ((p - (s - bb)) + (sp - bb)) + pe
+
 
 cdef void mse_block(const floating *p, const floating *t, Py_ssize_t n,
                     floating *oh, floating *ol) noexcept nogil:
-    cdef floating s = 0, c = 0, dh, dl, sq
-    cdef Py_ssize_t i
-    for i in range(n):
-        # d = p - t = dh + dl exactly; d^2 = dh^2 + 2 dh dl + dl^2, dl^2 < ulp(dh^2)^2
-        # is dropped; dh^2 = sq + prod_err(dh, dh, sq) exactly.
-        dh = two_sum(p[i], -t[i], &dl)
-        sq = dh * dh
-        acc(sq, &s, &c)
-        c += prod_err(dh, dh, sq) + 2 * dh * dl
-    oh[0] = s
-    ol[0] = c
+    cdef floating hi[512]             # CHUNK
+    cdef floating lo[512]
+    cdef floating S[16]               # LANES
+    cdef floating E[16]
+    cdef Py_ssize_t base, m, j
+    lanes_zero(S, E)
+    base = 0
+    while base < n:
+        m = n - base if n - base < CHUNK else CHUNK
+        mse_chunk(p + base, t + base, m, hi, lo)
+        lanes_add(hi, lo, m, S, E)
+        base += CHUNK
+    lanes_fold(S, E, oh, ol)
 
 
 cdef void bce_logits_block(const floating *x, const floating *t, Py_ssize_t n,
                            floating *oh, floating *ol) noexcept nogil:
-    cdef floating s = 0, c = 0, xi, uh, ul
-    cdef floating nabs[256]           # CHUNK
-    cdef floating ex[256]             # CHUNK
-    cdef Py_ssize_t i, j, base, m
+    cdef floating u[512]              # CHUNK
+    cdef floating w[512]
+    cdef floating hi[512]
+    cdef floating lo[512]
+    cdef floating S[16]               # LANES
+    cdef floating E[16]
+    cdef Py_ssize_t base, m, j
+    lanes_zero(S, E)
     base = 0
     while base < n:
         m = n - base if n - base < CHUNK else CHUNK
-        # exp(-|x|) for a chunk through vexp (the array exp of the softmax family)
-        for j in range(m):
-            nabs[j] = -f_abs(x[base + j])
-        vexp(nabs, ex, m)
-        for j in range(m):
-            i = base + j
-            xi = x[i]
-            # softplus(x) - t x = (x > 0 ? (1 - t) x : -t x) + log1p(exp(-|x|)): the
-            # first part is >= 0 for t in [0, 1] in both branches and exp(-|x|) <= 1
-            # never overflows, so no term cancels.  log1p(exp(-|x|)) underflows
-            # gracefully to 0 for large |x|.
-            acc(f_log1p(ex[j]), &s, &c)
-            if xi > 0:
-                uh = two_sum(<floating>1, -t[i], &ul)   # 1 - t = uh + ul exactly
-            else:
-                uh = -t[i]
-                ul = 0
-            # Zero coefficient (t = 1 with x = +inf, t = 0 with x = -inf) contributes 0.
-            if uh != 0 or ul != 0 or isnan(xi):
-                acc_prod(xi, uh, ul, &s, &c)
+        bce_logits_chunk(x + base, t + base, m, u, w, hi, lo)
+        lanes_add(hi, lo, m, S, E)
         base += CHUNK
-    oh[0] = s
-    ol[0] = c
+    lanes_fold(S, E, oh, ol)
 
 
 cdef void bce_block(const floating *p, const floating *t, Py_ssize_t n, floating eps,
@@ -271,35 +362,54 @@ cdef floating _elementwise(int which, const floating[::1] a, const floating[::1]
 
 # ---------------------------------------------------------------- row losses
 # Rows are the last-axis slices: x is viewed as (R, C) C-contiguous.  A target row is
-# either probabilities (t != NULL) or one class id k (t == NULL).
+# either probabilities (t != NULL) or one class id k (t == NULL).  Row kernels get a
+# per-thread buffer of 3 * C elements.
+
+# max of z[0:C], NaN ignored (a NaN reaches the result through exp), -inf when C == 0
+# or every entry is -inf/NaN.  LANES running maxima keep the loop vectorisable.
+cdef inline floating row_max(const floating *z, Py_ssize_t C) noexcept nogil:
+    cdef floating M[16]               # LANES
+    cdef floating m = -INFINITY, v
+    cdef Py_ssize_t j, l, full = C - C % LANES
+    for l in range(LANES):
+        M[l] = -INFINITY
+    for j in range(0, full, 16):           # LANES
+        for l in range(LANES):
+            v = z[j + l]
+            M[l] = v if v > M[l] else M[l]
+    for j in range(full, C):
+        m = z[j] if z[j] > m else m
+    for l in range(LANES):
+        m = M[l] if M[l] > m else m
+    return m
+
 
 # Cross entropy of one logits row: -sum_j t_j log_softmax(z)_j = sum_j t_j (w_j + L),
 # w_j = m - z_j >= 0 (m = max z), L = log(sum_j exp(z_j - m)) >= 0, so every term is
 # >= 0 and nothing cancels.
-# Stability: with k = argmax, exp(z_k - m) = 1 exactly, so L = log1p(sum_{j != k} e_j)
-# keeps full relative accuracy when one logit dominates (L << 1), where log(1 + s)
-# would round 1 + s first.  The shift is compensated: z_j - m = dh_j + de_j (TwoSum),
-# exp(z_j - m) = exp(dh_j) (1 + de_j) to first order; without it exp
-# amplifies the subtraction's rounding by |z_j - m| (~40 ulp at z_j - m = -80 in
-# float32).  The exps go through vexp on the row buffer.
-# Non-finite rows follow the direct formula: m = +inf gives NaN at the inf entries and
-# +inf elsewhere (for t_j > 0); all -inf (or a NaN) gives NaN.
+# Stability: the max entries contribute exp(0) = 1 exactly, so the compensated row sum
+# sh + sc is >= 1 and sh - 1 is exact (Sterbenz for sh < 2; above, sh and 1 are both
+# multiples of ulp(sh)); L = log1p((sh - 1) + sc) keeps full relative accuracy when one
+# logit dominates (L << 1), where log(sh) would round 1 + s first.  The shift is
+# compensated: z_j - m = dh_j + de_j (TwoSum), exp(z_j - m) = exp(dh_j) (1 + de_j) to
+# first order; without it exp amplifies the subtraction's rounding by |z_j - m| (~40 ulp
+# at z_j - m = -80 in float32).  e (1 + de) = e + e de: the rounding of the tiny product
+# e de is ~2**-p of a term that is itself ~2**-p of e, so no fma is needed.  de is
+# selected to 0 where it is NaN (z_j = -inf: exp gives 0).
+# Non-finite rows: m = +inf takes the direct formula (NaN at the inf entries, +inf
+# elsewhere for t_j > 0); a NaN or an all -inf row gives NaN through the arithmetic.
 cdef void ce_row(const floating *z, const floating *t, int64_t k_id, Py_ssize_t C,
                  floating *dh, floating *ex, floating *de, floating *oh,
                  floating *ol) noexcept nogil:
-    cdef floating m = -INFINITY, s = 0, c = 0, sh = 0, sc = 0, L, uh, ul, tj
-    cdef Py_ssize_t j, k = 0
-    cdef bint has_nan = False
-    for j in range(C):
-        if z[j] > m:
-            m = z[j]
-            k = j
-        elif isnan(z[j]):
-            has_nan = True
+    cdef floating S[16]               # LANES
+    cdef floating E[16]
+    cdef floating m, s = 0, c = 0, sh, sc, L, tj, a, b, bb, e, uh, ul, p
+    cdef Py_ssize_t j
     if C == 0:
         oh[0] = 0
         ol[0] = 0
         return
+    m = row_max(z, C)
     if isinf(m) and m > 0:
         for j in range(C):
             tj = (1 if j == k_id else 0) if t == NULL else t[j]
@@ -309,35 +419,40 @@ cdef void ce_row(const floating *z, const floating *t, int64_t k_id, Py_ssize_t 
         ol[0] = c
         return
     for j in range(C):
-        dh[j] = two_sum(z[j], -m, &de[j])
+        a = z[j]
+        b = -m
+        sh = a + b
+        bb = sh - a
+        e = (a - (sh - bb)) + (b - bb)
+        dh[j] = sh
+        de[j] = e if e == e else 0
     vexp(dh, ex, C)
     for j in range(C):
-        if j != k:
-            if isfinite(dh[j]):
-                # e (1 + de) = e + e de: the rounding of the tiny product e de is
-                # ~2**-p of a term that is itself ~2**-p of e, so no fma is needed.
-                ex[j] = ex[j] + ex[j] * de[j]
-            acc(ex[j], &sh, &sc)
-    L = f_log1p(sh + sc) if not has_nan else <floating>NAN
-    if m == -INFINITY:
-        L = NAN
+        ex[j] = ex[j] + ex[j] * de[j]
+    lanes_zero(S, E)
+    lanes_add1(ex, C, S, E)
+    lanes_fold(S, E, &sh, &sc)
+    L = f_log1p((sh - 1) + sc)
+    if t == NULL:
+        # w_k + L = (-dh_k - de_k) + L as a double-word: TwoSum(-dh_k, L) - de_k.
+        uh = two_sum(-dh[k_id], L, &ul)
+        oh[0] = uh
+        ol[0] = ul - de[k_id]
+        return
     for j in range(C):
-        if t == NULL:
-            if j != k_id:
-                continue
-            tj = 1
-        else:
-            tj = t[j]
-            if tj == 0:
-                continue
-        # w_j + L = (-dh_j - de_j) + L as a double-word: TwoSum(-dh_j, L) + (-de_j).
-        # A -inf logit has w_j = +inf (de_j is NaN there and is dropped).
-        uh = two_sum(-dh[j], L, &ul)
-        if isfinite(dh[j]):
-            ul = ul - de[j]
-        acc_prod(tj, uh, ul, &s, &c)
-    oh[0] = s
-    ol[0] = c
+        tj = t[j]
+        a = -dh[j]
+        uh = a + L
+        bb = uh - a
+        ul = ((a - (uh - bb)) + (L - bb)) - de[j]
+        p = tj * uh
+        e = f_fma(tj, uh, -p) + tj * ul
+        # t_j = 0 contributes 0, also against a -inf logit (w_j = +inf)
+        ex[j] = 0 if tj == 0 else p
+        de[j] = 0 if tj == 0 else e
+    lanes_zero(S, E)
+    lanes_add(ex, de, C, S, E)
+    lanes_fold(S, E, oh, ol)
 
 
 # -sum t log p' over one row (cross_entropy_probs), clip as in clipped_logs.
@@ -371,19 +486,30 @@ cdef void nll_row(const floating *lp, const floating *t, int64_t k_id, Py_ssize_
 
 
 # sum t (log t - lp) over one row (kl_div, xlogy semantics: t = 0 contributes 0, also
-# against lp = -inf).  log t - lp is formed exactly from the rounded log t (TwoSum), so
-# only log's own rounding enters each term; terms of both signs can cancel here.
-cdef void kl_row(const floating *lp, const floating *t, Py_ssize_t C,
-                 floating *oh, floating *ol) noexcept nogil:
-    cdef floating s = 0, c = 0, tj, dh, dl
+# against lp = -inf: selected).  log t comes from vlog on the row (< 0.7 ulp); log t - lp
+# is formed exactly from it (TwoSum) and the product by fma, so only log's own rounding
+# enters each term; terms of both signs can cancel here (inherent to kl_div).
+cdef void kl_row(const floating *lp, const floating *t, Py_ssize_t C, floating *lt,
+                 floating *hi, floating *lo, floating *oh, floating *ol) noexcept nogil:
+    cdef floating S[16]               # LANES
+    cdef floating E[16]
+    cdef floating tj, a, b, dh, bb, dl, p, pe
     cdef Py_ssize_t j
+    vlog(t, lt, C)
     for j in range(C):
         tj = t[j]
-        if tj != 0:
-            dh = two_sum(f_log(tj), -lp[j], &dl)
-            acc_prod(tj, dh, dl, &s, &c)
-    oh[0] = s
-    ol[0] = c
+        a = lt[j]
+        b = -lp[j]
+        dh = a + b
+        bb = dh - a
+        dl = (a - (dh - bb)) + (b - bb)
+        p = tj * dh
+        pe = f_fma(tj, dh, -p) + tj * dl
+        hi[j] = 0 if tj == 0 else p
+        lo[j] = 0 if tj == 0 else pe
+    lanes_zero(S, E)
+    lanes_add(hi, lo, C, S, E)
+    lanes_fold(S, E, oh, ol)
 
 
 # which: 0 cross_entropy_logits, 1 cross_entropy_probs, 2 nll_loss, 3 kl_div
@@ -415,7 +541,8 @@ cdef floating _rows(int which, const floating[::1] x, const floating *t,
                 nll_row(&x[r * C], (t + r * C) if t != NULL else NULL,
                         ids[r] if ids != NULL else -1, C, &ph[r], &pl[r])
             else:
-                kl_row(&x[r * C], t + r * C, C, &ph[r], &pl[r])
+                kl_row(&x[r * C], t + r * C, C, buf, buf + C, buf + 2 * C,
+                       &ph[r], &pl[r])
         free(buf)
     return finish(ph, pl, <floating>(n_rows if n_rows > 0 else 1))
 
@@ -455,17 +582,36 @@ def mse_vjp(const floating[::1] p,     # IN  pred
             gt[i] = -gp[i]
 
 
+# sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, e = exp(-|x|) <= 1
+# (never overflows, full relative accuracy as sigmoid -> 0), written as one select of
+# the numerator so the loop vectorises; e comes from vexp on a stack buffer.
+cdef void bce_logits_vjp_chunk(const floating *x, const floating *t, Py_ssize_t m,
+                               floating k, floating *gx, floating *gt) noexcept nogil:
+    cdef floating e[512]              # CHUNK
+    cdef floating xi, num
+    cdef Py_ssize_t j
+    for j in range(m):
+        e[j] = -f_abs(x[j])
+    vexp(e, e, m)
+    for j in range(m):
+        xi = x[j]
+        num = 1 if xi >= 0 else e[j]
+        gx[j] = k * (num / (1 + e[j]) - t[j])
+        gt[j] = -k * xi
+
+
 def bce_logits_vjp(const floating[::1] x,   # IN  logits
                    const floating[::1] t,   # IN  targets
                    floating k,              # IN  g / n
                    floating[::1] gx,        # OUT k (sigmoid(x) - t)
                    floating[::1] gt,        # OUT -k x
                    int threads=1):
-    cdef Py_ssize_t i
+    cdef Py_ssize_t n = x.shape[0], nb = (n + CHUNK - 1) // CHUNK, b, lo
     with nogil:
-        for i in prange(x.shape[0], num_threads=threads, schedule="static"):
-            gx[i] = k * (sigmoid(x[i]) - t[i])
-            gt[i] = -k * x[i]
+        for b in prange(nb, num_threads=threads, schedule="static"):
+            lo = b * CHUNK
+            bce_logits_vjp_chunk(&x[lo], &t[lo], n - lo if n - lo < CHUNK else CHUNK, k,
+                                 &gx[lo], &gt[lo])
 
 
 def bce_vjp(const floating[::1] p,     # IN  probabilities
@@ -496,22 +642,33 @@ cdef void ce_row_vjp(const floating *z, const floating *t, int64_t k_id, Py_ssiz
                      floating k, floating *gz, floating *gt, floating *dh,
                      floating *ex) noexcept nogil:
     # d/dz of sum_j t_j (lse - z_j) = softmax * sum(t) - t (catalog 6.1 item 5: no
-    # assumption that rows sum to 1); d/dt_j = -log_softmax_j = lse - z_j.
-    cdef floating m = -INFINITY, S = 0, St = 0, lse_shift
+    # assumption that rows sum to 1); d/dt_j = -log_softmax_j = lse - z_j.  A NaN logit
+    # is skipped by row_max and makes S, hence the whole row, NaN.
+    cdef floating S[16]               # LANES
+    cdef floating E[16]
+    cdef floating m, sh, sc, St = 1, lse_shift, tj
     cdef Py_ssize_t j
-    for j in range(C):
-        if z[j] > m or isnan(z[j]):
-            m = z[j]
+    m = row_max(z, C)
     for j in range(C):
         dh[j] = z[j] - m
     vexp(dh, ex, C)
-    for j in range(C):
-        S += ex[j]
-        St += (1 if j == k_id else 0) if t == NULL else t[j]
-    lse_shift = f_log(S)
-    for j in range(C):
-        gz[j] = k * (ex[j] / S * St - ((1 if j == k_id else 0) if t == NULL else t[j]))
-        if t != NULL:
+    lanes_zero(S, E)
+    lanes_add1(ex, C, S, E)
+    lanes_fold(S, E, &sh, &sc)
+    sh = sh + sc
+    if t != NULL:
+        lanes_zero(S, E)
+        lanes_add1(t, C, S, E)
+        lanes_fold(S, E, &St, &sc)
+        St = St + sc
+    lse_shift = f_log(sh)
+    if t == NULL:
+        for j in range(C):
+            tj = 1 if j == k_id else 0
+            gz[j] = k * (ex[j] / sh * St - tj)
+    else:
+        for j in range(C):
+            gz[j] = k * (ex[j] / sh * St - t[j])
             gt[j] = k * (lse_shift - dh[j])
 
 
