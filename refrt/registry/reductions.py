@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from . import _shapes
 from ._spec import Arg, Case, OpSpec, Param, Tol
 
@@ -76,7 +78,11 @@ SPECS = [
     OpSpec(name="linear", signature="linear(x, weight, bias) -> y", kind="linalg",
            args=(Arg("x"), Arg("weight"), Arg("bias")),
            doc="x @ weight^T + bias; rows of x are samples (weight is (out, in))",
-           tol=Tol(float32=2, float64=2), special_cases=(),
+           tol=Tol(float32=2, float64=2),
+           special_cases=(Case((((1.0, 2.0),), ((3.0, 4.0),), (0.5,)), 11.5),
+                          Case((((2.0 ** 60, 1.0),), ((1.0, 1.0),), (-2.0 ** 60,)), 1.0,
+                               note="the compensated dot keeps the 1 that a plain dot loses"),
+                          Case((((1.0,),), ((np.inf,),), (-np.inf,)), np.nan)),
            vjp="x: g @ weight; weight: g^T @ x; bias: sum(g, 0)", shape=_shapes.linear,
            example_shapes=((4, 7), (3, 7), (3,)),
            families=("normal", "wide"), torchlean="linearSpec / linearBatchedSpec"),
