@@ -49,6 +49,20 @@ def run_check(specs, dtypes, seeds):
     return rows, failures
 
 
+def print_zoo(console):
+    """The BugZoo table: textbook formulations vs refrt's stable ops, against the oracle."""
+    from rich.table import Table
+    from .bugzoo import run_all, stable_alternative
+    table = Table(title="BugZoo: textbook formulations vs refrt (bits of error against the "
+                  "certified oracle; Herbie's log2(1 + ulps))")
+    for col in ("formulation", "dtype", "textbook", "failure", "refrt", "use instead"):
+        table.add_column(col, overflow="fold")
+    for r in run_all():
+        table.add_row(r.case.name, r.case.dtype, f"{r.naive_bits:.1f}", r.naive_class,
+                      f"{r.refrt_bits:.1f}", stable_alternative(r.case.op))
+    console.print(table)
+
+
 def _fmt_ulp(v):
     if v != v:
         return "-"
@@ -59,14 +73,14 @@ def check(args):
     from rich.console import Console
     from rich.table import Table
     backends.load()
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     specs = _select(args.ops)
     dtypes = args.dtypes.split(",")
     t0 = time.perf_counter()
     rows, failures = run_check(specs, dtypes, args.seeds)
     table = Table(title="refrt kernels vs the mp reference (max ulp error over the input "
                   "families; tolerance from the registry)")
-    table.add_column("op")
+    table.add_column("op", no_wrap=True)
     table.add_column("kind")
     for dt in dtypes:
         table.add_column(f"{dt} max ulp / tol", justify="right")
@@ -78,8 +92,12 @@ def check(args):
             ok = worst <= tol
             colour = "green" if ok else "red"
             cells.append(f"[{colour}]{_fmt_ulp(worst)}[/] / {_fmt_ulp(tol)}")
-        table.add_row(row["op"], row["kind"], *cells, row[dtypes[-1]][2])
+        worst_family = max((row[dt] for dt in dtypes), key=lambda w: w[0])
+        table.add_row(row["op"], row["kind"], *cells,
+                      worst_family[2] if worst_family[0] > 0 else "-")
     console.print(table)
+    if not args.ops and not args.no_zoo:
+        print_zoo(console)
     dt_s = time.perf_counter() - t0
     n = len(rows) * len(dtypes)
     if failures:
@@ -122,7 +140,10 @@ def main(argv=None):
     p.add_argument("--ops", default="", help="comma-separated op names (default: all)")
     p.add_argument("--dtypes", default="float32,float64")
     p.add_argument("--seeds", type=int, default=2, help="draws per input family")
+    p.add_argument("--no-zoo", action="store_true", help="skip the BugZoo table")
     p.set_defaults(fn=check)
+    p = sub.add_parser("zoo", help="textbook formulations vs refrt's stable ops")
+    p.set_defaults(fn=lambda a: print_zoo(__import__("rich.console").console.Console(width=120)) or 0)
     p = sub.add_parser("ops", help="list the registry")
     p.set_defaults(fn=list_ops)
     p = sub.add_parser("docs", help="regenerate docs/ops.md and docs/accuracy.md")
