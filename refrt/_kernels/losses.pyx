@@ -49,6 +49,17 @@ from libc.stdlib cimport malloc, free
 from ._scalar cimport (f_log, f_log1p, f_abs, f_fma, two_sum)
 from ._vecmath cimport vexp, vlog
 
+# Quiet comparisons (C99 isgreater & co.): unlike `a > b` they do not raise FE_INVALID
+# on NaN, so under the default -ftrapping-math gcc may turn a select on them into a
+# vector blend; with `>` it keeps a branch and the loop stays scalar.
+cdef extern from *:
+    """
+    #define refrt_gt(a, b) __builtin_isgreater((a), (b))
+    #define refrt_ge(a, b) __builtin_isgreaterequal((a), (b))
+    """
+    bint refrt_gt(double a, double b) nogil
+    bint refrt_ge(double a, double b) nogil
+
 # Tuning constants
 # Elements per partial sum of the elementwise losses: large enough that the partial
 # bookkeeping is free, small enough to spread over threads; fixed so the summation
@@ -235,8 +246,8 @@ cdef inline void mse_chunk(const floating *p, const floating *t, Py_ssize_t m,
 cdef void bce_logits_chunk(const floating *x, const floating *t, Py_ssize_t m,
                            floating *u, floating *w, floating *hi,
                            floating *lo) noexcept nogil:
-    cdef floating xi, ti, d, sp, ch, cl, bb, p, pe, s
-    cdef bint pos, zero
+    cdef floating xi, ti, d, sp, ch, cl, bb, p, pe, s, pos1
+    cdef bint zero
     cdef Py_ssize_t j
     for j in range(m):
         u[j] = -f_abs(x[j])
@@ -249,17 +260,17 @@ cdef void bce_logits_chunk(const floating *x, const floating *t, Py_ssize_t m,
         ti = t[j]
         d = u[j] - (w[j] - 1)
         sp = hi[j] + d / w[j]
-        ch = 1 - ti
-        bb = ch - 1
-        cl = (1 - (ch - bb)) + (-ti - bb)
-        pos = xi > 0
-        ch = ch if pos else -ti
-        cl = cl if pos else 0
+        # [x > 0] - t = ch + cl exactly (TwoSum; for x <= 0 it is -t, cl = 0)
+        pos1 = 1 if refrt_gt(xi, 0) else 0
+        ch = pos1 - ti
+        bb = ch - pos1
+        cl = (pos1 - (ch - bb)) + (-ti - bb)
+        # Zero coefficient: select x itself to 0 (selecting the product instead lets gcc
+        # sink the multiply into a branch, which does not vectorise).
         zero = (ch == 0) & (cl == 0)
+        xi = 0 if zero else xi
         p = xi * ch
         pe = f_fma(xi, ch, -p) + xi * cl
-        p = 0 if zero else p
-        pe = 0 if zero else pe
         s = p + sp
         bb = s - p
         hi[j] = s
@@ -376,7 +387,7 @@ cdef inline floating row_max(const floating *z, Py_ssize_t C) noexcept nogil:
     for j in range(0, full, 16):           # LANES
         for l in range(LANES):
             v = z[j + l]
-            M[l] = v if v > M[l] else M[l]
+            M[l] = v if refrt_gt(v, M[l]) else M[l]
     for j in range(full, C):
         m = z[j] if z[j] > m else m
     for l in range(LANES):
@@ -595,7 +606,7 @@ cdef void bce_logits_vjp_chunk(const floating *x, const floating *t, Py_ssize_t 
     vexp(e, e, m)
     for j in range(m):
         xi = x[j]
-        num = 1 if xi >= 0 else e[j]
+        num = 1 if refrt_ge(xi, 0) else e[j]
         gx[j] = k * (num / (1 + e[j]) - t[j])
         gt[j] = -k * xi
 
