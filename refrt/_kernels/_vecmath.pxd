@@ -21,3 +21,19 @@ cdef inline void vlog(const floating *x, floating *y, Py_ssize_t n) noexcept nog
         refrt_vlog_f32(x, y, n)
     else:
         refrt_vlog_f64(x, y, n)
+
+
+# Softmax row helpers (vecmath.h, "softmax rows"): float32 and float64 by name.
+cdef extern from "vecmath.h" nogil:
+    double refrt_vmax_f64(const double *x, Py_ssize_t n)
+    float refrt_vmax_f32(const float *x, Py_ssize_t n)
+    void refrt_vshift_f64(const double *x, Py_ssize_t n, double m, double *d, double *e)
+    void refrt_vshift_f32(const float *x, Py_ssize_t n, float m, float *d, float *e)
+    void refrt_vexpsum_f64(const double *x, Py_ssize_t n, double m, const double *e,
+                           double *t, double *out)
+    void refrt_vexpsum_f32(const float *x, Py_ssize_t n, float m, const float *e,
+                           float *t, float *out)
+    void refrt_vlsm_out_f64(const double *d, const double *e, Py_ssize_t n, double L,
+                            double *y)
+    void refrt_vlsm_out_f32(const float *d, const float *e, Py_ssize_t n, float L,
+                            float *y)

@@ -13,11 +13,22 @@ b) Max shift with the dominant term split off.  With m = max_j x_j (first argmax
    log1p(S') keeps full relative accuracy when S' is tiny (one dominant logit); the naive
    log(1 + S') loses it all once S' < u (e.g. logits [10, 0]: log1p(e^-10) ~ 4.5e-5 is
    exact, log(1 + 4.5e-5) in float32 keeps ~10 of its 24 bits).
-c) exp(x_j - m) is evaluated as exp(d) (1 + e) with d + e = x_j - m exactly (TwoSum,
-   as ``exp_diff`` in _scalar.pxd); the exp(d) are computed through ``vexp`` on a row
-   buffer (the SIMD array exp), then corrected by exp(d) + exp(d) e.
-d) S' is Neumaier-compensated (positive terms, no cancellation: one level suffices), in
-   four interleaved lanes merged in lane order (a TwoSum chain is latency-bound).
+c) exp(x_j - m) is evaluated as exp(d) (1 + e) with d + e = x_j - m exactly (TwoSum);
+   the exp(d) go through ``vexp`` on a row buffer (the SIMD array exp, <= 0.62 ulp), then
+   are corrected by exp(d) + exp(d) e.  Without the correction exp amplifies the
+   subtraction's rounding by |d| (float32, d = -80: ~40 ulp).
+d) Speed: every pass over a row is a branch-free loop in vecmath.h ("softmax rows":
+   integer-key lane max, TwoSum shift, exp-correct-and-sum, log_softmax output), so gcc
+   vectorises it (AVX-512 / AVX2 clones); no libm call per element (one log1p per row).
+   S' is summed in 16 Sum2 lanes (lane j mod 16, folded in lane order: deterministic,
+   independent of the thread count).  The entries equal to the max are counted (cnt,
+   exact), not summed, so no small term is added to a leading 1 and no argmax is
+   needed; S' = (cnt - 1) + sum.  Error budget (ulps of the result): exp(x_j - m) 0.62
+   + correction 0.5 u|d|u ~ 0; S' <= u + n u^2 relative; softmax: + 1 division
+   rounding -> <= ~1.7 ulp (tolerance 4); log_softmax: (d_j + e_j) - L with one
+   rounding plus log1p's error scaled by L / |y_j| <= 1 -> <= ~1.5 ulp.  Rows are
+   screened cheaply: a non-finite max (+inf, positive NaN, all -inf) or a NaN sum (a
+   NaN anywhere) sends the row to the scalar special path (e).
 e) Special rows, decided from the real-number limit and TorchLean's float formula:
    - any NaN: every output of the row is NaN;
    - an entry +inf: logsumexp = +inf (the limit); softmax and log_softmax are NaN
@@ -31,7 +42,9 @@ from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
 from libc.math cimport isnan, isinf, isfinite, INFINITY, NAN
 from ._scalar cimport two_sum, f_fma, f_log1p, f_exp
-from ._vecmath cimport vexp
+from ._vecmath cimport (vexp, refrt_vmax_f32, refrt_vmax_f64, refrt_vshift_f32,
+                       refrt_vshift_f64, refrt_vexpsum_f32, refrt_vexpsum_f64,
+                       refrt_vlsm_out_f32, refrt_vlsm_out_f64)
 
 # Which quantity a row pass writes.
 cdef enum:
@@ -39,8 +52,7 @@ cdef enum:
     SOFTMAX = 1
     LOG_SOFTMAX = 2
 
-
-# Max and first argmax of a non-empty row; NaN if any entry is NaN.
+# Max and first argmax of a non-empty row; NaN if any entry is NaN (slow path only).
 cdef inline floating _row_max(const floating *x, Py_ssize_t n, Py_ssize_t *arg) noexcept nogil:
     cdef Py_ssize_t j
     cdef floating m = x[0]
@@ -54,90 +66,86 @@ cdef inline floating _row_max(const floating *x, Py_ssize_t n, Py_ssize_t *arg) 
     return m
 
 
-# Fill d, e with d_j + e_j = x_j - m exactly, then t_j = exp(d_j) (vexp).  Where x_j - m
-# is -inf (x_j = -inf, or the subtraction overflows: x_j = -max, m = max) TwoSum's e is
-# NaN; exp(d) = 0 there already, so e is set to 0.
-cdef inline void _shifted_exp(const floating *x, Py_ssize_t n, floating m, floating *d,
-                              floating *e, floating *t) noexcept nogil:
-    cdef Py_ssize_t j
-    for j in range(n):
-        d[j] = two_sum(x[j], -m, &e[j])
-        if not isfinite(d[j]):
-            e[j] = 0
-    vexp(d, t, n)
-    # exp(d) (1 + e) as exp(d) + exp(d) e: |e| <= ulp(d) / 2, so the product's own
-    # rounding is below u^2 exp(d) and only the final addition matters; no fma needed
-    # (without -mfma an fma is a libm call per element)
-    for j in range(n):
-        t[j] = t[j] + t[j] * e[j]
+# The vectorised row passes of vecmath.h ("softmax rows"), dispatched on the dtype.
+cdef inline floating _vmax(const floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return refrt_vmax_f32(x, n)
+    else:
+        return refrt_vmax_f64(x, n)
 
 
-# S' = sum_{j != a} t_j, compensated; returns hi, lo gets the error sum.  The terms are
-# positive (no cancellation), so one Neumaier level gives |error| <= u S' + n u^2 S'.
-# Order: four interleaved lanes (j = l, l + 4, ...: a TwoSum chain is latency-bound),
-# merged in lane order; t_a (exactly 1) is zeroed for the sum and restored.
-cdef inline floating _tail_sum(floating *t, Py_ssize_t n, Py_ssize_t a,
-                               floating *lo) noexcept nogil:
-    cdef Py_ssize_t j = 0
-    cdef floating s0 = 0, s1 = 0, s2 = 0, s3 = 0, c = 0, c1 = 0, c2 = 0, c3 = 0
-    cdef floating e0, e1, e2, e3, keep = t[a]
-    t[a] = 0
-    while j + 4 <= n:
-        s0 = two_sum(s0, t[j], &e0)
-        s1 = two_sum(s1, t[j + 1], &e1)
-        s2 = two_sum(s2, t[j + 2], &e2)
-        s3 = two_sum(s3, t[j + 3], &e3)
-        c = c + e0
-        c1 = c1 + e1
-        c2 = c2 + e2
-        c3 = c3 + e3
-        j = j + 4
-    while j < n:
-        s0 = two_sum(s0, t[j], &e0)
-        c = c + e0
-        j = j + 1
-    s0 = two_sum(s0, s1, &e1)
-    s0 = two_sum(s0, s2, &e2)
-    s0 = two_sum(s0, s3, &e3)
-    t[a] = keep
-    lo[0] = (c + c1 + c2 + c3) + (e1 + e2 + e3)
-    return s0
+cdef inline void _vshift(const floating *x, Py_ssize_t n, floating m, floating *d,
+                         floating *e) noexcept nogil:
+    if floating is float:
+        refrt_vshift_f32(x, n, m, d, e)
+    else:
+        refrt_vshift_f64(x, n, m, d, e)
+
+
+cdef inline void _vexpsum(const floating *x, Py_ssize_t n, floating m, const floating *e,
+                          floating *t, floating *out) noexcept nogil:
+    if floating is float:
+        refrt_vexpsum_f32(x, n, m, e, t, out)
+    else:
+        refrt_vexpsum_f64(x, n, m, e, t, out)
+
+
+cdef inline void _vlsm_out(const floating *d, const floating *e, Py_ssize_t n,
+                           floating L, floating *y) noexcept nogil:
+    if floating is float:
+        refrt_vlsm_out_f32(d, e, n, L, y)
+    else:
+        refrt_vlsm_out_f64(d, e, n, L, y)
+
+
+# Rows with a non-finite max (+inf, NaN found by the scalar scan, all -inf): Design e.
+cdef inline floating _special_row(const floating *x, floating *y, Py_ssize_t n,
+                                  int what) noexcept nogil:
+    cdef Py_ssize_t j, a
+    cdef floating m = _row_max(x, n, &a)
+    if what == LSE:
+        return m if not isfinite(m) else NAN    # NaN, +inf, or -inf for an all -inf row
+    for j in range(n):
+        y[j] = NAN
+    return NAN
 
 
 # One row of any of the three ops (Design b-e).  buf holds 3 n entries.
 cdef inline floating _row(const floating *x, floating *y, Py_ssize_t n, int what,
                           floating *buf) noexcept nogil:
-    cdef Py_ssize_t j, a
+    cdef Py_ssize_t j
     cdef floating m, hi, lo, L, total, tlo, s, err
+    cdef floating sums[3]
     cdef floating *d = buf
     cdef floating *e = buf + n
     cdef floating *t = buf + 2 * n
     if n == 0:
         return -INFINITY
-    m = _row_max(x, n, &a)
+    m = _vmax(x, n)
     if not isfinite(m):
-        if what == LSE:
-            return m                       # NaN, +inf, or -inf for an all -inf row
-        for j in range(n):
-            y[j] = NAN
-        return NAN
-    _shifted_exp(x, n, m, d, e, t)
-    hi = _tail_sum(t, n, a, &lo)
+        return _special_row(x, y, n, what)
+    _vshift(x, n, m, d, e)
+    vexp(d, t, n)
+    _vexpsum(x, n, m, e, t, sums)
+    hi = sums[0]
+    lo = sums[1]
+    if isnan(hi):                          # a NaN entry (skipped by the max)
+        return _special_row(x, y, n, what)
     if what == SOFTMAX:
-        # 1 + S' as a double word (total, tlo); the quotient's error is dominated by the
+        # cnt + S' as a double word (total, tlo), cnt = sums[2] >= 1 the number of
+        # maxima (exact small integer); the quotient's error is dominated by the
         # rounding of t_j and of the division
-        total = two_sum(<floating>1, hi, &tlo)
+        total = two_sum(sums[2], hi, &tlo)
         total = total + (tlo + lo)
         for j in range(n):
             y[j] = t[j] / total
         return 0
-    L = f_log1p(hi + lo)
+    # log(cnt + S') = log1p((cnt - 1) + S'); cnt - 1 is exact
+    s = two_sum(sums[2] - 1, hi, &err)
+    L = f_log1p(s + (err + lo))
     if what == LSE:
         return m + L
-    for j in range(n):
-        # (d_j + e_j) - L: d_j - L = s + err exactly, then add the small parts together
-        s = two_sum(d[j], -L, &err)
-        y[j] = s + (err + e[j]) if isfinite(s) else s
+    _vlsm_out(d, e, n, L, y)
     return 0
 
 

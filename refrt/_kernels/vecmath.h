@@ -354,4 +354,125 @@ static inline void refrt_vexp_f32(const float *x, float *y, ptrdiff_t n)
 {
     refrt_vexp_f32_impl(x, y, n);
 }
+/* ------------------------------------------------------------------ softmax rows
+ * Row helpers of the softmax family (refrt/_kernels/softmax.pyx, Design), written here
+ * because their selects must be integer bit masks to vectorise (see a): a float compare
+ * in a select keeps gcc from if-converting under -ftrapping-math.  All are branch-free
+ * loops cloned per ISA level, bitwise identical across the clones.
+ *
+ * refrt_vmax_*: max over 16 lanes (lane j mod 16, folded in lane order) of the sortable
+ *   integer key of each float (sign-magnitude -> two's complement: key = u ^ (0x7ff..f
+ *   if negative)), so the compare is an integer max (vpmaxs).  A NaN with the sign bit
+ *   clear sorts above +inf and is returned (the caller's non-finite path); a NaN with
+ *   the sign bit set sorts below -inf and is skipped (the caller's sum catches it).
+ *   n >= 1.
+ * refrt_vshift_*: d_j + e_j = x_j - m exactly (TwoSum); where d_j = -inf (x_j = -inf,
+ *   or the subtraction overflows) TwoSum's e is NaN and is selected to 0.
+ * refrt_vexpsum_*: t_j <- t_j + t_j e_j (exp(d)(1 + e): |e| <= ulp(d)/2, so the
+ *   product's rounding is below u^2 t_j and only the addition rounds), then the sum of
+ *   the t_j with x_j != m (bitwise) in 16 Sum2 lanes (Ogita-Rump-Oishi: TwoSum per
+ *   addition, errors summed per lane), out = {hi, lo, count of x_j == m}.  The entries
+ *   equal to the max contribute exactly 1 each and are counted, not summed, so the
+ *   small terms are never added to a leading 1 (Design b).  Positive terms: error
+ *   <= u S' + n u^2 S'.
+ * refrt_vlsm_out_*: y_j = (d_j + e_j) - L as s + (err + e_j), d_j - L = s + err exactly;
+ *   where s = -inf the result is s (err is NaN there).
+ */
+#define REFRT_SOFTMAX_ROWS(T, U, SFX, SIGN, NEGINF)                                    \
+REFRT_CLONES                                                                           \
+static T refrt_vmax_##SFX(const T *x, ptrdiff_t n)                                     \
+{                                                                                      \
+    typedef signed_##U S_;                                                             \
+    S_ M[16];                                                                          \
+    ptrdiff_t full = n - n % 16;                                                       \
+    for (int l = 0; l < 16; l++) M[l] = (S_)(NEGINF ^ (SIGN - 1));                     \
+    for (ptrdiff_t j = 0; j < full; j += 16)                                           \
+        for (int l = 0; l < 16; l++) {                                                 \
+            U u; memcpy(&u, x + j + l, sizeof u);                                      \
+            S_ k = (S_)(u ^ (-(u >> (8 * sizeof(U) - 1)) & (SIGN - 1)));               \
+            M[l] = k > M[l] ? k : M[l];                                                \
+        }                                                                              \
+    for (ptrdiff_t j = full; j < n; j++) {                                             \
+        U u; memcpy(&u, x + j, sizeof u);                                              \
+        S_ k = (S_)(u ^ (-(u >> (8 * sizeof(U) - 1)) & (SIGN - 1)));                   \
+        M[0] = k > M[0] ? k : M[0];                                                    \
+    }                                                                                  \
+    S_ m = M[0];                                                                       \
+    for (int l = 1; l < 16; l++) m = M[l] > m ? M[l] : m;                              \
+    U um = (U)m ^ (-((U)m >> (8 * sizeof(U) - 1)) & (SIGN - 1));                       \
+    T r; memcpy(&r, &um, sizeof r);                                                    \
+    return r;                                                                          \
+}                                                                                      \
+                                                                                       \
+REFRT_CLONES                                                                           \
+static void refrt_vshift_##SFX(const T *x, ptrdiff_t n, T m, T *d, T *e)               \
+{                                                                                      \
+    for (ptrdiff_t j = 0; j < n; j++) {                                                \
+        T s = x[j] - m, bb = s - x[j];                                                 \
+        T err = (x[j] - (s - bb)) + (-m - bb);                                         \
+        U us, ue; memcpy(&us, &s, sizeof us); memcpy(&ue, &err, sizeof ue);            \
+        ue &= -(U)(us != NEGINF);                                                      \
+        d[j] = s; memcpy(e + j, &ue, sizeof ue);                                       \
+    }                                                                                  \
+}                                                                                      \
+                                                                                       \
+REFRT_CLONES                                                                           \
+static void refrt_vexpsum_##SFX(const T *x, ptrdiff_t n, T m, const T *e, T *t,        \
+                                T *out)                                                \
+{                                                                                      \
+    T S[16], E[16], C[16];                                                             \
+    U um; memcpy(&um, &m, sizeof um);                                                  \
+    ptrdiff_t full = n - n % 16;                                                       \
+    for (int l = 0; l < 16; l++) { S[l] = 0; E[l] = 0; C[l] = 0; }                    \
+    for (ptrdiff_t j = 0; j < n; j++) t[j] = t[j] + t[j] * e[j];                       \
+    for (ptrdiff_t j = 0; j < full; j += 16)                                           \
+        for (int l = 0; l < 16; l++) {                                                 \
+            U ux, ut; memcpy(&ux, x + j + l, sizeof ux); memcpy(&ut, t + j + l, sizeof ut); \
+            U eq = -(U)(ux == um);                                                     \
+            U uv = ut & ~eq, uc = eq & ONE_##SFX;                                      \
+            T v, c; memcpy(&v, &uv, sizeof v); memcpy(&c, &uc, sizeof c);              \
+            C[l] += c;                                                                 \
+            T s = S[l] + v, bb = s - S[l];                                             \
+            E[l] += (S[l] - (s - bb)) + (v - bb);                                      \
+            S[l] = s;                                                                  \
+        }                                                                              \
+    for (ptrdiff_t j = full; j < n; j++) {                                             \
+        U ux; memcpy(&ux, x + j, sizeof ux);                                           \
+        int eq = ux == um;                                                             \
+        T v = eq ? 0 : t[j];                                                           \
+        C[0] += eq;                                                                    \
+        T s = S[0] + v, bb = s - S[0];                                                 \
+        E[0] += (S[0] - (s - bb)) + (v - bb);                                          \
+        S[0] = s;                                                                      \
+    }                                                                                  \
+    T hi = S[0], lo = E[0], cnt = C[0];                                                \
+    for (int l = 1; l < 16; l++) {                                                     \
+        T s = hi + S[l], bb = s - hi;                                                  \
+        lo += E[l] + ((hi - (s - bb)) + (S[l] - bb));                                  \
+        hi = s;                                                                        \
+        cnt += C[l];                                                                   \
+    }                                                                                  \
+    out[0] = hi; out[1] = lo; out[2] = cnt;                                            \
+}                                                                                      \
+                                                                                       \
+REFRT_CLONES                                                                           \
+static void refrt_vlsm_out_##SFX(const T *d, const T *e, ptrdiff_t n, T L, T *y)       \
+{                                                                                      \
+    for (ptrdiff_t j = 0; j < n; j++) {                                                \
+        T s = d[j] - L, bb = s - d[j];                                                 \
+        T err = (d[j] - (s - bb)) + (-L - bb);                                         \
+        T r = s + (err + e[j]);                                                        \
+        U us, ur; memcpy(&us, &s, sizeof us); memcpy(&ur, &r, sizeof ur);             \
+        U inf = -(U)(us == NEGINF);                                                    \
+        ur = (ur & ~inf) | (us & inf);                                                 \
+        memcpy(y + j, &ur, sizeof ur);                                                 \
+    }                                                                                  \
+}
+
+typedef int64_t signed_uint64_t;
+typedef int32_t signed_uint32_t;
+#define ONE_f64 0x3ff0000000000000u
+#define ONE_f32 0x3f800000u
+REFRT_SOFTMAX_ROWS(double, uint64_t, f64, 0x8000000000000000u, 0xfff0000000000000u)
+REFRT_SOFTMAX_ROWS(float, uint32_t, f32, 0x80000000u, 0xff800000u)
 #endif
