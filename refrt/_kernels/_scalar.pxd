@@ -10,7 +10,7 @@
 from cython cimport floating
 from libc.math cimport (exp, expf, log, logf, log1p, log1pf, expm1, expm1f, sqrt, sqrtf,
                         tanh, tanhf, sinh, sinhf, cosh, coshf, fabs, fabsf, fma, fmaf,
-                        pow, powf, isnan, isinf, INFINITY, NAN)
+                        pow, powf, frexp, frexpf, ldexp, ldexpf, isnan, isinf, INFINITY, NAN)
 
 
 cdef inline floating f_exp(floating x) noexcept nogil:
@@ -88,6 +88,24 @@ cdef inline floating f_pow(floating x, floating y) noexcept nogil:
         return powf(x, y)
     else:
         return pow(x, y)
+
+
+cdef inline floating f_ldexp(floating x, int e) noexcept nogil:
+    if floating is float:
+        return ldexpf(x, e)
+    else:
+        return ldexp(x, e)
+
+
+cdef inline int f_exponent(floating x) noexcept nogil:
+    """e with |x| = f * 2^e, f in [0.5, 1) (0 for x = 0): frexp's exponent, the
+    power-of-two scaling used by the overflow/underflow rescue paths."""
+    cdef int e = 0
+    if floating is float:
+        frexpf(x, &e)
+    else:
+        frexp(x, &e)
+    return e
 
 
 # softplus(x) = log(1 + e^x), branch-stable.

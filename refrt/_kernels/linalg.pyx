@@ -28,26 +28,12 @@ d) Blocking: the k loop runs over blocks of Bt rows that fit in ~256 KiB, and al
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport isfinite, ldexp, ldexpf, frexp, frexpf
-from ._scalar cimport two_sum, f_fma, f_abs
+from libc.math cimport isfinite
+from ._scalar cimport two_sum, f_fma, f_abs, f_ldexp as _ldexp, f_exponent as _exponent
 
 cdef Py_ssize_t BLOCK_BYTES = 256 * 1024
 
 
-cdef inline floating _ldexp(floating x, int e) noexcept nogil:
-    if floating is float:
-        return ldexpf(x, e)
-    else:
-        return ldexp(x, e)
-
-
-cdef inline int _exponent(floating x) noexcept nogil:
-    cdef int e = 0
-    if floating is float:
-        frexpf(x, &e)
-    else:
-        frexp(x, &e)
-    return e
 
 
 # Dot2 of sa * a and sb * b (sa, sb powers of two), starting from init.
