@@ -156,7 +156,7 @@ cdef void _rows(const floating *x, floating *y, floating *r, Py_ssize_t rows,
     cdef Py_ssize_t i
     cdef floating *buf = NULL
     cdef floating v
-    with parallel(num_threads=threads):
+    with parallel(num_threads=threads, use_threads_if=rows * n > 32768):
         buf = <floating *> malloc((3 * n + 1) * sizeof(floating))
         if buf != NULL:
             for i in prange(rows, schedule="static"):
@@ -195,6 +195,43 @@ def log_softmax_rows(const floating[:, ::1] x,  # IN  (rows, n)
     _rows(&x[0, 0], &out[0, 0], NULL, x.shape[0], x.shape[1], LOG_SOFTMAX, threads)
 
 
+# R = sum_j y_j (g_j - g_a) in 16 lanes, compensated: g_j - g_a = dg + dge (TwoSum),
+# y_j dg = p + fma(y_j, dg, -p) (exact), p summed by TwoSum, every residual collected
+# per lane; the j = a term is exactly 0 for finite g.  Returns a non-finite value when
+# any g_j is non-finite or a difference overflows (the caller's slow path).
+cdef inline floating _vjp_dot(const floating *y, const floating *g, Py_ssize_t n,
+                              floating ga) noexcept nogil:
+    cdef Py_ssize_t j, l, full = n - n % 16
+    cdef floating S[16]
+    cdef floating E[16]
+    cdef floating dg, dge, bb, p, s, r, c, err
+    for l in range(16):
+        S[l] = 0
+        E[l] = 0
+    for j in range(0, full, 16):
+        for l in range(16):
+            dg = g[j + l] - ga
+            bb = dg - g[j + l]
+            dge = (g[j + l] - (dg - bb)) + (-ga - bb)
+            p = y[j + l] * dg
+            s = S[l] + p
+            bb = s - S[l]
+            E[l] = E[l] + ((((S[l] - (s - bb)) + (p - bb)) + f_fma(y[j + l], dg, -p))
+                           + y[j + l] * dge)
+            S[l] = s
+    for j in range(full, n):
+        dg = two_sum(g[j], -ga, &dge)
+        p = y[j] * dg
+        S[0] = two_sum(S[0], p, &err)
+        E[0] = E[0] + ((err + f_fma(y[j], dg, -p)) + y[j] * dge)
+    r = S[0]
+    c = E[0]
+    for l in range(1, 16):
+        r = two_sum(r, S[l], &err)
+        c = c + (E[l] + err)
+    return r + c
+
+
 def softmax_vjp(const floating[:, ::1] y,      # IN  softmax(x), (rows, n)
                 const floating[:, ::1] g,      # IN  upstream gradient
                 floating[:, ::1] gx,           # OUT y * (g - sum(g * y))
@@ -206,14 +243,32 @@ def softmax_vjp(const floating[:, ::1] y,      # IN  softmax(x), (rows, n)
     so g_i - s = (g_i - g_a) - R.  When one logit dominates, y_a = 1 - O(tiny) and the
     naive g_a - s cancels to noise (float32: ~1e8 ulp off at spreads of 30); here R is a
     compensated dot (TwoProduct + TwoSum) of small terms, g_i - g_a is TwoSum-exact, and
-    the true gradient y_a * (-R) keeps its relative accuracy.
+    the true gradient y_a * (-R) keeps its relative accuracy.  Fast path: lane dot
+    (``_vjp_dot``) and a branch-free output loop; rows with a non-finite g or R take the
+    scalar loop with the IEEE special handling.
     """
     cdef Py_ssize_t i, j, a, rows = y.shape[0], n = y.shape[1]
-    cdef floating r, c, p, err, dg, dge, ga
+    cdef floating r, c, p, err, dg, dge, ga, ym
     if rows == 0 or n == 0:
         return
     with nogil:
-        for i in prange(rows, num_threads=threads, schedule="static"):
+        for i in prange(rows, num_threads=threads, schedule="static",
+                        use_threads_if=rows * n > 32768):
+            ym = _vmax(&y[i, 0], n)
+            a = 0
+            for j in range(n):                 # first argmax (early exit)
+                if y[i, j] == ym:
+                    a = j
+                    break
+            ga = g[i, a]
+            r = _vjp_dot(&y[i, 0], &g[i, 0], n, ga)
+            if isfinite(r) and isfinite(ga):
+                for j in range(n):
+                    dg = g[i, j] - ga
+                    p = dg - g[i, j]
+                    dge = (g[i, j] - (dg - p)) + (-ga - p)
+                    gx[i, j] = y[i, j] * ((dg - r) + dge)
+                continue
             a = 0
             for j in range(n):
                 if y[i, j] > y[i, a]:
@@ -233,21 +288,46 @@ def softmax_vjp(const floating[:, ::1] y,      # IN  softmax(x), (rows, n)
                 gx[i, j] = y[i, j] * ((dg - r) + dge) if isfinite(dg) else y[i, j] * (g[i, j] - ga - r)
 
 
+# Sum of a row in 16 Sum2 lanes, folded in lane order (deterministic).
+cdef inline floating _lane_sum(const floating *g, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j, l, full = n - n % 16
+    cdef floating S[16]
+    cdef floating E[16]
+    cdef floating v, s, bb, err, r, c
+    for l in range(16):
+        S[l] = 0
+        E[l] = 0
+    for j in range(0, full, 16):
+        for l in range(16):
+            v = g[j + l]
+            s = S[l] + v
+            bb = s - S[l]
+            E[l] = E[l] + ((S[l] - (s - bb)) + (v - bb))
+            S[l] = s
+    for j in range(full, n):
+        S[0] = two_sum(S[0], g[j], &err)
+        E[0] = E[0] + err
+    r = S[0]
+    c = E[0]
+    for l in range(1, 16):
+        r = two_sum(r, S[l], &err)
+        c = c + (E[l] + err)
+    return r + c if isfinite(r) else r
+
+
 def log_softmax_vjp(const floating[:, ::1] y,  # IN  log_softmax(x), (rows, n)
                     const floating[:, ::1] g,  # IN  upstream gradient
                     floating[:, ::1] gx,       # OUT g - exp(y) * sum(g)
                     int threads=1):
+    """gx = g - exp(y) sum(g): exp(y) through ``vexp`` into gx itself, then one fma."""
     cdef Py_ssize_t i, j, rows = y.shape[0], n = y.shape[1]
-    cdef floating s, c, err
+    cdef floating s
     if rows == 0 or n == 0:
         return
     with nogil:
-        for i in prange(rows, num_threads=threads, schedule="static"):
-            s = 0
-            c = 0
+        for i in prange(rows, num_threads=threads, schedule="static",
+                        use_threads_if=rows * n > 32768):
+            s = _lane_sum(&g[i, 0], n)
+            vexp(&y[i, 0], &gx[i, 0], n)
             for j in range(n):
-                s = two_sum(s, g[i, j], &err)
-                c = c + err
-            s = s + c
-            for j in range(n):
-                gx[i, j] = f_fma(-f_exp(y[i, j]), s, g[i, j])
+                gx[i, j] = f_fma(-gx[i, j], s, g[i, j])
