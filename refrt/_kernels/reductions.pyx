@@ -64,51 +64,47 @@ cdef inline void _acc(floating v, floating *s, floating *c, floating *cc,
 # errors), returned in *bound so the caller can certify the result or fall back to the
 # exact sum.  One-level Neumaier fails once sum|x| / |sum x| exceeds ~1/u^2 (float32
 # rows with +-3e38 that cancel to 3.5 came back as 0).
-# Order: four interleaved lanes (lane l takes j = l, l + 4, ...; a TwoSum chain is
-# latency-bound, four independent chains run ~3x faster), merged in lane order with the
-# same two-level scheme.  Rows shorter than 8 use one lane, left to right.  Starting from
-# x[0..3] (not from 0) keeps the sign of an all -0 row.
+# Order: LANES = 16 interleaved lanes (lane l takes j = l, l + 16, ...: a TwoSum chain is
+# latency-bound; 16 independent chains fill two AVX2 registers (float32) or four
+# (float64) and the lane loop vectorises), each lane with its own c, cc, a; the lanes
+# are merged in lane order with the same two-level scheme, so the result depends only
+# on n, never on the thread count.  Lanes start at -0.0 (the identity of IEEE addition:
+# -0 + -0 = -0), which keeps the sign of an all -0 row.
+cdef enum:
+    LANES = 16
+
 cdef inline floating _sum_dw(const floating *x, Py_ssize_t n, floating scale,
                              floating *lo, floating *bound) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef floating s0, s1, s2, s3, c0 = 0, c1 = 0, c2 = 0, c3 = 0, cc = 0, a = 0, t
-    cdef floating cc1 = 0, cc2 = 0, cc3 = 0, a1 = 0, a2 = 0, a3 = 0
-    if n == 0:
-        lo[0] = 0
-        bound[0] = 0
-        return 0
-    s0 = x[0] * scale
-    if n < 8:
-        for j in range(1, n):
-            _acc(x[j] * scale, &s0, &c0, &cc, &a)
-    else:
-        s1 = x[1] * scale
-        s2 = x[2] * scale
-        s3 = x[3] * scale
-        j = 4
-        while j + 4 <= n:
-            # per-lane cc and a too: a shared accumulator would be a dependency chain
-            _acc(x[j] * scale, &s0, &c0, &cc, &a)
-            _acc(x[j + 1] * scale, &s1, &c1, &cc1, &a1)
-            _acc(x[j + 2] * scale, &s2, &c2, &cc2, &a2)
-            _acc(x[j + 3] * scale, &s3, &c3, &cc3, &a3)
-            j = j + 4
-        cc = cc + (cc1 + cc2 + cc3)
-        a = a + (a1 + a2 + a3)
-        while j < n:
-            _acc(x[j] * scale, &s0, &c0, &cc, &a)
-            j = j + 1
-        _acc(s1, &s0, &c0, &cc, &a)
-        _acc(s2, &s0, &c0, &cc, &a)
-        _acc(s3, &s0, &c0, &cc, &a)
-        # the lanes' first-level errors join c0 by TwoSum, their errors join cc
-        c0 = two_sum(c0, c1, &t)
-        cc = cc + t
-        a = a + f_abs(t)
-        c0 = two_sum(c0, c2, &t)
-        cc = cc + t
-        a = a + f_abs(t)
-        c0 = two_sum(c0, c3, &t)
+    cdef Py_ssize_t j, l, full = n - n % LANES
+    cdef floating S[16]
+    cdef floating C[16]
+    cdef floating CC[16]
+    cdef floating A[16]
+    cdef floating v, e, ee, t, s0, c0, cc, a
+    for l in range(LANES):
+        S[l] = -0.0
+        C[l] = 0
+        CC[l] = 0
+        A[l] = 0
+    for j in range(0, full, 16):           # LANES
+        for l in range(LANES):
+            v = x[j + l] * scale
+            S[l] = two_sum(S[l], v, &e)
+            C[l] = two_sum(C[l], e, &ee)
+            CC[l] = CC[l] + ee
+            A[l] = A[l] + f_abs(ee)
+    for j in range(full, n):
+        _acc(x[j] * scale, &S[0], &C[0], &CC[0], &A[0])
+    s0 = S[0]
+    c0 = C[0]
+    cc = CC[0]
+    a = A[0]
+    for l in range(1, LANES):
+        cc = cc + CC[l]
+        a = a + A[l]
+        _acc(S[l], &s0, &c0, &cc, &a)
+        # the lane's first-level error joins c0 by TwoSum, its error joins cc
+        c0 = two_sum(c0, C[l], &t)
         cc = cc + t
         a = a + f_abs(t)
     lo[0] = c0 + cc
