@@ -59,7 +59,7 @@ def reference(spec, arrays, params, dtype, prec=None):
     return round_array(mp, dtype).reshape(shape)
 
 
-def _pole_sign_only(got, want, arrays):
+def pole_sign_only(got, want, arrays):
     """Mask of elements that differ only by the sign of an infinity at a zero input."""
     mask = np.isinf(got) & np.isinf(want) & (np.sign(got) != np.sign(want))
     if not mask.any():
@@ -79,7 +79,7 @@ def measure(spec, dtype, family, seed=0, prec=None) -> Measurement:
     want = reference(spec, arrays, params, dtype, prec)
     d = ulp_distance(got, want, dtype) if got.size else np.zeros(0)
     if d.size:
-        d = np.where(_pole_sign_only(got, want, arrays), 0.0, d)
+        d = np.where(pole_sign_only(got, want, arrays), 0.0, d)
     if d.size == 0:
         return Measurement(spec.name, dtype.name, family, 0.0, (), (), np.nan, np.nan, 0)
     i = int(np.argmax(d))
