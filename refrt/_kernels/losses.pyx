@@ -47,7 +47,8 @@ from libc.math cimport isnan, isinf, isfinite, INFINITY, NAN
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from ._scalar cimport (f_log, f_log1p, f_abs, f_fma, two_sum)
-from ._vecmath cimport vexp, vlog
+from ._vecmath cimport (vexp, vlog, refrt_vmax_f32, refrt_vmax_f64, refrt_vshift_f32,
+                       refrt_vshift_f64, refrt_vexpsum_f32, refrt_vexpsum_f64)
 
 # Quiet comparisons (C99 isgreater & co.): unlike `a > b` they do not raise FE_INVALID
 # on NaN, so under the default -ftrapping-math gcc may turn a select on them into a
@@ -409,7 +410,7 @@ cdef inline floating row_max(const floating *z, Py_ssize_t C) noexcept nogil:
 # selected to 0 where it is NaN (z_j = -inf: exp gives 0).
 # Non-finite rows: m = +inf takes the direct formula (NaN at the inf entries, +inf
 # elsewhere for t_j > 0); a NaN or an all -inf row gives NaN through the arithmetic.
-cdef void ce_row(const floating *z, const floating *t, int64_t k_id, Py_ssize_t C,
+cdef void ce_row_slow(const floating *z, const floating *t, int64_t k_id, Py_ssize_t C,
                  floating *dh, floating *ex, floating *de, floating *oh,
                  floating *ol) noexcept nogil:
     cdef floating S[16]               # LANES
@@ -466,6 +467,85 @@ cdef void ce_row(const floating *z, const floating *t, int64_t k_id, Py_ssize_t 
     lanes_fold(S, E, oh, ol)
 
 
+# Softmax-row passes of vecmath.h ("softmax rows"), dispatched on the dtype: integer
+# key lane max, exact TwoSum shift (NaN error selected to 0 at d = -inf), and the
+# compensated 16-lane sum of exp(d)(1 + e) over the entries below the max, whose count
+# is returned separately (each contributes exactly 1).
+cdef inline floating _vmax(const floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return refrt_vmax_f32(x, n)
+    else:
+        return refrt_vmax_f64(x, n)
+
+
+cdef inline void _vshift(const floating *x, Py_ssize_t n, floating m, floating *d,
+                         floating *e) noexcept nogil:
+    if floating is float:
+        refrt_vshift_f32(x, n, m, d, e)
+    else:
+        refrt_vshift_f64(x, n, m, d, e)
+
+
+cdef inline void _vexpsum(const floating *x, Py_ssize_t n, floating m, const floating *e,
+                          floating *t, floating *out) noexcept nogil:
+    if floating is float:
+        refrt_vexpsum_f32(x, n, m, e, t, out)
+    else:
+        refrt_vexpsum_f64(x, n, m, e, t, out)
+
+
+# Fast cross entropy row (finite max, no NaN): the same terms as ce_row_slow, with the
+# row passes of vecmath.h.  L = log(cnt + S') = log1p((cnt - 1) + S'), cnt >= 1 the
+# number of entries equal to the max (exact small integer), S' the compensated sum of
+# the others: cnt - 1 + S' by TwoSum, so L keeps full relative accuracy when L << 1.
+# The term loop selects an input (w_j -> 0 where t_j is 0, so 0 * (0 + L) = 0 even
+# against a -inf logit) instead of the computed product: a select on a product lets gcc
+# sink the multiply into a branch, and the loop stays scalar.  |t_j| > 0 is a quiet
+# compare; a NaN t_j still reaches the product.
+cdef void ce_row(const floating *z, const floating *t, int64_t k_id, Py_ssize_t C,
+                 floating *dh, floating *ex, floating *de, floating *oh,
+                 floating *ol) noexcept nogil:
+    cdef floating S[16]               # LANES
+    cdef floating E[16]
+    cdef floating sums[3]
+    cdef floating m, L, tj, a, bb, e, uh, ul, p, s, err
+    cdef Py_ssize_t j
+    if C == 0:
+        oh[0] = 0
+        ol[0] = 0
+        return
+    m = _vmax(z, C)
+    if not isfinite(m):
+        ce_row_slow(z, t, k_id, C, dh, ex, de, oh, ol)
+        return
+    _vshift(z, C, m, dh, de)
+    vexp(dh, ex, C)
+    _vexpsum(z, C, m, de, ex, sums)
+    if isnan(sums[0]):                 # a NaN logit the key max skipped
+        ce_row_slow(z, t, k_id, C, dh, ex, de, oh, ol)
+        return
+    s = two_sum(sums[2] - 1, sums[0], &err)
+    L = f_log1p(s + (err + sums[1]))
+    if t == NULL:
+        # w_k + L = (-dh_k - de_k) + L as a double-word: TwoSum(-dh_k, L) - de_k.
+        uh = two_sum(-dh[k_id], L, &ul)
+        oh[0] = uh
+        ol[0] = ul - de[k_id]
+        return
+    for j in range(C):
+        tj = t[j]
+        a = -dh[j] if refrt_gt(f_abs(tj), 0) else 0
+        uh = a + L
+        bb = uh - a
+        ul = ((a - (uh - bb)) + (L - bb)) - de[j]
+        p = tj * uh
+        ex[j] = p
+        de[j] = f_fma(tj, uh, -p) + tj * ul
+    lanes_zero(S, E)
+    lanes_add(ex, de, C, S, E)
+    lanes_fold(S, E, oh, ol)
+
+
 # -sum t log p' over one row (cross_entropy_probs), clip as in clipped_logs.
 cdef void ce_probs_row(const floating *p, const floating *t, int64_t k_id, Py_ssize_t C,
                        floating eps, floating *oh, floating *ol) noexcept nogil:
@@ -506,18 +586,22 @@ cdef void kl_row(const floating *lp, const floating *t, Py_ssize_t C, floating *
     cdef floating E[16]
     cdef floating tj, a, b, dh, bb, dl, p, pe
     cdef Py_ssize_t j
-    vlog(t, lt, C)
+    # Inputs are selected, not products (see ce_row): log 1 = 0 and lp -> 0 where
+    # t = 0, so the term is 0 * (0 - 0) = 0 with no select on the result.
+    for j in range(C):
+        tj = t[j]
+        lt[j] = tj if refrt_gt(f_abs(tj), 0) else 1
+    vlog(lt, lt, C)
     for j in range(C):
         tj = t[j]
         a = lt[j]
-        b = -lp[j]
+        b = -lp[j] if refrt_gt(f_abs(tj), 0) else 0
         dh = a + b
         bb = dh - a
         dl = (a - (dh - bb)) + (b - bb)
         p = tj * dh
-        pe = f_fma(tj, dh, -p) + tj * dl
-        hi[j] = 0 if tj == 0 else p
-        lo[j] = 0 if tj == 0 else pe
+        hi[j] = p
+        lo[j] = f_fma(tj, dh, -p) + tj * dl
     lanes_zero(S, E)
     lanes_add(hi, lo, C, S, E)
     lanes_fold(S, E, oh, ol)
