@@ -125,35 +125,12 @@ cdef floating mul_add_scaled(floating ah, floating al, floating bh, floating bl,
     return f_ldexp(s + (e + f_ldexp(pl, E - F)), F)
 
 
-# Veltkamp splitting constant 2**ceil(p/2) + 1: a = hi + lo with hi, lo of <= p/2
-# significant bits each, so the partial products in two_prod_split are exact.
-cdef inline floating split_const(floating x) noexcept nogil:
-    if floating is float:
-        return 4097.0              # 2**12 + 1
-    else:
-        return 134217729.0         # 2**27 + 1
-
-
-# Dekker's TwoProduct with b pre-split (bh + bl = b): a * b = p + err exactly while no
-# partial product over/underflows.  Used in the batch-norm inner loop instead of fma():
-# without -mfma, fma() is a libm call per element (~3.4 ns measured) and blocks
-# vectorisation; this is ~10 flops that vectorise.  If split_const * a overflows the
-# result is NaN, which the caller's non-finite fix-up pass catches.
-cdef inline floating two_prod_split(floating a, floating p, floating bh,
-                                    floating bl) noexcept nogil:
-    cdef floating c = split_const(a) * a
-    cdef floating ah = c - (c - a)
-    cdef floating al = a - ah
-    return ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
-
 # ---------------------------------------------------------------- batch_norm_inference
 # x is viewed as (N, C, S): channel_axis=0 is N = 1 (TorchLean's (C, spatial...)).
 
 cdef inline void bn_channel(floating mu, floating var, floating gamma, floating eps,
                             floating *std, floating *rh, floating *rl, floating *sh,
-                            floating *sl, floating *shh, floating *shl,
-                            bint *fast) noexcept nogil:
+                            floating *sl, bint *fast) noexcept nogil:
     # v = max(max(var, 0) + eps, 0) as the exact double-word vh + vl (TwoSum); NaN var
     # stays NaN (the clamp would otherwise hide it).
     cdef floating v0 = var if (var > 0 or isnan(var)) else 0
@@ -170,10 +147,6 @@ cdef inline void bn_channel(floating mu, floating var, floating gamma, floating 
         sh[0] = gamma * rh[0]
         sl[0] = f_fma(gamma, rh[0], -sh[0]) + gamma * rl[0]
         fast[0] = isfinite(sh[0]) and (sh[0] == 0 or f_abs(sh[0]) >= small_scale(sh[0]))
-        shh[0] = split_const(sh[0]) * sh[0]
-        shh[0] = shh[0] - (shh[0] - sh[0])
-        shl[0] = sh[0] - shh[0]
-        fast[0] = fast[0] and isfinite(shh[0])
     else:
         rh[0] = NAN
         rl[0] = NAN
@@ -211,28 +184,38 @@ cdef inline floating bn_element(floating x, floating mu, floating std, floating 
     return mul_add_scaled(dh, dl, Sh, Sl, a + eg, beta)
 
 
-# One (n, c) plane of S elements with a fast channel: pass 1 is the double-word
-# formula of bn_element written branch- and call-free (TwoSum, Dekker product with the
-# pre-split scale, TwoSum) so the compiler vectorises it; pass 2 sends the rare
-# non-finite results (overflow, inf/NaN inputs) through bn_element.
+# One (n, c) plane of S elements with a fast channel.  Pass 1 is call- and branch-free
+# so it vectorises (~10 flops per element):
+#   x - mu = dh + dl exactly (TwoSum);
+#   y1 = fma(dh, sh, beta): dh sh + beta rounded once, so a cancellation between
+#        dh sh and beta costs nothing;
+#   y  = y1 + (dh sl + dl sh): the cross terms are ~u |dh sh|, their own rounding and
+#        the dropped dl sl are ~u^2 |dh sh|.
+# Error: 1/2 ulp(y1) + 1/2 ulp(y) + O(u^2 |dh sh|), <= ~1.5 ulp of y unless y is itself
+# below ~u |dh sh| (a double cancellation the u^2 terms then dominate).  The
+# double-word product + TwoSum of the former version gave ~0.5 ulp at 2x the flops.
+# Pass 2 ORs "y is not finite" (y * 0 != 0 is a quiet compare, true only for +-inf and
+# NaN) over the plane, which is still in L1; only a plane with a non-finite result
+# (overflow, inf/NaN inputs) is walked again through bn_element.
 cdef void bn_plane(const floating *x, floating *y, Py_ssize_t S, floating mu,
                    floating std, floating rh, floating rl, floating sh, floating sl,
-                   floating shh, floating shl, floating gamma, floating beta) noexcept nogil:
+                   floating gamma, floating beta) noexcept nogil:
     cdef Py_ssize_t i
-    cdef floating dh, bb, dl, p, pl, s, e
+    cdef floating xi, dh, bb, dl, y1
+    cdef int bad = 0
     for i in range(S):
-        dh = x[i] - mu
-        bb = dh - x[i]
-        dl = (x[i] - (dh - bb)) + (-mu - bb)
-        p = dh * sh
-        pl = two_prod_split(dh, p, shh, shl) + (dh * sl + dl * sh)
-        s = p + beta
-        bb = s - p
-        e = (p - (s - bb)) + (beta - bb)
-        y[i] = s + (e + pl)
+        xi = x[i]
+        dh = xi - mu
+        bb = dh - xi
+        dl = (xi - (dh - bb)) + (-mu - bb)
+        y1 = f_fma(dh, sh, beta)
+        y[i] = y1 + (dh * sl + dl * sh)
     for i in range(S):
-        if not isfinite(y[i]):
-            y[i] = bn_element(x[i], mu, std, rh, rl, sh, sl, True, gamma, beta)
+        bad = bad | (y[i] * 0 != 0)
+    if bad:
+        for i in range(S):
+            if not isfinite(y[i]):
+                y[i] = bn_element(x[i], mu, std, rh, rl, sh, sl, True, gamma, beta)
 
 
 def bn_fwd(const floating[::1] x,         # IN  (N, C, S) flat
@@ -246,7 +229,7 @@ def bn_fwd(const floating[::1] x,         # IN  (N, C, S) flat
            int threads=1):
     import numpy as np
     dt = np.float32 if floating is float else np.float64
-    arr = np.empty((7, C), dtype=dt)
+    arr = np.empty((5, C), dtype=dt)
     fast_arr = np.zeros(C, dtype=np.uint8)
     cdef floating[:, ::1] st = arr
     cdef unsigned char[::1] fast = fast_arr
@@ -255,14 +238,14 @@ def bn_fwd(const floating[::1] x,         # IN  (N, C, S) flat
     with nogil:
         for c in range(C):
             bn_channel(mean[c], var[c], gamma[c], eps, &st[0, c], &st[1, c], &st[2, c],
-                       &st[3, c], &st[4, c], &st[5, c], &st[6, c], &f)
+                       &st[3, c], &st[4, c], &f)
             fast[c] = f
         for p in prange(N * C, num_threads=threads, schedule="static"):
             c = p % C
             base = p * S
             if fast[c]:
                 bn_plane(&x[base], &out[base], S, mean[c], st[0, c], st[1, c], st[2, c],
-                         st[3, c], st[4, c], st[5, c], st[6, c], gamma[c], beta[c])
+                         st[3, c], st[4, c], gamma[c], beta[c])
             else:
                 for i in range(S):
                     out[base + i] = bn_element(x[base + i], mean[c], st[0, c], st[1, c],
