@@ -32,6 +32,7 @@ from libc.math cimport isfinite
 from ._scalar cimport two_sum, f_fma, f_abs, f_ldexp as _ldexp, f_exponent as _exponent
 
 cdef Py_ssize_t BLOCK_BYTES = 256 * 1024
+cdef Py_ssize_t ROWS_PER_TILE = 4       # rows of A per prange iteration (2 panel tiles)
 
 
 
@@ -88,82 +89,43 @@ cdef inline floating _checked(floating s, const floating *a, const floating *b,
     return _dot_rescue(a, b, n, init, s)
 
 
-# Four Dot2 chains at once: one row of A against four rows of Bt.  Each TwoSum depends on
-# the previous one of its own chain (~20 cycles of latency per term); four independent
-# chains keep the FPU busy.  Each output's accumulation order is still j = 0..n-1.
-# Written in C so that GCC can clone it for CPUs with FMA (target_clones, resolved once
-# at load time): without -mfma every fma() is a libm call, ~5x slower here.  Both clones
-# compute the same bits (fma is exact-then-round by definition; -ffp-contract=off keeps
-# the compiler from fusing anything else).
-cdef extern from *:
-    """
-    #include <math.h>
-    #include <stddef.h>
-    #define REFRT_TWO_SUM(s, v, err) do { T s_ = (s) + (v); T bb_ = s_ - (s); \
-        (err) = ((s) - (s_ - bb_)) + ((v) - bb_); (s) = s_; } while (0)
-    #define REFRT_DOT2X4(T, FMA, NAME) \
-    __attribute__((target_clones("fma", "default"))) \
-    static void NAME(const T *a, const T *b0, const T *b1, const T *b2, const T *b3, \
-                     ptrdiff_t n, T *acc) \
-    { \
-        T s0 = acc[0], s1 = acc[1], s2 = acc[2], s3 = acc[3]; \
-        T c0 = 0, c1 = 0, c2 = 0, c3 = 0, r0, r1, r2, r3; \
-        for (ptrdiff_t j = 0; j < n; j++) { \
-            T x = a[j]; \
-            T p0 = x * b0[j], p1 = x * b1[j], p2 = x * b2[j], p3 = x * b3[j]; \
-            REFRT_TWO_SUM(s0, p0, r0); REFRT_TWO_SUM(s1, p1, r1); \
-            REFRT_TWO_SUM(s2, p2, r2); REFRT_TWO_SUM(s3, p3, r3); \
-            c0 = c0 + (r0 + FMA(x, b0[j], -p0)); c1 = c1 + (r1 + FMA(x, b1[j], -p1)); \
-            c2 = c2 + (r2 + FMA(x, b2[j], -p2)); c3 = c3 + (r3 + FMA(x, b3[j], -p3)); \
-        } \
-        acc[0] = c0 != 0 ? s0 + c0 : s0; acc[1] = c1 != 0 ? s1 + c1 : s1; \
-        acc[2] = c2 != 0 ? s2 + c2 : s2; acc[3] = c3 != 0 ? s3 + c3 : s3; \
-    }
-    #define T float
-    REFRT_DOT2X4(float, fmaf, refrt_dot2x4_f32)
-    #undef T
-    #define T double
-    REFRT_DOT2X4(double, fma, refrt_dot2x4_f64)
-    #undef T
-    """
-    void refrt_dot2x4_f32(const float *a, const float *b0, const float *b1,
-                          const float *b2, const float *b3, Py_ssize_t n,
-                          float *acc) noexcept nogil
-    void refrt_dot2x4_f64(const double *a, const double *b0, const double *b1,
-                          const double *b2, const double *b3, Py_ssize_t n,
-                          double *acc) noexcept nogil
+# The Dot2 panels (register-blocked, vectorised; Design a/b/c of dot2.h).
+cdef extern from "dot2.h":
+    void refrt_dot2_init(int allow_v4) noexcept nogil
+    int refrt_dot2_isa
+    void refrt_dot2_panel_f32(const float *a, const float *b, Py_ssize_t mr, Py_ssize_t nr,
+                              Py_ssize_t n, const float *bias, float *out,
+                              Py_ssize_t ldo) noexcept nogil
+    void refrt_dot2_panel_f64(const double *a, const double *b, Py_ssize_t mr,
+                              Py_ssize_t nr, Py_ssize_t n, const double *bias, double *out,
+                              Py_ssize_t ldo) noexcept nogil
+
+refrt_dot2_init(1)
 
 
-cdef inline void _dot2x4(const floating *a, const floating *b0, const floating *b1,
-                         const floating *b2, const floating *b3, Py_ssize_t n,
-                         floating *acc) noexcept nogil:
-    # acc[0:4] holds the starting values (bias) on entry and the results on exit
-    if floating is float:
-        refrt_dot2x4_f32(a, b0, b1, b2, b3, n, acc)
-    else:
-        refrt_dot2x4_f64(a, b0, b1, b2, b3, n, acc)
+def _use_vector_panel(bint allow):
+    """Testing hook: allow (default) or forbid the AVX-512 panel; both give equal bits."""
+    refrt_dot2_init(allow)
+    return bool(refrt_dot2_isa)
 
 
-cdef inline void _row_block(const floating *arow, const floating *bt, floating *orow,
-                            const floating *bias, bint has_bias, Py_ssize_t n,
-                            Py_ssize_t k0, Py_ssize_t kend, floating tiny) noexcept nogil:
-    cdef Py_ssize_t k = k0, q
-    cdef floating acc[4]
+cdef inline void _tile(const floating *a, const floating *bt, floating *out,
+                       const floating *bias, bint has_bias, Py_ssize_t mr, Py_ssize_t n,
+                       Py_ssize_t p, Py_ssize_t k0, Py_ssize_t kend,
+                       floating tiny) noexcept nogil:
+    # rows a[0:mr] against bt[k0:kend] into out[0:mr, k0:kend], then Design c per output
+    cdef Py_ssize_t i, k
     cdef floating init
-    while k + 4 <= kend:
-        for q in range(4):
-            acc[q] = bias[k + q] if has_bias else 0
-        _dot2x4(arow, bt + k * n, bt + (k + 1) * n, bt + (k + 2) * n, bt + (k + 3) * n,
-                n, acc)
-        for q in range(4):
-            init = bias[k + q] if has_bias else 0
-            orow[k + q] = _checked(acc[q], arow, bt + (k + q) * n, n, init, tiny)
-        k = k + 4
-    while k < kend:
-        init = bias[k] if has_bias else 0
-        orow[k] = _checked(_dot2(arow, bt + k * n, n, init, 1, 1), arow, bt + k * n, n,
-                           init, tiny)
-        k = k + 1
+    if floating is float:
+        refrt_dot2_panel_f32(a, bt + k0 * n, mr, kend - k0, n,
+                             bias + k0 if has_bias else NULL, out + k0, p)
+    else:
+        refrt_dot2_panel_f64(a, bt + k0 * n, mr, kend - k0, n,
+                             bias + k0 if has_bias else NULL, out + k0, p)
+    for i in range(mr):
+        for k in range(k0, kend):
+            init = bias[k] if has_bias else 0
+            out[i * p + k] = _checked(out[i * p + k], a + i * n, bt + k * n, n, init, tiny)
 
 
 def matmul_nt(const floating[:, :, ::1] a,     # IN  (B, m, n)
@@ -172,7 +134,7 @@ def matmul_nt(const floating[:, :, ::1] a,     # IN  (B, m, n)
               floating[:, :, ::1] out,         # OUT (B, m, p)
               int threads=1):
     cdef Py_ssize_t nb = a.shape[0], m = a.shape[1], n = a.shape[2], p = bt.shape[1]
-    cdef Py_ssize_t b, i, k, k0, kend, block
+    cdef Py_ssize_t b, i, k, k0, kend, block, t, tiles
     cdef bint has_bias = bias.shape[0] > 0
     cdef floating tiny, zero = 0
     # 2^(emin + 2p): below it an underflowed product may have lost bits (Design c)
@@ -188,13 +150,16 @@ def matmul_nt(const floating[:, :, ::1] a,     # IN  (B, m, n)
                 for k in range(p):
                     out[b, i, k] = bias[k] if has_bias else zero
         return
-    block = max(1, BLOCK_BYTES // (n * sizeof(floating)))
+    block = max(4, BLOCK_BYTES // (n * sizeof(floating)))
+    tiles = (m + ROWS_PER_TILE - 1) // ROWS_PER_TILE
     with nogil:
         for b in range(nb):
             k0 = 0
             while k0 < p:
                 kend = min(k0 + block, p)
-                for i in prange(m, num_threads=threads, schedule="static"):
-                    _row_block(&a[b, i, 0], &bt[b, 0, 0], &out[b, i, 0],
-                               &bias[0] if has_bias else NULL, has_bias, n, k0, kend, tiny)
+                for t in prange(tiles, num_threads=threads, schedule="static"):
+                    i = t * ROWS_PER_TILE
+                    _tile(&a[b, i, 0], &bt[b, 0, 0], &out[b, i, 0],
+                          &bias[0] if has_bias else NULL, has_bias,
+                          min(ROWS_PER_TILE, m - i), n, p, k0, kend, tiny)
                 k0 = kend
