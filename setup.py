@@ -11,7 +11,14 @@ from glob import glob
 from setuptools import Extension, setup
 from Cython.Build import cythonize
 
-compile_args = ["-O3", "-fno-fast-math", "-ffp-contract=off"]
+# Of the flags -ffast-math implies, refrt takes the two that change no result:
+# -fno-trapping-math (the compiler may assume FP exceptions do not trap; refrt never reads
+# the exception flags), which lets gcc vectorise loops with float compare-and-select, and
+# -fno-math-errno (libm need not set errno), which lets sqrt compile to one instruction.
+# None of the value-changing ones: no reassociation, no finite-math or no-signed-zeros
+# assumption, no reciprocal approximations, no flush to zero.
+compile_args = ["-O3", "-fno-fast-math", "-ffp-contract=off", "-fno-trapping-math",
+                "-fno-math-errno"]
 link_args = []
 
 

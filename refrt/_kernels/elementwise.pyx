@@ -12,7 +12,8 @@ c) Arrays arrive 1-d and C-contiguous (the binding flattens them).
 d) One scalar function per direction and arity (``_unary``, ``_unary_vjp``, ``_binary``,
    ``_binary_vjp``) switches on a small integer op code; four generic span loops call
    them and are instantiated with literal codes (see "loops"), so each op gets its own
-   compiled loop without 36 hand-written copies.  exp uses the vectorised ``vexp``.
+   compiled loop without 36 hand-written copies.  exp and log use the vectorised
+   ``vexp`` / ``vlog``.
 e) Parameters (eps, lo/hi, alpha, c, keep) arrive as double but were already rounded to
    the input dtype by ``refrt._prepare``, so the cast to ``floating`` is exact and the
    kernels and the mp formulas see the same number.
@@ -34,7 +35,7 @@ from ._scalar cimport (f_exp, f_log, f_log1p, f_expm1, f_sqrt, f_tanh, f_sinh, f
                        f_abs, f_fma, f_pow, softplus, sigmoid, two_sum, exp_diff)
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy
-from ._vecmath cimport vexp
+from ._vecmath cimport vexp, vlog
 
 
 cdef enum:
@@ -694,7 +695,7 @@ cdef void _unary_block(int code, const floating *x, floating *out, Py_ssize_t n,
     elif code == EXP:
         vexp(x, out, n)                 # vectorised, < 0.6 ulp (vecmath.h contract)
     elif code == LOG:
-        _unary_span(LOG, x, out, n, a, b)
+        vlog(x, out, n)                 # vectorised, < 0.7 ulp, IEEE specials (vecmath.h)
     elif code == LOG1P:
         _unary_span(LOG1P, x, out, n, a, b)
     elif code == EXPM1:
