@@ -15,12 +15,15 @@
  *      s' + r = s + p exactly        (TwoSum, 6 flops, no branch: |s| < |p| is allowed),
  *      c = c + (r + e)               (the error terms, rounded, summed in a 2nd accumulator).
  *    Lanes start at s = -0 (so an all -0 dot keeps its sign) and c = 0.
- * b) Exact final step, per output, in lane order: sigma = init (the bias);
- *    sigma + s_l = sigma' + r_l by TwoSum for l = 0..L-1; err = sum of r_l, then of c_l;
- *    result = sigma + err (sigma alone when err == 0, keeping signed zeros).
+ * b) Exact final step, per output: the lanes are folded pairwise (lane l with l + w,
+ *    w = L/2, ..., 1): s_l + s_{l+w} = s_l' + r by TwoSum, c_l' = (c_l + c_{l+w}) + r;
+ *    then init (the bias) + s_0 = sigma + r by TwoSum, err = c_0 + r, and the result is
+ *    sigma + err (sigma alone when err == 0, keeping signed zeros).  The tree has
+ *    log2(L) levels of independent operations (an L-long TwoSum chain cost as much as
+ *    the whole 2x4 tile at n = 256).
  *    Every rounding except those of the error sum and the last addition is error-free, so
  *    this is Sum2 of the exact terms {init, p_j, e_j}: |error| <= u|dot| + gamma_N^2
- *    sum|a_j b_j| with N = ceil(n/L) + 2L + 1 (Ogita-Rump-Oishi 2005, Prop. 4.5/Thm 4.7
+ *    sum|a_j b_j| with N = ceil(n/L) + log2(L) + 2 (Ogita-Rump-Oishi 2005, Prop. 4.5/Thm 4.7
  *    with a longer but still fixed error-sum order): "as if in twice the working
  *    precision, rounded once", for n up to ~2^(p/2) terms per lane.
  * c) Determinism: the order in (a)/(b) depends only on n and L, never on the CPU, the
@@ -65,18 +68,23 @@
 #define REFRT_DOT2_DEFINE(T, L, FMA, SFX)                                                \
 typedef T refrt_v##SFX __attribute__((vector_size((L) * sizeof(T))));                   \
                                                                                          \
-/* Design b: the exact lane combination, in lane order. */                               \
-static inline T refrt_dot2_combine_##SFX(refrt_v##SFX s, refrt_v##SFX c, T init)         \
+/* Design b: the exact lane combination, a pairwise tree (lane l with lane l + w for     \
+ * w = L/2, L/4, ..., 1: log2(L) levels of independent TwoSums, not an L-long chain). */ \
+static inline T refrt_dot2_combine_##SFX(refrt_v##SFX sv, refrt_v##SFX cv, T init)       \
 {                                                                                        \
-    T sig = init, err = 0, t, bb;                                                        \
-    for (int l = 0; l < (L); l++) {                                                      \
-        t = sig + s[l];                                                                  \
-        bb = t - sig;                                                                    \
-        err = err + ((sig - (t - bb)) + (s[l] - bb));                                    \
-        sig = t;                                                                         \
-    }                                                                                    \
-    for (int l = 0; l < (L); l++)                                                        \
-        err = err + c[l];                                                                \
+    T s[L], c[L], t, bb, sig, err;                                                       \
+    memcpy(s, &sv, sizeof s);                                                            \
+    memcpy(c, &cv, sizeof c);                                                            \
+    for (int w = (L) / 2; w >= 1; w /= 2)                                                \
+        for (int l = 0; l < w; l++) {                                                    \
+            t = s[l] + s[l + w];                                                         \
+            bb = t - s[l];                                                               \
+            c[l] = (c[l] + c[l + w]) + ((s[l] - (t - bb)) + (s[l + w] - bb));            \
+            s[l] = t;                                                                    \
+        }                                                                                \
+    sig = init + s[0];                                                                   \
+    bb = sig - init;                                                                     \
+    err = c[0] + ((init - (sig - bb)) + (s[0] - bb));                                    \
     return err != 0 ? sig + err : sig;                                                   \
 }                                                                                        \
                                                                                          \
