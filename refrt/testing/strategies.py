@@ -45,7 +45,8 @@ def _nudge(dtype, base, steps):
     v = np.asarray(base, dtype=dtype)
     direction = np.asarray(np.inf if steps > 0 else -np.inf, dtype=dtype)
     for _ in range(abs(steps)):
-        w = np.nextafter(v, direction)
+        with np.errstate(over="ignore"):
+            w = np.nextafter(v, direction)
         if not np.isfinite(w):      # stay finite: max nudged up stays max
             break
         v = w
