@@ -47,3 +47,25 @@ def test_torch_adapter_runs_when_installed():
     (f,) = campaign("torch", ["log_softmax"], ("float64",))
     assert not f.error
     assert f.classes.get("NaN", 0) == 0
+
+
+def test_node_report_finds_the_log_of_softmax_line():
+    """Per node of a user's loss: the origin is log(softmax), and the stable form is clean."""
+    from refrt import ops
+    from refrt.difftest import node_report
+
+    def unstable(logits, target):
+        p = ops.softmax(logits)
+        return ops.neg(ops.mean(ops.sum(ops.mul(target, ops.log(p)), axis=-1)))
+
+    def stable(logits, target):
+        return ops.cross_entropy_logits(logits, target)
+
+    x = np.array([[0.0, -120.0, 3.0], [1.0, 2.0, -200.0]], np.float32)
+    t = np.array([[0, 1, 0], [0, 0, 1]], np.float32)
+    report = node_report(unstable, x, t)
+    origins = [f for f in report if f.origin]
+    assert [f.node.op for f in origins] == ["log"]
+    assert "log_softmax" in origins[0].alternative
+    assert report[-1].classes["overflow"] == 1
+    assert all(not f.classes for f in node_report(stable, x, t))
