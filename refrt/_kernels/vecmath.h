@@ -354,6 +354,323 @@ static inline void refrt_vexp_f32(const float *x, float *y, ptrdiff_t n)
 {
     refrt_vexp_f32_impl(x, y, n);
 }
+/* ---------------------------------------------------------------- expm1, log1p, tanh
+ * Contracts: y[i] = expm1(x[i]) / log1p(x[i]) / tanh(x[i]), < 1 ulp (tanh < 1 ulp too,
+ * registry budget 2), IEEE specials: expm1(-inf) = -1, expm1(+inf) = +inf, expm1(+-0) =
+ * +-0; log1p(-1) = -inf, log1p(x < -1) = NaN (also -inf), log1p(+inf) = +inf, log1p(+-0)
+ * = +-0; tanh(+-0) = +-0, tanh(+-inf) = +-1; NaN -> quiet NaN.  Same rules as exp/log
+ * (a, d): branch-free bodies, integer-mask selects, bitwise identical clones.
+ *
+ * E1) expm1 reuses exp's reduction (b) x = k ln2 + r + rlo and its Taylor series
+ *     without the leading 1: expm1(r) = r + r^2/2 + r^3 q(r), degree N = 14 (float 9).
+ *     The result is now as small as |r| (|expm1(r)| >= 0.85 |r|), so the truncation
+ *     |r|^(N+1)/(N+1)! counts relative to |r|, not to 1: at |r| = 0.3466,
+ *     double: |r|^14/14! / 0.29 = 1.4e-17 = 0.13 ulp at degree 13, hence 14
+ *       (|r|^15/15! / 0.29 = 3.3e-19, 0.003 ulp);
+ *     float:  |r|^10/10! / 0.29 = 2.5e-11 (0.0004 ulp) at degree 9 (degree 8: 0.012).
+ *     p = ph + pl, ph = r + r^2/2 by Fast2Sum (|r^2/2| <= |r|/6), pl collects the
+ *     Fast2Sum error, the low part of r^2 (fma), the cubic term and rlo e^r.
+ * E2) Reconstruction: expm1(x) = 2^k expm1(r) + (2^k - 1), and 2^k = 2^k1 2^k2 as in
+ *     exp (f) so no factor leaves the exponent range:
+ *       expm1(x) = 2^k1 (2^k2 p + (2^k2 - 2^-k1)).
+ *     T = 2^k2 - 2^-k1 by TwoSum (Th + Tl exactly), 2^k2 ph is exact, Th + 2^k2 ph by
+ *     TwoSum (u + ue exactly), then v = u + ((ue + Tl) + 2^k2 pl): only the final
+ *     addition rounds at full weight, and the final product by 2^k1 is exact unless it
+ *     overflows (then +inf, correctly).  For k = 0 (|x| <= ln2/2) T = 0 and r = x
+ *     exactly, so there is no reduction error at all.  Cancellation: 2^k p against
+ *     2^k - 1 is worst at k = 1, r = -0.35: |2 p| / |y| = 0.59 / 0.41 = 1.4.
+ * E3) Error budget: final rounding 0.5; pl's roundings (|pl| <= 0.02 |p|) and Horner
+ *     < 0.05 ulp of p, times 1.4 from E2; truncation 0.003 (float 0.0004): bound
+ *     ~0.6 ulp.  Measured: tests/test_vecmath.py (float64 and float32 ~0.55).
+ * E4) Cutoffs (integer compares on the bits, NaN fails all of them and propagates):
+ *     x > XMAX (710 / 89, as exp) -> +inf;  x < XNEG -> -1: expm1(x) rounds to -1 once
+ *     e^x < ulp(1)/4 = 2^-54 (float 2^-25), x < -37.43 (-17.33); XNEG = -38 (-18), and
+ *     the arithmetic rounds [XNEG, -37.43] to -1 itself;  |x| < 2^-54 (float 2^-25) ->
+ *     x: x + x^2/2 rounds to x there (x^2/2 < ulp(x)/4), which also gives expm1(+-0) =
+ *     +-0 (the arithmetic would give +0 for -0).  k is in [-55, 1024] ([-26, 128]), so
+ *     2^-k1 <= 2^28 is normal.
+ * E5) The body returns v and vl = (u - v) + tail (Fast2Sum), both times 2^k1: the
+ *     result as a double-word, so tanh can use expm1 to beyond working precision.
+ */
+static inline double refrt_expm1_f64_dw(double x, double *lo_out)
+{
+    const double SHIFT = 6755399441055744.0;                 /* 1.5 * 2^52 */
+    const double INVLN2 = 1.4426950408889634;
+    const double LN2HI = 6.93147180369123816490e-01;
+    const double LN2LO = 1.90821492927058770002e-10;
+
+    double t = fma(x, INVLN2, SHIFT);
+    double kd = t - SHIFT;
+    double hi = fma(-kd, LN2HI, x);
+    double lo = kd * LN2LO;
+    double r = hi - lo;
+    double rlo = (hi - r) - lo;
+    /* Taylor coefficients 1/j!, j = 3..14 (E1) */
+    double q = 1.1470745597729725e-11;                  /* 1/14! */
+    q = fma(q, r, 1.6059043836821613e-10);
+    q = fma(q, r, 2.08767569878681e-09);
+    q = fma(q, r, 2.505210838544172e-08);
+    q = fma(q, r, 2.755731922398589e-07);
+    q = fma(q, r, 2.7557319223985893e-06);
+    q = fma(q, r, 2.48015873015873e-05);
+    q = fma(q, r, 1.984126984126984e-04);
+    q = fma(q, r, 1.388888888888889e-03);
+    q = fma(q, r, 8.333333333333333e-03);
+    q = fma(q, r, 4.1666666666666664e-02);
+    q = fma(q, r, 1.6666666666666666e-01);              /* 1/3! */
+    double r2 = r * r;
+    double r2lo = fma(r, r, -r2);
+    double h = 0.5 * r2;
+    double ph = r + h;
+    double pe = (r - ph) + h;                           /* Fast2Sum, exact */
+    double pl = pe + ((rlo + rlo * r) + (0.5 * r2lo + r2 * (r * q)));
+    /* E2: 2^k1, 2^k2, 2^-k1 from the shifter bits (k1 + 1023 in [995, 1535]) */
+    double t1 = kd * 0.5 + SHIFT;
+    double k1d = t1 - SHIFT;
+    double t2 = (kd - k1d) + SHIFT;
+    double s1 = refrt_from_bits_f64((refrt_bits_f64(t1) + 1023u) << 52);
+    double s2 = refrt_from_bits_f64((refrt_bits_f64(t2) + 1023u) << 52);
+    double m1 = refrt_from_bits_f64((1023u - refrt_bits_f64(t1)) << 52);
+    double Th = s2 - m1, b1 = Th - s2;
+    double Tl = (s2 - (Th - b1)) + (-m1 - b1);          /* TwoSum */
+    double a = s2 * ph;                                 /* exact */
+    double u = Th + a, b2 = u - Th;
+    double ue = (Th - (u - b2)) + (a - b2);             /* TwoSum */
+    double tail = (ue + Tl) + s2 * pl;
+    double v = u + tail;
+    double vl = (u - v) + tail;
+    v *= s1;
+    vl *= s1;
+    /* E4 */
+    uint64_t ux = refrt_bits_f64(x);
+    uint64_t big = -(uint64_t)((ux > 0x4086300000000000u) & (ux <= 0x7ff0000000000000u));
+    uint64_t neg = -(uint64_t)((ux > 0xc043000000000000u) & (ux <= 0xfff0000000000000u));
+    uint64_t tiny = -(uint64_t)((ux & 0x7fffffffffffffffu) < 0x3c90000000000000u);
+    uint64_t sel = big | neg | tiny;
+    uint64_t uv = (refrt_bits_f64(v) & ~sel) | (big & 0x7ff0000000000000u)
+                  | (neg & 0xbff0000000000000u) | (tiny & ux);
+    *lo_out = refrt_from_bits_f64(refrt_bits_f64(vl) & ~sel);
+    return refrt_from_bits_f64(uv);
+}
+
+static inline float refrt_expm1_f32_dw(float x, float *lo_out)
+{
+    const float SHIFT = 12582912.0f;                       /* 1.5 * 2^23 */
+    const float INVLN2 = 1.44269502f;
+    const float LN2HI = 0.693145751953125f;
+    const float LN2LO = 1.42860677e-06f;
+
+    float t = fmaf(x, INVLN2, SHIFT);
+    float kd = t - SHIFT;
+    float hi = fmaf(-kd, LN2HI, x);
+    float lo = kd * LN2LO;
+    float r = hi - lo;
+    float rlo = (hi - r) - lo;
+    /* Taylor coefficients 1/j!, j = 3..9 (E1) */
+    float q = 2.7557319e-06f;                           /* 1/9! */
+    q = fmaf(q, r, 2.48015873e-05f);
+    q = fmaf(q, r, 1.98412698e-04f);
+    q = fmaf(q, r, 1.38888889e-03f);
+    q = fmaf(q, r, 8.33333333e-03f);
+    q = fmaf(q, r, 4.16666667e-02f);
+    q = fmaf(q, r, 1.66666667e-01f);                    /* 1/3! */
+    float r2 = r * r;
+    float r2lo = fmaf(r, r, -r2);
+    float h = 0.5f * r2;
+    float ph = r + h;
+    float pe = (r - ph) + h;
+    float pl = pe + ((rlo + rlo * r) + (0.5f * r2lo + r2 * (r * q)));
+    float t1 = kd * 0.5f + SHIFT;
+    float k1d = t1 - SHIFT;
+    float t2 = (kd - k1d) + SHIFT;
+    float s1 = refrt_from_bits_f32((refrt_bits_f32(t1) + 127u) << 23);
+    float s2 = refrt_from_bits_f32((refrt_bits_f32(t2) + 127u) << 23);
+    float m1 = refrt_from_bits_f32((127u - refrt_bits_f32(t1)) << 23);
+    float Th = s2 - m1, b1 = Th - s2;
+    float Tl = (s2 - (Th - b1)) + (-m1 - b1);
+    float a = s2 * ph;
+    float u = Th + a, b2 = u - Th;
+    float ue = (Th - (u - b2)) + (a - b2);
+    float tail = (ue + Tl) + s2 * pl;
+    float v = u + tail;
+    float vl = (u - v) + tail;
+    v *= s1;
+    vl *= s1;
+    uint32_t ux = refrt_bits_f32(x);
+    uint32_t big = -(uint32_t)((ux > 0x42b20000u) & (ux <= 0x7f800000u));     /* 89 < x */
+    uint32_t neg = -(uint32_t)((ux > 0xc1900000u) & (ux <= 0xff800000u));     /* x < -18 */
+    uint32_t tiny = -(uint32_t)((ux & 0x7fffffffu) < 0x33000000u);           /* 2^-25 */
+    uint32_t sel = big | neg | tiny;
+    uint32_t uv = (refrt_bits_f32(v) & ~sel) | (big & 0x7f800000u)
+                  | (neg & 0xbf800000u) | (tiny & ux);
+    *lo_out = refrt_from_bits_f32(refrt_bits_f32(vl) & ~sel);
+    return refrt_from_bits_f32(uv);
+}
+
+/* log1p, design (after log, L1-L5):
+ * P1) u + c = 1 + x exactly (TwoSum); u >= 2^-53 or 0 for x >= -1, so never subnormal.
+ *     u = 2^k m as in log (L2).  log1p(x) = k ln2 + log(m) + log1p(c/u), and
+ *     log1p(c/u) = c/u to 2^-106 relative (|c/u| <= 2^-53).
+ * P2) k = 0 (1 + x in [sqrt(1/2), sqrt(2))): f = x itself, exactly, with no c term; so
+ *     small arguments never pass through the rounded 1 + x (whose error would be
+ *     relatively large).  k != 0: f = m - 1 (exact, Sterbenz) and c/u joins the tail;
+ *     there |log1p x| >= 0.34, so c/u (<= 2^-53) and its rounding are harmless.
+ * P3) Then exactly log's L3-L4 (same R, same double-word assembly): error bound as L5,
+ *     ~0.70 ulp.  Measured: tests/test_vecmath.py.
+ * P4) Selects: |x| < 2^-54 (float 2^-25) -> x (x - x^2/2 rounds to x; gives +-0);
+ *     x = -1 -> -inf; x < -1 (-inf included) -> NaN; +inf -> +inf; NaN -> quiet NaN.
+ */
+static inline double refrt_log1p_f64_body(double x)
+{
+    const double LN2HI = 6.93147180369123816490e-01;
+    const double LN2LO = 1.90821492927058770002e-10;
+    const double Lg1 = 6.666666666666735130e-01, Lg2 = 3.999999999940941908e-01,
+                 Lg3 = 2.857142874366239149e-01, Lg4 = 2.222219843214978396e-01,
+                 Lg5 = 1.818357216161805012e-01, Lg6 = 1.531383769920937332e-01,
+                 Lg7 = 1.479819860511658591e-01;
+    double uw = 1.0 + x, bb = uw - 1.0;
+    double c = (1.0 - (uw - bb)) + (x - bb);            /* TwoSum (P1) */
+    uint64_t uu_ = refrt_bits_f64(uw);
+    uint64_t tmp = uu_ - 0x3fe6a09e667f3bcdu;
+    uint64_t kb = tmp >> 52;
+    double kd = refrt_from_bits_f64(0x4330000000000000u | kb) - 4503599627370496.0;
+    kd -= refrt_from_bits_f64(-(uint64_t)(kb >= 2048) & 0x40b0000000000000u);
+    double m = refrt_from_bits_f64(uu_ - (tmp & 0xfff0000000000000u));
+    /* P2: k = 0 -> f = x, no correction */
+    uint64_t k0 = -(uint64_t)(kb == 0);
+    uint64_t uf = (refrt_bits_f64(x) & k0) | (refrt_bits_f64(m - 1.0) & ~k0);
+    double f = refrt_from_bits_f64(uf);
+    double corr = refrt_from_bits_f64(refrt_bits_f64(c / uw) & ~k0);
+    double s = f / (2.0 + f);
+    double z = s * s;
+    double R = z * fma(z, fma(z, fma(z, fma(z, fma(z, fma(z, Lg7, Lg6), Lg5), Lg4), Lg3),
+                              Lg2), Lg1);
+    double A = kd * LN2HI;
+    double t = A + f;
+    double te = (A - t) + f;
+    double h = f * f;
+    double hl = fma(f, f, -h);
+    double hh = 0.5 * h;
+    double uu = t - hh;
+    double ue = (t - uu) - hh;
+    double tail = (te + ue) + ((s * (hh + R) - 0.5 * hl) + (kd * LN2LO + corr));
+    double y = uu + tail;
+    /* P4 */
+    uint64_t ux = refrt_bits_f64(x);
+    uint64_t ax = ux & 0x7fffffffffffffffu;
+    uint64_t isnan_ = -(uint64_t)(ax > 0x7ff0000000000000u);
+    uint64_t tiny = -(uint64_t)(ax < 0x3c90000000000000u);
+    uint64_t m1 = -(uint64_t)(ux == 0xbff0000000000000u);
+    uint64_t below = -(uint64_t)((ux > 0xbff0000000000000u) & (ux <= 0xfff0000000000000u));
+    uint64_t pinf = -(uint64_t)(ux == 0x7ff0000000000000u);
+    uint64_t uy = (refrt_bits_f64(y) & ~(isnan_ | tiny | m1 | below | pinf))
+                  | (isnan_ & refrt_bits_f64(x + x)) | (tiny & ux)
+                  | (m1 & 0xfff0000000000000u) | (below & 0x7ff8000000000000u)
+                  | (pinf & 0x7ff0000000000000u);
+    return refrt_from_bits_f64(uy);
+}
+
+static inline float refrt_log1p_f32_body(float x)
+{
+    const float LN2HI = 0.693145751953125f;
+    const float LN2LO = 1.42860677e-06f;
+    float uw = 1.0f + x, bb = uw - 1.0f;
+    float c = (1.0f - (uw - bb)) + (x - bb);
+    uint32_t uu_ = refrt_bits_f32(uw);
+    uint32_t tmp = uu_ - 0x3f3504f3u;
+    uint32_t kb = tmp >> 23;
+    float kd = refrt_from_bits_f32(0x4b000000u | kb) - 8388608.0f;
+    kd -= refrt_from_bits_f32(-(uint32_t)(kb >= 256) & 0x44000000u);
+    float m = refrt_from_bits_f32(uu_ - (tmp & 0xff800000u));
+    uint32_t k0 = -(uint32_t)(kb == 0);
+    uint32_t uf = (refrt_bits_f32(x) & k0) | (refrt_bits_f32(m - 1.0f) & ~k0);
+    float f = refrt_from_bits_f32(uf);
+    float corr = refrt_from_bits_f32(refrt_bits_f32(c / uw) & ~k0);
+    float s = f / (2.0f + f);
+    float z = s * s;
+    float R = z * fmaf(z, fmaf(z, fmaf(z, 0.222222222f, 0.285714286f), 0.4f), 0.666666667f);
+    float A = kd * LN2HI;
+    float t = A + f;
+    float te = (A - t) + f;
+    float h = f * f;
+    float hl = fmaf(f, f, -h);
+    float hh = 0.5f * h;
+    float uu = t - hh;
+    float ue = (t - uu) - hh;
+    float tail = (te + ue) + ((s * (hh + R) - 0.5f * hl) + (kd * LN2LO + corr));
+    float y = uu + tail;
+    uint32_t ux = refrt_bits_f32(x);
+    uint32_t ax = ux & 0x7fffffffu;
+    uint32_t isnan_ = -(uint32_t)(ax > 0x7f800000u);
+    uint32_t tiny = -(uint32_t)(ax < 0x33000000u);
+    uint32_t m1 = -(uint32_t)(ux == 0xbf800000u);
+    uint32_t below = -(uint32_t)((ux > 0xbf800000u) & (ux <= 0xff800000u));
+    uint32_t pinf = -(uint32_t)(ux == 0x7f800000u);
+    uint32_t uy = (refrt_bits_f32(y) & ~(isnan_ | tiny | m1 | below | pinf))
+                  | (isnan_ & refrt_bits_f32(x + x)) | (tiny & ux)
+                  | (m1 & 0xff800000u) | (below & 0x7fc00000u)
+                  | (pinf & 0x7f800000u);
+    return refrt_from_bits_f32(uy);
+}
+
+/* tanh, design:
+ * T1) tanh|x| = -t / (2 + t),  t = expm1(-2|x|) in [-1, 0]  (from tanh = (1 - e^-2a) /
+ *     (1 + e^-2a)), the sign copied from x afterwards.  The argument is <= 0, so
+ *     nothing overflows; x < -19 (float -9) gives t = -1 (E4) and the result 1.
+ * T2) With t rounded (0.55 ulp) the quotient would carry its error twice near t = -1
+ *     (d ln y / d ln t = 2 / (2 + t) -> 2) plus two roundings: up to ~2.3 ulp.  So t is
+ *     taken as the double-word th + tl of E5 (error ~0.05 ulp), D = 2 + t = dh + dl
+ *     (Fast2Sum, |th| <= 2), q = -th/dh, and one correction step with the exact residual
+ *     fma(q, -dh, -th):  y = q + (N - q D)/dh,  N = -(th + tl).  Bound: final rounding
+ *     0.5 + 2 x 0.05 from t + the correction's own rounding (2^-53 relative of a term
+ *     <= 1 ulp): ~0.62 ulp.
+ * T3) Specials: -0 -> the tiny select of E4 gives t = -0, q = +0, sign copied: -0;
+ *     +-inf -> t = -1, +-1; NaN propagates (the sign OR keeps it a NaN).
+ */
+static inline double refrt_tanh_f64_body(double x)
+{
+    uint64_t ux = refrt_bits_f64(x);
+    double nax = refrt_from_bits_f64(ux | 0x8000000000000000u);     /* -|x| */
+    double tl, th = refrt_expm1_f64_dw(2.0 * nax, &tl);
+    double dh = 2.0 + th;
+    double dl = ((2.0 - dh) + th) + tl;                 /* Fast2Sum */
+    double q = -th / dh;
+    double rho = fma(q, -dh, -th) - (tl + q * dl);      /* N - q D (T2) */
+    double y = q + rho / dh;
+    return refrt_from_bits_f64(refrt_bits_f64(y) | (ux & 0x8000000000000000u));
+}
+
+static inline float refrt_tanh_f32_body(float x)
+{
+    uint32_t ux = refrt_bits_f32(x);
+    float nax = refrt_from_bits_f32(ux | 0x80000000u);
+    float tl, th = refrt_expm1_f32_dw(2.0f * nax, &tl);
+    float dh = 2.0f + th;
+    float dl = ((2.0f - dh) + th) + tl;
+    float q = -th / dh;
+    float rho = fmaf(q, -dh, -th) - (tl + q * dl);
+    float y = q + rho / dh;
+    return refrt_from_bits_f32(refrt_bits_f32(y) | (ux & 0x80000000u));
+}
+
+static inline double refrt_expm1_f64_body(double x) { double l; return refrt_expm1_f64_dw(x, &l); }
+static inline float refrt_expm1_f32_body(float x) { float l; return refrt_expm1_f32_dw(x, &l); }
+
+/* One cloned loop per routine and dtype (d); x == y allowed. */
+#define REFRT_VLOOP(NAME, T, BODY)                                                     \
+REFRT_CLONES                                                                           \
+static void NAME##_impl(const T *x, T *y, ptrdiff_t n)                                 \
+{                                                                                      \
+    for (ptrdiff_t i = 0; i < n; i++) y[i] = BODY(x[i]);                               \
+}                                                                                      \
+static inline void NAME(const T *x, T *y, ptrdiff_t n) { NAME##_impl(x, y, n); }
+REFRT_VLOOP(refrt_vexpm1_f64, double, refrt_expm1_f64_body)
+REFRT_VLOOP(refrt_vexpm1_f32, float, refrt_expm1_f32_body)
+REFRT_VLOOP(refrt_vlog1p_f64, double, refrt_log1p_f64_body)
+REFRT_VLOOP(refrt_vlog1p_f32, float, refrt_log1p_f32_body)
+REFRT_VLOOP(refrt_vtanh_f64, double, refrt_tanh_f64_body)
+REFRT_VLOOP(refrt_vtanh_f32, float, refrt_tanh_f32_body)
+
 /* ------------------------------------------------------------------ softmax rows
  * Row helpers of the softmax family (refrt/_kernels/softmax.pyx, Design), written here
  * because their selects must be integer bit masks to vectorise (see a): a float compare

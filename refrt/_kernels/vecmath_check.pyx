@@ -1,6 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: initializedcheck=False
-"""Python entry points to the array exp and log of vecmath.h, for tests and benchmarks.
+"""Python entry points to the array exp, log, expm1, log1p and tanh of vecmath.h, for tests and benchmarks.
 
 Design:
 a) ``vexp`` takes a 1-d float32/float64 array of any stride; strided input is copied to
@@ -12,18 +12,31 @@ b) ``out=`` lets a benchmark time the loop without the allocation, and lets a te
 import numpy as np
 from cython cimport floating
 from libc.math cimport exp, expf, log, logf
-from ._vecmath cimport vexp as _vexp, vlog as _vlog
+from ._vecmath cimport (vexp as _vexp, vlog as _vlog, vexpm1 as _vexpm1,
+                       vlog1p as _vlog1p, vtanh as _vtanh)
+
+
+cdef enum:
+    EXP, LOG, EXPM1, LOG1P, TANH
 
 
 def _run(const floating[::1] x,     # IN
          floating[::1] y,           # OUT
-         bint is_log):
+         int which):
     cdef Py_ssize_t n = x.shape[0]
+    cdef const floating *px = &x[0] if n else NULL
+    cdef floating *py = &y[0] if n else NULL
     with nogil:
-        if is_log:
-            _vlog(&x[0] if n else NULL, &y[0] if n else NULL, n)
+        if which == LOG:
+            _vlog(px, py, n)
+        elif which == EXPM1:
+            _vexpm1(px, py, n)
+        elif which == LOG1P:
+            _vlog1p(px, py, n)
+        elif which == TANH:
+            _vtanh(px, py, n)
         else:
-            _vexp(&x[0] if n else NULL, &y[0] if n else NULL, n)
+            _vexp(px, py, n)
 
 
 def _check(name, x, out):
@@ -44,14 +57,35 @@ def _check(name, x, out):
 def vexp(x, out=None):
     """y = exp(x) elementwise via vecmath.h (1-d float32 or float64)."""
     x, out = _check("vexp", x, out)
-    _run(x, out, False)
+    _run(x, out, EXP)
     return out
 
 
 def vlog(x, out=None):
     """y = log(x) elementwise via vecmath.h (1-d float32 or float64)."""
     x, out = _check("vlog", x, out)
-    _run(x, out, True)
+    _run(x, out, LOG)
+    return out
+
+
+def vexpm1(x, out=None):
+    """y = expm1(x) elementwise via vecmath.h (1-d float32 or float64)."""
+    x, out = _check("vexpm1", x, out)
+    _run(x, out, EXPM1)
+    return out
+
+
+def vlog1p(x, out=None):
+    """y = log1p(x) elementwise via vecmath.h (1-d float32 or float64)."""
+    x, out = _check("vlog1p", x, out)
+    _run(x, out, LOG1P)
+    return out
+
+
+def vtanh(x, out=None):
+    """y = tanh(x) elementwise via vecmath.h (1-d float32 or float64)."""
+    x, out = _check("vtanh", x, out)
+    _run(x, out, TANH)
     return out
 
 
