@@ -281,3 +281,190 @@ def test_log_float32_exhaustive_binades(lo):
     err = np.abs(got[nz] - want[nz]) / ulp[nz]
     assert err.max() <= LOG_ULP
     assert np.all(got[~nz] == 0)
+
+
+# ---------------------------------------------------------- expm1, log1p, tanh ----
+# Bounds: vecmath.h E3 (expm1 ~0.6), P3 (log1p, as log L5: 0.70), T2 (tanh ~0.62).
+NEW_ULP = {"expm1": 0.62, "log1p": LOG_ULP, "tanh": 0.62}
+NEW_FUNCS = {"expm1": (vm.vexpm1, _ctx.expm1, np.expm1),
+             "log1p": (vm.vlog1p, _ctx.log1p, np.log1p),
+             "tanh": (vm.vtanh, _ctx.tanh, np.tanh)}
+DTS = pytest.mark.parametrize("dt", [np.float64, np.float32], ids=["float64", "float32"])
+NAMES = pytest.mark.parametrize("name", sorted(NEW_FUNCS))
+
+
+def mp_new_errors(name, x, dt):
+    """(fractional ulp errors, correctly rounded references, results) for finite x."""
+    fn, mpf, _ = NEW_FUNCS[name]
+    got = fn(x)
+    err = np.empty(len(x))
+    ref = np.empty(len(x), dt)
+    for i, v in enumerate(x):
+        e = mpf(_ctx.mpf(float(v)))
+        ref[i] = round_mpf(e, dt)
+        if e == 0 or np.isinf(got[i]):
+            err[i] = 0.0 if got[i] == ref[i] else np.inf
+        else:
+            err[i] = float(abs(_ctx.mpf(float(got[i])) - e) / _ulp_of_exact(abs(e), dt))
+    return err, ref, got
+
+
+def _check_new(name, x, dt, bound=None):
+    err, ref, got = mp_new_errors(name, x, dt)
+    i = int(np.argmax(err))
+    bound = NEW_ULP[name] if bound is None else bound
+    assert err[i] <= bound, f"{dt.__name__} {name}({x[i]!r}) = {got[i]!r}: {err[i]:.3f} ulp"
+    assert ulp_distance(got, ref, dt).max() <= 1
+    return err.max()
+
+
+def _dense(name, dt, rng):
+    tiny = np.exp(rng.uniform(-80 if dt == np.float32 else -700, 0, 1000))
+    if name == "log1p":
+        big = np.log(np.finfo(dt).max)
+        x = [rng.uniform(-0.3, 0.42, 3000),                 # k = 0: f = x (P2)
+             rng.uniform(-1, 3, 2000),                      # k = -1, 1, 2
+             np.expm1(rng.uniform(-big, big, 2000)),        # every binade of 1 + x
+             tiny, -tiny * 0.99]
+        return np.concatenate(x).astype(dt)
+    lo, hi = (-40, 710) if name == "expm1" else (-25, 25)
+    if dt == np.float32:
+        lo, hi = (-20, 88.7) if name == "expm1" else (-12, 12)
+    x = [rng.uniform(lo, hi, 3000), rng.uniform(-1.5, 1.5, 2000),
+         rng.uniform(-0.35, 0.35, 2000), tiny, -tiny]
+    return np.concatenate(x).astype(dt)
+
+
+@NAMES
+@DTS
+def test_new_dense_samples(name, dt):
+    _check_new(name, _dense(name, dt, np.random.default_rng(6)), dt)
+
+
+NEW_THRESHOLDS = {
+    # expm1: overflow, the -1 cutoff and where it starts to round to -1, the tiny select,
+    # k = +-1 (cancellation, E2), the reconstruction cutoff
+    ("expm1", np.float64): [709.782712893384, -38.0, -37.42994775023705, 2.0 ** -54,
+                            -2.0 ** -54, 0.34657359027997264, -0.34657359027997264,
+                            1.0397207708399179, 710.0],
+    ("expm1", np.float32): [88.72283935546875, -18.0, -17.328679, 2.0 ** -25, -2.0 ** -25,
+                            0.34657359, -0.34657359, 1.0397208, 89.0],
+    # log1p: -1, the tiny select, the k = 0 window edges, the binade edges of 1 + x
+    ("log1p", np.float64): [-1.0 + 2.0 ** -52, 2.0 ** -54, -2.0 ** -54,
+                            0.7071067811865476 - 1, 1.4142135623730951 - 1, 1.0, 3.0,
+                            2.0 ** 53, 1e300],
+    ("log1p", np.float32): [-1.0 + 2.0 ** -23, 2.0 ** -25, -2.0 ** -25, -0.29289323,
+                            0.41421357, 1.0, 3.0, 2.0 ** 24, 1e38],
+    # tanh: where expm1(-2|x|) meets its -1 cutoff, the tiny select, mid-range
+    ("tanh", np.float64): [19.0, -19.0, 18.714973875118524, 2.0 ** -55, -2.0 ** -55,
+                           0.5493061443340549, 1e-8],
+    ("tanh", np.float32): [9.0, -9.0, 8.664339, 2.0 ** -26, -2.0 ** -26, 0.54930615,
+                           1e-4],
+}
+
+
+@NAMES
+@DTS
+def test_new_thresholds(name, dt):
+    x = np.concatenate([_around(t, dt) for t in NEW_THRESHOLDS[name, dt]])
+    if name == "log1p":
+        x = x[x > -1]
+    _check_new(name, x, dt, CONTRACT_ULP)
+
+
+@DTS
+def test_expm1_overflow_boundary(dt):
+    ovf = THRESHOLDS[dt][0]
+    below = dt(ovf) if dt == np.float64 else np.nextafter(dt(ovf), dt(0))
+    assert np.isfinite(vm.vexpm1(np.array([below], dt))[0])
+    assert np.isinf(vm.vexpm1(np.array([np.nextafter(below, dt(np.inf))], dt))[0])
+
+
+@DTS
+def test_new_special_values(dt):
+    fi = np.finfo(dt)
+    x = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, fi.max, -fi.max,
+                  fi.smallest_subnormal, -fi.smallest_subnormal, -1.0, -2.0], dt)
+    with np.errstate(all="ignore"):
+        e, l, t = vm.vexpm1(x), vm.vlog1p(x), vm.vtanh(x)
+    sb = np.signbit
+    # expm1
+    assert e[0] == 0 and not sb(e[0]) and e[1] == 0 and sb(e[1])
+    assert e[2] == np.inf and e[3] == -1 and np.isnan(e[4]) and np.isnan(e[5])
+    assert e[6] == np.inf and e[7] == -1
+    assert e[8] == x[8] and e[9] == x[9]
+    # log1p
+    assert l[0] == 0 and not sb(l[0]) and l[1] == 0 and sb(l[1])
+    assert l[2] == np.inf and np.isnan(l[3]) and np.isnan(l[4]) and np.isnan(l[5])
+    assert l[6] == round_mpf(_ctx.log1p(_ctx.mpf(float(fi.max))), dt) and np.isnan(l[7])
+    assert l[8] == x[8] and l[9] == x[9] and l[10] == -np.inf and np.isnan(l[11])
+    # tanh
+    assert t[0] == 0 and not sb(t[0]) and t[1] == 0 and sb(t[1])
+    assert t[2] == 1 and t[3] == -1 and np.isnan(t[4]) and np.isnan(t[5])
+    assert t[6] == 1 and t[7] == -1 and t[8] == x[8] and t[9] == x[9]
+    assert t[10] == round_mpf(_ctx.tanh(-1), dt)
+
+
+@NAMES
+@DTS
+def test_new_nan_is_quiet(name, dt):
+    ity, qbit = (np.uint64, 1 << 51) if dt == np.float64 else (np.uint32, 1 << 22)
+    snan = np.array([0x7FF0000000000001 if dt == np.float64 else 0x7F800001], ity).view(dt)
+    out = NEW_FUNCS[name][0](snan)
+    assert np.isnan(out[0]) and out.view(ity)[0] & qbit
+
+
+@NAMES
+@DTS
+def test_new_lengths_unaligned_in_place(name, dt):
+    fn = NEW_FUNCS[name][0]
+    base = np.random.default_rng(7).uniform(-0.9, 30, 64).astype(dt)
+    want = fn(base)
+    for n in range(18):
+        for off in (0, 1, 3):
+            np.testing.assert_array_equal(fn(base[off:off + n]), want[off:off + n])
+    assert fn(np.empty(0, dt)).shape == (0,)
+    y = base.copy()
+    fn(y, out=y)
+    np.testing.assert_array_equal(y, want)
+
+
+def _exhaustive_f32(name, x):
+    fn, _, ref64 = NEW_FUNCS[name]
+    got = fn(x).astype(np.float64)
+    want = ref64(x.astype(np.float64))        # < 1 float64 ulp: < 2^-28 float32 ulp
+    nz = (want != 0) & np.isfinite(want) & (np.abs(want) <= np.finfo(np.float32).max)
+    ex = np.floor(np.log2(np.abs(want[nz])))
+    ulp = np.exp2(np.maximum(ex, -126) - 23)
+    err = np.abs(got[nz] - want[nz]) / ulp
+    assert err.max() <= NEW_ULP[name], f"{name}: {err.max():.3f} ulp"
+    assert np.all(got[want == 0] == 0)
+
+
+@pytest.mark.parametrize("lo,sign", [(2.0 ** -20, 1), (2.0 ** -20, -1), (0.25, 1),
+                                     (0.25, -1), (1.0, 1), (1.0, -1), (8.0, 1), (8.0, -1),
+                                     (64.0, 1)], ids=lambda v: str(v))
+def test_expm1_float32_exhaustive_binades(lo, sign):
+    x = _binade_f32(lo, sign)
+    _exhaustive_f32("expm1", x[np.abs(x) < 88.7])
+
+
+@pytest.mark.parametrize("lo,sign", [(2.0 ** -20, 1), (2.0 ** -20, -1), (0.25, 1),
+                                     (0.25, -1), (0.5, -1), (1.0, 1), (2.0 ** 30, 1)],
+                         ids=lambda v: str(v))
+def test_log1p_float32_exhaustive_binades(lo, sign):
+    x = _binade_f32(lo, sign)
+    _exhaustive_f32("log1p", x[x > -1])
+
+
+@pytest.mark.parametrize("lo", [2.0 ** -13, 2.0 ** -3, 0.5, 1.0, 4.0],
+                         ids=lambda v: str(v))
+def test_tanh_float32_exhaustive_binades(lo):
+    _exhaustive_f32("tanh", _binade_f32(lo))
+    _exhaustive_f32("tanh", _binade_f32(lo, -1))
+
+
+def test_new_reject_bad_input():
+    for fn in (vm.vexpm1, vm.vlog1p, vm.vtanh):
+        with pytest.raises(TypeError, match=fn.__name__ + ": x"):
+            fn(np.zeros((2, 2)))
