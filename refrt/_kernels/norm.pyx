@@ -218,6 +218,34 @@ cdef void bn_plane(const floating *x, floating *y, Py_ssize_t S, floating mu,
                 y[i] = bn_element(x[i], mu, std, rh, rl, sh, sl, True, gamma, beta)
 
 
+# S == 1 (x is (N, C), e.g. features after a linear layer): one (n, :) row at a time,
+# the same per-element formula as bn_plane vectorised across channels (per-channel
+# mu, sh, sl, beta arrays).  A channel without the fast path has sh = NaN, so its
+# elements are flagged and go through bn_element with that channel's flag.
+cdef void bn_row(const floating *x, floating *y, Py_ssize_t C, const floating *mu,
+                 const floating *sh, const floating *sl, const floating *beta,
+                 const floating[:, ::1] st, const unsigned char[::1] fast,
+                 const floating *gamma) noexcept nogil:
+    cdef Py_ssize_t c
+    cdef floating xi, m, dh, bb, dl, y1
+    cdef int bad = 0
+    for c in range(C):
+        xi = x[c]
+        m = mu[c]
+        dh = xi - m
+        bb = dh - xi
+        dl = (xi - (dh - bb)) + (-m - bb)
+        y1 = f_fma(dh, sh[c], beta[c])
+        y[c] = y1 + (dh * sl[c] + dl * sh[c])
+    for c in range(C):
+        bad = bad | (y[c] * 0 != 0)
+    if bad:
+        for c in range(C):
+            if not isfinite(y[c]):
+                y[c] = bn_element(x[c], mu[c], st[0, c], st[1, c], st[2, c], st[3, c],
+                                  st[4, c], fast[c], gamma[c], beta[c])
+
+
 def bn_fwd(const floating[::1] x,         # IN  (N, C, S) flat
            const floating[::1] mean,      # IN  (C,) running mean
            const floating[::1] var,       # IN  (C,) running variance
@@ -240,6 +268,23 @@ def bn_fwd(const floating[::1] x,         # IN  (N, C, S) flat
             bn_channel(mean[c], var[c], gamma[c], eps, &st[0, c], &st[1, c], &st[2, c],
                        &st[3, c], &st[4, c], &f)
             fast[c] = f
+            if not f:
+                st[3, c] = NAN             # flags every element of the channel in bn_row
+        if S == 1:
+            for p in prange(N, num_threads=threads, schedule="static"):
+                bn_row(&x[p * C], &out[p * C], C, &mean[0], &st[3, 0], &st[4, 0],
+                       &beta[0], st, fast, &gamma[0])
+        else:
+            _bn_planes(x, mean, gamma, beta, st, fast, N, C, S, out, threads)
+
+
+cdef void _bn_planes(const floating[::1] x, const floating[::1] mean,
+                     const floating[::1] gamma, const floating[::1] beta,
+                     const floating[:, ::1] st, const unsigned char[::1] fast,
+                     Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, floating[::1] out,
+                     int threads) noexcept nogil:
+    cdef Py_ssize_t c, p, i, base
+    if True:
         for p in prange(N * C, num_threads=threads, schedule="static"):
             c = p % C
             base = p * S
@@ -269,6 +314,10 @@ def bn_vjp(const floating[::1] x,         # IN  (N, C, S) flat
     # d/dvar of max(var, 0) is taken as 1 for var >= 0 and 0 below (the clamp's side).
     cdef Py_ssize_t c, n, i, j
     cdef floating v, std, inv, scale, xh, gi, sg, cg, sgx, cgx, e
+    if S == 1:
+        _bn_vjp_rows(x, mean, var, gamma, g, eps, N, C, gx, gmean, gvar, ggamma, gbeta,
+                     threads)
+        return
     with nogil:
         for c in prange(C, num_threads=threads, schedule="static"):
             v = (var[c] if (var[c] > 0 or isnan(var[c])) else 0) + eps
@@ -449,3 +498,70 @@ def ln_vjp(const floating[::1] x,         # IN  (R, D) flat
                 cgx = cgx + e
             gbeta[i] = sg + cg
             ggamma[i] = sgx + cgx
+
+
+# bn_vjp for S == 1, x (N, C): row-major, channels vectorised.  Per-channel work arrays
+# hold inv, scale and the four Sum2 accumulators; each channel's sums still run over n
+# in order, so the results are bitwise those of the plane loop.  Threads take blocks
+# of CB channels (the sums never cross a block).
+cdef enum:
+    CB = 256
+
+cdef void _bn_vjp_block(const floating *x, const floating *mean, const floating *var,
+                        const floating *gamma, const floating *g, floating eps,
+                        Py_ssize_t N, Py_ssize_t C, Py_ssize_t c0, Py_ssize_t nc,
+                        floating *gx, floating *gmean, floating *gvar, floating *ggamma,
+                        floating *gbeta) noexcept nogil:
+    cdef floating inv[256]            # CB
+    cdef floating sc[256]
+    cdef floating sg[256]
+    cdef floating cg[256]
+    cdef floating sgx[256]
+    cdef floating cgx[256]
+    cdef floating v, std, gi, xh, s, bb, q
+    cdef Py_ssize_t c, n, j
+    for c in range(nc):
+        v = (var[c0 + c] if (var[c0 + c] > 0 or isnan(var[c0 + c])) else 0) + eps
+        std = f_sqrt(v if (v > 0 or isnan(v)) else 0)
+        inv[c] = 1 / std
+        sc[c] = gamma[c0 + c] * inv[c]
+        sg[c] = 0
+        cg[c] = 0
+        sgx[c] = 0
+        cgx[c] = 0
+    for n in range(N):
+        j = n * C + c0
+        for c in range(nc):
+            gi = g[j + c]
+            xh = (x[j + c] - mean[c0 + c]) * inv[c]
+            gx[j + c] = gi * sc[c]
+            s = sg[c] + gi
+            bb = s - sg[c]
+            cg[c] = cg[c] + ((sg[c] - (s - bb)) + (gi - bb))
+            sg[c] = s
+            q = gi * xh
+            s = sgx[c] + q
+            bb = s - sgx[c]
+            cgx[c] = cgx[c] + ((sgx[c] - (s - bb)) + (q - bb))
+            sgx[c] = s
+    for c in range(nc):
+        gbeta[c0 + c] = sg[c] + cg[c]
+        ggamma[c0 + c] = sgx[c] + cgx[c]
+        gmean[c0 + c] = -(sg[c] + cg[c]) * sc[c]
+        gvar[c0 + c] = -0.5 * (sgx[c] + cgx[c]) * sc[c] * inv[c] if var[c0 + c] >= 0 else 0
+
+
+cdef void _bn_vjp_rows(const floating[::1] x, const floating[::1] mean,
+                       const floating[::1] var, const floating[::1] gamma,
+                       const floating[::1] g, floating eps, Py_ssize_t N, Py_ssize_t C,
+                       floating[::1] gx, floating[::1] gmean, floating[::1] gvar,
+                       floating[::1] ggamma, floating[::1] gbeta, int threads):
+    cdef Py_ssize_t b, nb = (C + CB - 1) // CB, c0
+    if C == 0:
+        return
+    with nogil:
+        for b in prange(nb, num_threads=threads, schedule="static"):
+            c0 = b * CB
+            _bn_vjp_block(&x[0], &mean[0], &var[0], &gamma[0], &g[0], eps, N, C, c0,
+                          C - c0 if C - c0 < CB else CB, &gx[0], &gmean[0], &gvar[0],
+                          &ggamma[0], &gbeta[0])
