@@ -11,20 +11,26 @@ b) Each dot product is Ogita-Rump-Oishi Dot2 (SIAM J. Sci. Comput. 26, 2005): th
    product a_j b_j = p + q exactly (TwoProduct: q = fma(a, b, -p)), the running sum
    s + p = s' + r exactly (TwoSum), and all q and r are summed in a second accumulator
    added once at the end.  The result is as accurate as if computed in twice the working
-   precision and rounded once: |error| <= u|dot| + gamma_n^2 sum|a_j b_j|.
-   The bias (linear) is the accumulator's starting value, so y = x W^T + b is rounded once.
-   Accumulation order: j = 0, 1, ..., n-1.
+   precision and rounded once: |error| <= u|dot| + gamma_N^2 sum|a_j b_j|.
+   The bias (linear) enters the final exact combination, so y = x W^T + b is rounded once.
+   Accumulation order (dot2.h, Design a/b): L = 8 (float64) / 16 (float32) lanes, lane l
+   takes j = l, l+L, ...; the n mod L tail goes to lanes 0..; lanes are folded by a
+   pairwise TwoSum tree, then the bias.  The order depends on n only: results are bitwise
+   the same for any thread count, tile shape or CPU (AVX-512 or generic panel).
 c) TwoProduct is exact only while a_j b_j neither overflows nor underflows.  When the
    dot of finite inputs comes out non-finite, or below 2^(emin + 2p) in magnitude (where
    underflowed products could have lost bits), it is recomputed with both rows scaled by
    powers of two so their largest entries are in [0.5, 1) (exact for normal values), and
-   the result is scaled back once with ldexp: a finite true value stays finite and a
+   the result is scaled back once with ldexp (this rare path is the scalar Dot2 in
+   order j = 0..n-1, deterministic as well): a finite true value stays finite and a
    tiny one keeps its bits.  Entries that are inf/NaN follow IEEE (the plain sum).
 d) Blocking: the k loop runs over blocks of Bt rows that fit in ~256 KiB, and all rows
-   of A sweep one block before the next, so each block stays in L2.  Rows of A run in
-   parallel (prange over i).  A compensated kernel does ~5x the flops of a plain dot and
-   cannot use BLAS register blocking: it is slower than OpenBLAS by design (measured
-   2026-11 on a shared 2-core VM, 1 thread, 256^3: ~30x float64, ~55x float32).
+   of A sweep one block before the next, so each block stays in L2.  Tiles of 4 rows of
+   A run in parallel (prange); inside, dot2.h computes 2x4 register tiles (8 outputs
+   from 6 vector loads per L terms).  Dot2 costs ~10 vector flops per term where BLAS
+   needs 1 fma, so it stays several times slower than OpenBLAS (measured 2026-11 on a
+   shared 2-core AVX-512 VM, 1 thread: 256^3 ~7x float32, ~6x float64; 512^3 ~6-7x
+   float32, ~5.5x float64; the previous scalar 4-chain kernel was 30-60x).
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -33,8 +39,6 @@ from ._scalar cimport two_sum, f_fma, f_abs, f_ldexp as _ldexp, f_exponent as _e
 
 cdef Py_ssize_t BLOCK_BYTES = 256 * 1024
 cdef Py_ssize_t ROWS_PER_TILE = 4       # rows of A per prange iteration (2 panel tiles)
-
-
 
 
 # Dot2 of sa * a and sb * b (sa, sb powers of two), starting from init.
