@@ -286,3 +286,23 @@ def test_broadcast_vjps_sum_compensated(dtype):
     assert got.tolist() == [float(dtype.type(1e-30))]
     ga, gb = vjp_op("concat", [np.zeros(1, dtype), np.zeros(2, dtype)], {}, None, g[0])
     assert ga.tolist() == [1.0] and gb.shape == (2,)
+
+
+def test_matmul_panels_and_thread_counts_are_bitwise_equal():
+    """The AVX-512 panel, the generic panel and 1 or 2 threads give the same bits (the
+    accumulation order depends only on n)."""
+    from refrt._kernels import linalg as LA
+    from refrt.backends import float_reductions as FR
+    rng = np.random.default_rng(5)
+    for dt in (np.float32, np.float64):
+        for m, n, p in [(7, 17, 9), (9, 33, 13), (65, 257, 70), (2, 8, 4)]:
+            a = rng.standard_normal((m, n)).astype(dt)
+            b = rng.standard_normal((n, p)).astype(dt)
+            try:
+                LA._use_vector_panel(True)
+                r1, r3 = FR.matmul((a, b), {}, 1), FR.matmul((a, b), {}, 2)
+                LA._use_vector_panel(False)
+                r2 = FR.matmul((a, b), {}, 1)
+            finally:
+                LA._use_vector_panel(True)
+            assert r1.tobytes() == r2.tobytes() == r3.tobytes()
