@@ -21,6 +21,7 @@ c) Terms.  Every loss is a sum of per-element terms that are >= 0 for in-domain 
    products by fma (exact residual).  The rounding left in a term is its transcendental:
    bce_with_logits' log1p(exp(-|x|)) (~1.6 ulp, see bce_logits_chunk), cross entropy's
    log1p of the row sum (libm, once per row), kl_div's log t (vlog, < 0.7 ulp).
+   Exception: float32 mse_loss rounds p - t once (term error <= 2u, see mse_term).
 d) Accumulation order (fixed, independent of the thread count): elementwise losses cut
    the flat input into blocks of BLOCK elements, row losses use one row per partial.
    Inside a partial, terms are dealt round-robin to LANES Sum2 accumulators (Ogita-Rump-
@@ -753,9 +754,11 @@ cdef void ce_row_vjp(const floating *z, const floating *t, int64_t k_id, Py_ssiz
     # is skipped by row_max and makes S, hence the whole row, NaN.
     cdef floating S[16]               # LANES
     cdef floating E[16]
-    cdef floating m, sh, sc, St = 1, lse_shift, tj
+    cdef floating m, sh, sc, St = 1, lse_shift, tj, q
     cdef Py_ssize_t j
-    m = row_max(z, C)
+    # vecmath's key max (C >= 1 here): a NaN it returns or skips makes the row NaN
+    # through S either way, as with row_max.
+    m = _vmax(z, C)
     for j in range(C):
         dh[j] = z[j] - m
     vexp(dh, ex, C)
@@ -769,13 +772,17 @@ cdef void ce_row_vjp(const floating *z, const floating *t, int64_t k_id, Py_ssiz
         lanes_fold(S, E, &St, &sc)
         St = St + sc
     lse_shift = f_log(sh)
+    # softmax_j sum(t) - t_j = fma(e_j, q, -t_j), q = sum(t) / S rounded once per row:
+    # one division per row instead of per element, and the fma rounds the difference
+    # once (3 roundings in all, the former e_j / S * sum(t) - t_j had 3 before k).
+    q = St / sh
     if t == NULL:
         for j in range(C):
             tj = 1 if j == k_id else 0
-            gz[j] = k * (ex[j] / sh * St - tj)
+            gz[j] = k * f_fma(ex[j], q, -tj)
     else:
         for j in range(C):
-            gz[j] = k * (ex[j] / sh * St - t[j])
+            gz[j] = k * f_fma(ex[j], q, -t[j])
             gt[j] = k * (lse_shift - dh[j])
 
 
