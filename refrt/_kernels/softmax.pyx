@@ -154,13 +154,103 @@ cdef inline floating _row(const floating *x, floating *y, Py_ssize_t n, int what
     return 0
 
 
+# Short rows (n <= SHORT_N): the five per-row passes of _row cost ~40 ns each in call and
+# lane set-up, more than the work on 10 entries.  A block of rows (<= SHORT_BLOCK entries)
+# is shifted in one scalar loop (TwoSum per entry, as refrt_vshift), exponentiated by ONE
+# vexp call, and then summed per row with a single Sum2 lane (TwoSum per addition, errors
+# summed): the same formulas and error budget as Design b-d, only the summation order of
+# S' differs (in index order within the row).
+DEF SHORT_N = 32
+DEF SHORT_BLOCK = 2048
+
+
+cdef inline void _short_block(const floating *x, floating *y, floating *r, Py_ssize_t rows,
+                              Py_ssize_t n, int what, floating *buf) noexcept nogil:
+    cdef Py_ssize_t i, j, k = rows * n
+    cdef floating *d = buf
+    cdef floating *e = buf + k
+    cdef floating *t = buf + 2 * k
+    cdef floating *ms = buf + 3 * k
+    cdef floating m, s, bb, hi, lo, cnt, err, L, total, tlo, inv, q, v
+    cdef const floating *xi
+    for i in range(rows):
+        xi = x + i * n
+        m = xi[0]
+        for j in range(1, n):
+            if xi[j] > m:
+                m = xi[j]
+        if isnan(m):                          # a leading NaN: the special path
+            m = INFINITY
+        ms[i] = m
+        for j in range(n):
+            s = xi[j] - m
+            bb = s - xi[j]
+            d[i * n + j] = s
+            e[i * n + j] = 0 if isinf(s) or not isfinite(m) else (xi[j] - (s - bb)) + (-m - bb)
+    vexp(d, t, k)
+    for i in range(rows):
+        xi = x + i * n
+        m = ms[i]
+        if not isfinite(m):
+            v = _special_row(xi, y + i * n if y != NULL else NULL, n, what)
+            if r != NULL:
+                r[i] = v
+            continue
+        hi = 0
+        lo = 0
+        cnt = 0
+        for j in range(n):
+            v = t[i * n + j] + t[i * n + j] * e[i * n + j]
+            t[i * n + j] = v
+            if xi[j] == m:
+                cnt = cnt + 1
+            else:
+                s = hi + v
+                bb = s - hi
+                lo = lo + ((hi - (s - bb)) + (v - bb))
+                hi = s
+        if isnan(hi):                         # a NaN entry the max skipped
+            v = _special_row(xi, y + i * n if y != NULL else NULL, n, what)
+            if r != NULL:
+                r[i] = v
+            continue
+        if what == SOFTMAX:
+            total = two_sum(cnt, hi, &tlo)
+            total = total + (tlo + lo)
+            inv = 1 / total
+            for j in range(n):
+                q = t[i * n + j] * inv
+                y[i * n + j] = f_fma(f_fma(-q, total, t[i * n + j]), inv, q)
+            continue
+        s = two_sum(cnt - 1, hi, &err)
+        L = f_log1p(s + (err + lo))
+        if what == LSE:
+            r[i] = m + L
+            continue
+        for j in range(n):
+            s = two_sum(d[i * n + j], -L, &err)
+            y[i * n + j] = s if isinf(s) else s + (err + e[i * n + j])
+
+
 # Run one op over every row.  y is (rows, n) for softmax/log_softmax and NULL for
 # logsumexp, whose per-row result goes to r (NULL otherwise).
 cdef void _rows(const floating *x, floating *y, floating *r, Py_ssize_t rows,
                 Py_ssize_t n, int what, int threads) noexcept nogil:
-    cdef Py_ssize_t i
+    cdef Py_ssize_t i, b, nb, per
     cdef floating *buf = NULL
     cdef floating v
+    if n <= SHORT_N:
+        per = max(1, SHORT_BLOCK // n)        # rows per block
+        nb = (rows + per - 1) // per
+        with parallel(num_threads=threads, use_threads_if=rows * n > 32768):
+            buf = <floating *> malloc((3 * per * n + per) * sizeof(floating))
+            if buf != NULL:
+                for b in prange(nb, schedule="static"):
+                    _short_block(x + b * per * n, y + b * per * n if y != NULL else NULL,
+                                 r + b * per if r != NULL else NULL,
+                                 min(per, rows - b * per), n, what, buf)
+                free(buf)
+        return
     with parallel(num_threads=threads, use_threads_if=rows * n > 32768):
         buf = <floating *> malloc((3 * n + 1) * sizeof(floating))
         if buf != NULL:
