@@ -78,12 +78,13 @@ def prepare(spec, values, params, backend=None, cast=False):
     if len(values) != len(spec.args):
         raise TypeError(f"{spec.name}: expected {len(spec.args)} array arguments "
                         f"({', '.join(spec.arg_names)}), got {len(values)}")
-    unknown = set(params) - {p.name for p in spec.params}
+    unknown = params.keys() - spec.param_names if params else ()
     if unknown:
         known = ", ".join(p.name for p in spec.params) or "none"
         raise TypeError(f"{spec.name}: unknown parameter(s) {', '.join(sorted(unknown))} "
                         f"(parameters: {known})")
-    arrays = [_as_array(spec, a, v) for a, v in zip(spec.args, values)]
+    arrays = [v if type(v) is np.ndarray else _as_array(spec, a, v)
+              for a, v in zip(spec.args, values)]
 
     want = BACKEND_DTYPE.get(backend)
     dtype = None
@@ -128,14 +129,19 @@ def prepare(spec, values, params, backend=None, cast=False):
     return out, full, dtype, tuple(out_shape)
 
 
+# REFRT_NUM_THREADS is read once, when refrt is imported (the threads= keyword changes
+# it per call); reading os.environ on every call cost more than a small kernel.
+_env_threads = _environ.get("REFRT_NUM_THREADS")
+_DEFAULT_THREADS = int(_env_threads) if _env_threads else None
+
+
 def resolve_threads(threads):
     """Thread count for OpenMP kernels: the ``threads=`` keyword, else REFRT_NUM_THREADS,
     else 1 (single-threaded by default, so results and timings are reproducible)."""
     if threads is None:
-        env = _environ.get("REFRT_NUM_THREADS")
-        if not env:
+        if _DEFAULT_THREADS is None:
             return 1
-        threads = int(env)
+        threads = _DEFAULT_THREADS
     if threads.__class__ is int and threads >= 1:
         return threads
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:

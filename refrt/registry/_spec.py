@@ -7,6 +7,7 @@ generic tests all read it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable
 
 import numpy as np
@@ -108,9 +109,13 @@ class OpSpec:
     # example input shapes for the input families (default: by kind, see refrt.families)
     example_shapes: tuple | None = None
 
-    @property
+    @cached_property
     def arg_names(self) -> tuple:
         return tuple(a.name for a in self.args)
+
+    @cached_property
+    def param_names(self) -> frozenset:
+        return frozenset(p.name for p in self.params)
 
     @property
     def param_defaults(self) -> dict:
