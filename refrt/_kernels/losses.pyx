@@ -507,22 +507,40 @@ cdef inline void _vexpsum(const floating *x, Py_ssize_t n, floating m, const flo
         refrt_vexpsum_f64(x, n, m, e, t, out)
 
 
+# Cross entropy term t_j (w_j + L), w_j = -(dh_j + de_j), as a double-word added to lane
+# (S, E), fused into the lane loop (no term buffer; same lanes and order as lanes_add).
+# The input w_j is selected to 0 where t_j is 0, so 0 * (0 + L) = 0 even against a -inf
+# logit, instead of selecting the computed product: a select on a product lets gcc sink
+# the multiply into a branch, and the loop stays scalar.  |t_j| > 0 is a quiet compare;
+# a NaN t_j still reaches the product.
+cdef inline void ce_term(floating tj, floating dhj, floating dej, floating L, floating *S,
+                         floating *E) noexcept nogil:
+    cdef floating a, uh, bb, ul, p, lo, s
+    a = -dhj if refrt_gt(f_abs(tj), 0) else 0
+    uh = a + L
+    bb = uh - a
+    ul = ((a - (uh - bb)) + (L - bb)) - dej
+    p = tj * uh
+    lo = f_fma(tj, uh, -p) + tj * ul
+    s = S[0] + p
+    bb = s - S[0]
+    E[0] = E[0] + (((S[0] - (s - bb)) + (p - bb)) + lo)
+    S[0] = s
+
+
 # Fast cross entropy row (finite max, no NaN): the same terms as ce_row_slow, with the
 # row passes of vecmath.h.  L = log(cnt + S') = log1p((cnt - 1) + S'), cnt >= 1 the
 # number of entries equal to the max (exact small integer), S' the compensated sum of
 # the others: cnt - 1 + S' by TwoSum, so L keeps full relative accuracy when L << 1.
-# The term loop selects an input (w_j -> 0 where t_j is 0, so 0 * (0 + L) = 0 even
-# against a -inf logit) instead of the computed product: a select on a product lets gcc
-# sink the multiply into a branch, and the loop stays scalar.  |t_j| > 0 is a quiet
-# compare; a NaN t_j still reaches the product.
+# Probability targets: ce_term fused into the lane loop.
 cdef void ce_row(const floating *z, const floating *t, int64_t k_id, Py_ssize_t C,
                  floating *dh, floating *ex, floating *de, floating *oh,
                  floating *ol) noexcept nogil:
     cdef floating S[16]               # LANES
     cdef floating E[16]
     cdef floating sums[3]
-    cdef floating m, L, tj, a, bb, e, uh, ul, p, s, err
-    cdef Py_ssize_t j
+    cdef floating m, L, uh, ul, s, err
+    cdef Py_ssize_t j, l, full
     if C == 0:
         oh[0] = 0
         ol[0] = 0
@@ -545,17 +563,13 @@ cdef void ce_row(const floating *z, const floating *t, int64_t k_id, Py_ssize_t 
         oh[0] = uh
         ol[0] = ul - de[k_id]
         return
-    for j in range(C):
-        tj = t[j]
-        a = -dh[j] if refrt_gt(f_abs(tj), 0) else 0
-        uh = a + L
-        bb = uh - a
-        ul = ((a - (uh - bb)) + (L - bb)) - de[j]
-        p = tj * uh
-        ex[j] = p
-        de[j] = f_fma(tj, uh, -p) + tj * ul
+    full = C - C % LANES
     lanes_zero(S, E)
-    lanes_add(ex, de, C, S, E)
+    for j in range(0, full, 16):           # LANES
+        for l in range(LANES):
+            ce_term(t[j + l], dh[j + l], de[j + l], L, &S[l], &E[l])
+    for l in range(C - full):
+        ce_term(t[full + l], dh[full + l], de[full + l], L, &S[l], &E[l])
     lanes_fold(S, E, oh, ol)
 
 
@@ -589,34 +603,45 @@ cdef void nll_row(const floating *lp, const floating *t, int64_t k_id, Py_ssize_
     ol[0] = c
 
 
-# sum t (log t - lp) over one row (kl_div, xlogy semantics: t = 0 contributes 0, also
-# against lp = -inf: selected).  log t comes from vlog on the row (< 0.7 ulp); log t - lp
-# is formed exactly from it (TwoSum) and the product by fma, so only log's own rounding
-# enters each term; terms of both signs can cancel here (inherent to kl_div).
+# kl_div term t (log t - lp) as a double-word, added to lane (S, E) (xlogy semantics: t = 0
+# contributes 0, also against lp = -inf).  lt = log t comes from vlog on the row
+# (< 0.7 ulp); log t - lp is formed exactly from it (TwoSum) and the product by fma, so
+# only log's own rounding enters each term; terms of both signs can cancel here
+# (inherent to kl_div).  Inputs are selected, not products (see ce_row): log t -> 0 (it
+# is -inf at t = 0) and lp -> 0 where t = 0, so the term is 0 * (0 - 0) = 0.  |t| > 0 is
+# a quiet compare; a NaN t still reaches the product.
+cdef inline void kl_term(floating tj, floating ltj, floating lpj, floating *S,
+                         floating *E) noexcept nogil:
+    cdef floating a, b, dh, bb, dl, p, lo, s
+    cdef bint live = refrt_gt(f_abs(tj), 0)
+    a = ltj if live else 0
+    b = -lpj if live else 0
+    dh = a + b
+    bb = dh - a
+    dl = (a - (dh - bb)) + (b - bb)
+    p = tj * dh
+    lo = f_fma(tj, dh, -p) + tj * dl
+    s = S[0] + p
+    bb = s - S[0]
+    E[0] = E[0] + (((S[0] - (s - bb)) + (p - bb)) + lo)
+    S[0] = s
+
+
+# sum t (log t - lp) over one row: vlog of the target row, then the terms fused into the
+# lane sum (no term buffer: same lanes and order as lanes_add, term j into lane j mod
+# LANES), as mse_block does.
 cdef void kl_row(const floating *lp, const floating *t, Py_ssize_t C, floating *lt,
-                 floating *hi, floating *lo, floating *oh, floating *ol) noexcept nogil:
+                 floating *oh, floating *ol) noexcept nogil:
     cdef floating S[16]               # LANES
     cdef floating E[16]
-    cdef floating tj, a, b, dh, bb, dl, p, pe
-    cdef Py_ssize_t j
-    # Inputs are selected, not products (see ce_row): log 1 = 0 and lp -> 0 where
-    # t = 0, so the term is 0 * (0 - 0) = 0 with no select on the result.
-    for j in range(C):
-        tj = t[j]
-        lt[j] = tj if refrt_gt(f_abs(tj), 0) else 1
-    vlog(lt, lt, C)
-    for j in range(C):
-        tj = t[j]
-        a = lt[j]
-        b = -lp[j] if refrt_gt(f_abs(tj), 0) else 0
-        dh = a + b
-        bb = dh - a
-        dl = (a - (dh - bb)) + (b - bb)
-        p = tj * dh
-        hi[j] = p
-        lo[j] = f_fma(tj, dh, -p) + tj * dl
+    cdef Py_ssize_t j, l, full = C - C % LANES
+    vlog(t, lt, C)
     lanes_zero(S, E)
-    lanes_add(hi, lo, C, S, E)
+    for j in range(0, full, 16):           # LANES
+        for l in range(LANES):
+            kl_term(t[j + l], lt[j + l], lp[j + l], &S[l], &E[l])
+    for l in range(C - full):
+        kl_term(t[full + l], lt[full + l], lp[full + l], &S[l], &E[l])
     lanes_fold(S, E, oh, ol)
 
 
@@ -649,8 +674,7 @@ cdef floating _rows(int which, const floating[::1] x, const floating *t,
                 nll_row(&x[r * C], (t + r * C) if t != NULL else NULL,
                         ids[r] if ids != NULL else -1, C, &ph[r], &pl[r])
             else:
-                kl_row(&x[r * C], t + r * C, C, buf, buf + C, buf + 2 * C,
-                       &ph[r], &pl[r])
+                kl_row(&x[r * C], t + r * C, C, buf, &ph[r], &pl[r])
         free(buf)
     return finish(ph, pl, <floating>(n_rows if n_rows > 0 else 1))
 
