@@ -284,11 +284,14 @@ def test_log_float32_exhaustive_binades(lo):
 
 
 # ---------------------------------------------------------- expm1, log1p, tanh ----
-# Bounds: vecmath.h E3 (expm1 ~0.6), P3 (log1p, as log L5: 0.70), T2 (tanh ~0.62).
-NEW_ULP = {"expm1": 0.62, "log1p": LOG_ULP, "tanh": 0.62}
+# Bounds: vecmath.h E3 (expm1 ~0.6), P3 (log1p, as log L5: 0.70), T2 (tanh ~0.62),
+# H1-H2 (sinh, cosh ~0.55 plus H2's 0.001: 0.6).
+NEW_ULP = {"expm1": 0.62, "log1p": LOG_ULP, "tanh": 0.62, "sinh": 0.6, "cosh": 0.6}
 NEW_FUNCS = {"expm1": (vm.vexpm1, _ctx.expm1, np.expm1),
              "log1p": (vm.vlog1p, _ctx.log1p, np.log1p),
-             "tanh": (vm.vtanh, _ctx.tanh, np.tanh)}
+             "tanh": (vm.vtanh, _ctx.tanh, np.tanh),
+             "sinh": (vm.vsinh, _ctx.sinh, np.sinh),
+             "cosh": (vm.vcosh, _ctx.cosh, np.cosh)}
 DTS = pytest.mark.parametrize("dt", [np.float64, np.float32], ids=["float64", "float32"])
 NAMES = pytest.mark.parametrize("name", sorted(NEW_FUNCS))
 
@@ -327,9 +330,9 @@ def _dense(name, dt, rng):
              np.expm1(rng.uniform(-big, big, 2000)),        # every binade of 1 + x
              tiny, -tiny * 0.99]
         return np.concatenate(x).astype(dt)
-    lo, hi = (-40, 710) if name == "expm1" else (-25, 25)
+    lo, hi = {"expm1": (-40, 710), "tanh": (-25, 25)}.get(name, (-710.4, 710.4))
     if dt == np.float32:
-        lo, hi = (-20, 88.7) if name == "expm1" else (-12, 12)
+        lo, hi = {"expm1": (-20, 88.7), "tanh": (-12, 12)}.get(name, (-89.4, 89.4))
     x = [rng.uniform(lo, hi, 3000), rng.uniform(-1.5, 1.5, 2000),
          rng.uniform(-0.35, 0.35, 2000), tiny, -tiny]
     return np.concatenate(x).astype(dt)
@@ -360,6 +363,15 @@ NEW_THRESHOLDS = {
                            0.5493061443340549, 1e-8],
     ("tanh", np.float32): [9.0, -9.0, 8.664339, 2.0 ** -26, -2.0 ** -26, 0.54930615,
                            1e-4],
+    # sinh/cosh: overflow asinh(MAX), the H1/H2 switch, expm1's tiny select, expm1's
+    # own overflow point (a - LN2HI there, H2)
+    ("sinh", np.float64): [710.475860073944, -710.475860073944, 22.0, -22.0, 2.0 ** -54,
+                           -2.0 ** -54, 709.782712893384, 1e-8],
+    ("sinh", np.float32): [89.41598, -89.41598, 12.0, -12.0, 2.0 ** -25, -2.0 ** -25,
+                           88.72284, 1e-4],
+    ("cosh", np.float64): [710.475860073944, -710.475860073944, 22.0, -22.0, 2.0 ** -54,
+                           709.782712893384, 1e-8],
+    ("cosh", np.float32): [89.41598, -89.41598, 12.0, -12.0, 2.0 ** -25, 88.72284, 1e-4],
 }
 
 
@@ -403,6 +415,26 @@ def test_new_special_values(dt):
     assert t[2] == 1 and t[3] == -1 and np.isnan(t[4]) and np.isnan(t[5])
     assert t[6] == 1 and t[7] == -1 and t[8] == x[8] and t[9] == x[9]
     assert t[10] == round_mpf(_ctx.tanh(-1), dt)
+    # sinh, cosh
+    sh, ch = vm.vsinh(x), vm.vcosh(x)
+    assert sh[0] == 0 and not sb(sh[0]) and sh[1] == 0 and sb(sh[1])
+    assert sh[2] == np.inf and sh[3] == -np.inf and np.isnan(sh[4]) and np.isnan(sh[5])
+    assert sh[6] == np.inf and sh[7] == -np.inf and sh[8] == x[8] and sh[9] == x[9]
+    assert ch[0] == 1 and ch[1] == 1 and ch[2] == np.inf and ch[3] == np.inf
+    assert np.isnan(ch[4]) and np.isnan(ch[5]) and ch[6] == np.inf and ch[7] == np.inf
+    assert ch[8] == 1 and ch[10] == round_mpf(_ctx.cosh(1), dt)
+
+
+@pytest.mark.parametrize("name", ["sinh", "cosh"])
+@DTS
+def test_sinh_cosh_overflow_boundary(name, dt):
+    # the result overflows exactly above asinh(MAX) (H2)
+    fn, mpf, _ = NEW_FUNCS[name]
+    x = _around(710.475860073944 if dt == np.float64 else 89.41598, dt, 3)
+    got = fn(x)
+    want = np.array([round_mpf(mpf(_ctx.mpf(float(v))), dt) for v in x], dt)
+    np.testing.assert_array_equal(got, want)
+    assert np.isinf(got).any() and np.isfinite(got).any()
 
 
 @NAMES
@@ -464,7 +496,15 @@ def test_tanh_float32_exhaustive_binades(lo):
     _exhaustive_f32("tanh", _binade_f32(lo, -1))
 
 
+@pytest.mark.parametrize("lo", [2.0 ** -13, 0.5, 1.0, 8.0, 64.0], ids=lambda v: str(v))
+@pytest.mark.parametrize("name", ["sinh", "cosh"])
+def test_sinh_cosh_float32_exhaustive_binades(name, lo):
+    for sign in (1, -1):
+        x = _binade_f32(lo, sign)
+        _exhaustive_f32(name, x[np.abs(x) < 89.4])
+
+
 def test_new_reject_bad_input():
-    for fn in (vm.vexpm1, vm.vlog1p, vm.vtanh):
+    for fn in (vm.vexpm1, vm.vlog1p, vm.vtanh, vm.vsinh, vm.vcosh):
         with pytest.raises(TypeError, match=fn.__name__ + ": x"):
             fn(np.zeros((2, 2)))

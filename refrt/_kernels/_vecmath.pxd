@@ -23,7 +23,7 @@ cdef inline void vlog(const floating *x, floating *y, Py_ssize_t n) noexcept nog
         refrt_vlog_f64(x, y, n)
 
 
-# expm1, log1p, tanh (vecmath.h, "expm1, log1p, tanh"), same dispatch as vexp.
+# expm1, log1p, tanh, sinh, cosh (vecmath.h, "expm1, log1p, tanh"), same dispatch as vexp.
 cdef extern from "vecmath.h" nogil:
     void refrt_vexpm1_f64(const double *x, double *y, Py_ssize_t n)
     void refrt_vexpm1_f32(const float *x, float *y, Py_ssize_t n)
@@ -31,6 +31,10 @@ cdef extern from "vecmath.h" nogil:
     void refrt_vlog1p_f32(const float *x, float *y, Py_ssize_t n)
     void refrt_vtanh_f64(const double *x, double *y, Py_ssize_t n)
     void refrt_vtanh_f32(const float *x, float *y, Py_ssize_t n)
+    void refrt_vsinh_f64(const double *x, double *y, Py_ssize_t n)
+    void refrt_vsinh_f32(const float *x, float *y, Py_ssize_t n)
+    void refrt_vcosh_f64(const double *x, double *y, Py_ssize_t n)
+    void refrt_vcosh_f32(const float *x, float *y, Py_ssize_t n)
 
 
 cdef inline void vexpm1(const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
@@ -52,6 +56,20 @@ cdef inline void vtanh(const floating *x, floating *y, Py_ssize_t n) noexcept no
         refrt_vtanh_f32(x, y, n)
     else:
         refrt_vtanh_f64(x, y, n)
+
+
+cdef inline void vsinh(const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        refrt_vsinh_f32(x, y, n)
+    else:
+        refrt_vsinh_f64(x, y, n)
+
+
+cdef inline void vcosh(const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        refrt_vcosh_f32(x, y, n)
+    else:
+        refrt_vcosh_f64(x, y, n)
 
 
 # Softmax row helpers (vecmath.h, "softmax rows"): float32 and float64 by name.

@@ -24,18 +24,20 @@ g) One deliberate widening: safe_log (see `_safe_log`) evaluates in double for f
    and in long double for float64, because log(softplus(x) + eps) cancels near its root.
 h) Speed: the arithmetic-only ops (`_unary_arith`) and the binary ops inline into their
    loops and auto-vectorise (sign-bit tricks instead of float compares where gcc would
-   not if-convert, see `_relu`); exp, sigmoid and logistic run through ``vexp``; the
-   other transcendental ops call scalar libm per element.
+   not if-convert, see `_relu`); exp, log, log1p, expm1, tanh, sinh, cosh run through
+   the vectorised routines of vecmath.h (as do the VJPs of expm1, sinh, cosh), sigmoid,
+   logistic and softplus compose them over a span; the other transcendental ops call
+   scalar libm per element.
 """
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport (hypot, hypotf, ldexp, ldexpf, signbit, INFINITY, exp as exp_d,
                         log1p as log1p_d, log as log_d, expl, log1pl, logl)
-from ._scalar cimport (f_exp, f_log, f_log1p, f_expm1, f_sqrt, f_tanh, f_sinh, f_cosh,
-                       f_abs, f_fma, f_pow, softplus, sigmoid, two_sum, exp_diff)
+from ._scalar cimport (f_exp, f_log, f_expm1, f_sqrt, f_abs, f_fma, f_pow, softplus,
+                       sigmoid, two_sum, exp_diff)
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy
-from ._vecmath cimport vexp, vlog, vexpm1, vlog1p, vtanh
+from ._vecmath cimport vexp, vlog, vexpm1, vlog1p, vtanh, vsinh, vcosh
 
 
 cdef enum:
@@ -465,20 +467,12 @@ cdef inline floating _unary(int code, floating x, floating p0, floating p1) noex
         return f_exp(x)
     elif code == LOG:
         return f_log(x)
-    elif code == LOG1P:
-        return f_log1p(x)
-    elif code == EXPM1:
-        return f_expm1(x)
     elif code == SAFE_LOG:                    # p0 = eps
         return _safe_log(x, p0)
     elif code == SIGMOID or code == LOGISTIC:
         # logistic's own form e^x / (e^x + 1) is inf/inf = NaN for x > 88.7 (float32);
         # it is the same real function, so it shares the branch-stable sigmoid.
         return sigmoid(x)
-    elif code == TANH:
-        return f_tanh(x)
-    elif code == SOFTPLUS:
-        return softplus(x)
     elif code == SILU:
         return _silu(x)
     elif code == GELU:
@@ -488,10 +482,6 @@ cdef inline floating _unary(int code, floating x, floating p0, floating p1) noex
         # (float32).  Rounding sqrt(eps) to s(1 + d) changes x^2 + eps by eps*2d, a
         # relative 2d at most: half an ulp on top of hypot's own < 1 ulp.
         return _hypot(x, f_sqrt(p0))
-    elif code == SINH:
-        return f_sinh(x)
-    elif code == COSH:
-        return f_cosh(x)
     elif code == ELU:                         # p0 = alpha
         return x if x > 0 else p0 * f_expm1(x)
     return x
@@ -517,8 +507,6 @@ cdef inline floating _unary_vjp(int code, floating g, floating x, floating y,
         return g / x
     elif code == LOG1P:
         return g / (1 + x)
-    elif code == EXPM1:
-        return g * f_exp(x)                   # not y + 1: it cancels as y -> -1
     elif code == SQRT:
         return g / (2 * y)
     elif code == SQRT_CLAMP:
@@ -543,10 +531,6 @@ cdef inline floating _unary_vjp(int code, floating g, floating x, floating y,
         return g * _gelu_grad(x)
     elif code == SMOOTH_ABS:
         return g * (x / y)
-    elif code == SINH:
-        return g * f_cosh(x)
-    elif code == COSH:
-        return g * f_sinh(x)
     elif code == ELU:
         # alpha e^x from x (y + alpha would cancel as x -> -inf); elu'(0) = alpha
         return g if x > 0 else g * (p0 * f_exp(x))
@@ -696,6 +680,14 @@ cdef inline void _binary_vjp_span(int code, const floating *g, const floating *x
             gy[i] = dy
 
 
+# gx <- g * gx: the VJPs whose derivative is one vectorised call (expm1, sinh, cosh)
+# write f'(x) into gx first, then scale it here (the same two roundings as g * f(x)).
+cdef inline void _times_g(const floating *g, floating *gx, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        gx[i] = g[i] * gx[i]
+
+
 cdef void _unary_block(int code, const floating *x, floating *out, Py_ssize_t n,
                        floating a, floating b) noexcept nogil:
     if code == NEG:
@@ -743,9 +735,9 @@ cdef void _unary_block(int code, const floating *x, floating *out, Py_ssize_t n,
     elif code == SMOOTH_ABS:
         _unary_span(SMOOTH_ABS, x, out, n, a, b)
     elif code == SINH:
-        _unary_span(SINH, x, out, n, a, b)
+        vsinh(x, out, n)                # vectorised, < 0.6 ulp (vecmath.h H1-H2)
     elif code == COSH:
-        _unary_span(COSH, x, out, n, a, b)
+        vcosh(x, out, n)
     elif code == ELU:
         _unary_span(ELU, x, out, n, a, b)
     elif code == SCALE:
@@ -771,7 +763,8 @@ cdef void _unary_vjp_block(int code, const floating *g, const floating *x, const
     elif code == LOG1P:
         _unary_vjp_span(LOG1P, g, x, y, gx, n, a, b)
     elif code == EXPM1:
-        _unary_vjp_span(EXPM1, g, x, y, gx, n, a, b)
+        vexp(x, gx, n)                  # g * e^x (not y + 1: it cancels as y -> -1)
+        _times_g(g, gx, n)
     elif code == SQRT:
         _unary_vjp_span(SQRT, g, x, y, gx, n, a, b)
     elif code == SQRT_CLAMP:
@@ -799,9 +792,11 @@ cdef void _unary_vjp_block(int code, const floating *g, const floating *x, const
     elif code == SMOOTH_ABS:
         _unary_vjp_span(SMOOTH_ABS, g, x, y, gx, n, a, b)
     elif code == SINH:
-        _unary_vjp_span(SINH, g, x, y, gx, n, a, b)
+        vcosh(x, gx, n)                 # g * cosh(x)
+        _times_g(g, gx, n)
     elif code == COSH:
-        _unary_vjp_span(COSH, g, x, y, gx, n, a, b)
+        vsinh(x, gx, n)                 # g * sinh(x)
+        _times_g(g, gx, n)
     elif code == ELU:
         _unary_vjp_span(ELU, g, x, y, gx, n, a, b)
     elif code == SCALE:

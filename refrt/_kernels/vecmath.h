@@ -653,6 +653,62 @@ static inline float refrt_tanh_f32_body(float x)
     return refrt_from_bits_f32(refrt_bits_f32(y) | (ux & 0x80000000u));
 }
 
+/* sinh and cosh, design (a = |x|, the sign of sinh copied from x at the end):
+ * H1) a <= CUT (22; float 12):  E = expm1(a) as the double-word eh + el (E5), w = 1 + E
+ *     = wh + wl (TwoSum), and
+ *       sinh a = (E + E/w) / 2      (e^a - e^-a = 1 + E - 1/(1 + E) = E + E/(1 + E)),
+ *       cosh a = (w + 1/w) / 2.
+ *     Both add two terms of the same sign, so nothing cancels; each quotient is q = n/wh
+ *     plus one correction step with the exact residual (as tanh, T2), and the two
+ *     leading terms are added by TwoSum: one rounding at full weight, then the exact
+ *     halving.  Bound ~0.55 ulp (E's 0.05 double-word error, the corrections' own
+ *     roundings below 2^-53 of a term <= 1 ulp).  Small a: E = a (E4 select), E/w = a,
+ *     sinh = a exactly; sinh(+-0) = +-0, cosh(0) = 1.
+ * H2) a > CUT:  e^-a / e^a < e^-44 (float e^-24), 0.0007 ulp, so both are e^a / 2 =
+ *     e^(a - C) (1 + D),  C = ln2 rounded UP to a multiple of 2^-32 (float 2^-15),
+ *     D = expm1(C - ln2) = 4.2e-11 (float 2.9e-5), a constant from mpmath.  a - C is
+ *     exact (a is a multiple of ulp(a) >= 2^-48 (float 2^-20), C of 2^-32 (2^-15), and
+ *     the difference is smaller than a), so e^(a - C) = w from the same expm1 call and
+ *     the result is  wh + fma(wh, D, wl):  one rounding at full weight.  C is rounded
+ *     up (D > 0) so that w < e^a / 2: w cannot overflow where the result does not
+ *     (with C = LN2HI < ln2, w would overflow 1.9e-10 relative below asinh(DBL_MAX)),
+ *     and the final addition overflows exactly above asinh(DBL_MAX) = 710.4759
+ *     (float 89.416).  Where w is +inf anyway (a = +inf, or a - C past expm1's own
+ *     overflow) TwoSum's error term is NaN, so the result is selected to +inf.
+ */
+#define REFRT_SINHCOSH(T, U, SFX, FMA, CUTBITS, C_, D_, ABSMASK, INFBITS)                 \
+static inline T refrt_sinhcosh_##SFX##_body(T x, int want_cosh)                         \
+{                                                                                       \
+    U ux = refrt_bits_##SFX(x);                                                         \
+    U ua = ux & ABSMASK;                                                                \
+    T a = refrt_from_bits_##SFX(ua);                                                    \
+    U big = -(U)((ua > CUTBITS) & (ua <= INFBITS));                                     \
+    U ua2 = (ua & ~big) | (refrt_bits_##SFX(a - C_) & big);                             \
+    T el, eh = refrt_expm1_##SFX##_dw(refrt_from_bits_##SFX(ua2), &el);                 \
+    T wh = 1 + eh, b0 = wh - 1;                                                         \
+    T wl = ((1 - (wh - b0)) + (eh - b0)) + el;               /* TwoSum */              \
+    T yb = wh + FMA(wh, D_, wl);                             /* H2 */                  \
+    T n = want_cosh ? (T)1 : eh;                             /* H1: n / w */           \
+    T q = n / wh;                                                                       \
+    T rho = FMA(-q, wh, n) + ((want_cosh ? (T)0 : el) - q * wl);                        \
+    T m = want_cosh ? wh : eh;                                                          \
+    T ml = want_cosh ? wl : el;                                                         \
+    T s = m + q, b1 = s - m;                                                            \
+    T se = (m - (s - b1)) + (q - b1);                        /* TwoSum */              \
+    T ys = (s + (se + (ml + rho / wh))) * (T)0.5;                                       \
+    U uy = (refrt_bits_##SFX(ys) & ~big) | (refrt_bits_##SFX(yb) & big);               \
+    U winf = -(U)(refrt_bits_##SFX(wh) == INFBITS);                                    \
+    uy = (uy & ~winf) | (winf & INFBITS);                                               \
+    return refrt_from_bits_##SFX(uy | (want_cosh ? (U)0 : (ux & ~ABSMASK)));            \
+}                                                                                       \
+static inline T refrt_sinh_##SFX##_body(T x) { return refrt_sinhcosh_##SFX##_body(x, 0); } \
+static inline T refrt_cosh_##SFX##_body(T x) { return refrt_sinhcosh_##SFX##_body(x, 1); }
+/* CUT = 22 (float 12); C = 0x3fe62e42ff000000 (0x3f317400); D = expm1(C - ln2) (H2) */
+REFRT_SINHCOSH(double, uint64_t, f64, fma, 0x4036000000000000u, 0.6931471806019545,
+               4.2009150727693234e-11, 0x7fffffffffffffffu, 0x7ff0000000000000u)
+REFRT_SINHCOSH(float, uint32_t, f32, fmaf, 0x41400000u, 0.69317626953125f,
+               2.9089395e-05f, 0x7fffffffu, 0x7f800000u)
+
 static inline double refrt_expm1_f64_body(double x) { double l; return refrt_expm1_f64_dw(x, &l); }
 static inline float refrt_expm1_f32_body(float x) { float l; return refrt_expm1_f32_dw(x, &l); }
 
@@ -670,6 +726,10 @@ REFRT_VLOOP(refrt_vlog1p_f64, double, refrt_log1p_f64_body)
 REFRT_VLOOP(refrt_vlog1p_f32, float, refrt_log1p_f32_body)
 REFRT_VLOOP(refrt_vtanh_f64, double, refrt_tanh_f64_body)
 REFRT_VLOOP(refrt_vtanh_f32, float, refrt_tanh_f32_body)
+REFRT_VLOOP(refrt_vsinh_f64, double, refrt_sinh_f64_body)
+REFRT_VLOOP(refrt_vsinh_f32, float, refrt_sinh_f32_body)
+REFRT_VLOOP(refrt_vcosh_f64, double, refrt_cosh_f64_body)
+REFRT_VLOOP(refrt_vcosh_f32, float, refrt_cosh_f32_body)
 
 /* ------------------------------------------------------------------ softmax rows
  * Row helpers of the softmax family (refrt/_kernels/softmax.pyx, Design), written here

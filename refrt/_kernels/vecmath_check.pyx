@@ -1,6 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: initializedcheck=False
-"""Python entry points to the array exp, log, expm1, log1p and tanh of vecmath.h, for tests and benchmarks.
+"""Python entry points to the array exp, log, expm1, log1p, tanh, sinh and cosh
+of vecmath.h, for tests and benchmarks.
 
 Design:
 a) ``vexp`` takes a 1-d float32/float64 array of any stride; strided input is copied to
@@ -13,11 +14,12 @@ import numpy as np
 from cython cimport floating
 from libc.math cimport exp, expf, log, logf
 from ._vecmath cimport (vexp as _vexp, vlog as _vlog, vexpm1 as _vexpm1,
-                       vlog1p as _vlog1p, vtanh as _vtanh)
+                       vlog1p as _vlog1p, vtanh as _vtanh, vsinh as _vsinh,
+                       vcosh as _vcosh)
 
 
 cdef enum:
-    EXP, LOG, EXPM1, LOG1P, TANH
+    EXP, LOG, EXPM1, LOG1P, TANH, SINH, COSH
 
 
 def _run(const floating[::1] x,     # IN
@@ -35,6 +37,10 @@ def _run(const floating[::1] x,     # IN
             _vlog1p(px, py, n)
         elif which == TANH:
             _vtanh(px, py, n)
+        elif which == SINH:
+            _vsinh(px, py, n)
+        elif which == COSH:
+            _vcosh(px, py, n)
         else:
             _vexp(px, py, n)
 
@@ -86,6 +92,20 @@ def vtanh(x, out=None):
     """y = tanh(x) elementwise via vecmath.h (1-d float32 or float64)."""
     x, out = _check("vtanh", x, out)
     _run(x, out, TANH)
+    return out
+
+
+def vsinh(x, out=None):
+    """y = sinh(x) elementwise via vecmath.h (1-d float32 or float64)."""
+    x, out = _check("vsinh", x, out)
+    _run(x, out, SINH)
+    return out
+
+
+def vcosh(x, out=None):
+    """y = cosh(x) elementwise via vecmath.h (1-d float32 or float64)."""
+    x, out = _check("vcosh", x, out)
+    _run(x, out, COSH)
     return out
 
 
