@@ -830,6 +830,49 @@ def ce_logits_vjp(const floating[::1] z,      # IN  logits, flat (R*C)
         free(buf)
 
 
+# kl_div row VJP: d/dlp = -k t; d/dt of t (log t - lp) = log t + 1 - lp, and TorchLean's
+# real-number node at t = 0 uses log 0 = 0 and t * t^-1 = 0, giving -lp.  log t comes
+# from vlog on the row (lt is a C-element work buffer); the t = 0 case selects the
+# input -0.0 in place of log t + 1 (-0 - lp = -lp exactly, with -k lp's zero sign), so
+# the loop is call- and branch-free and vectorises.
+cdef void kl_row_vjp(const floating *lp, const floating *t, Py_ssize_t C, floating k,
+                     floating *glp, floating *gt, floating *lt) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating tj, a
+    vlog(t, lt, C)
+    for j in range(C):
+        tj = t[j]
+        a = (lt[j] + 1) if refrt_gt(f_abs(tj), 0) else -0.0
+        glp[j] = -k * tj
+        gt[j] = k * (a - lp[j])
+
+
+# nll_loss (which 2) and cross_entropy_probs (which 1) row VJPs; t == NULL: one-hot k_id.
+cdef void rows_vjp_row(int which, const floating *x, const floating *t, int64_t k_id,
+                       Py_ssize_t C, floating eps, floating k, floating *gx,
+                       floating *gt) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating tj, l1m
+    if which == 2:
+        if t == NULL:
+            for j in range(C):
+                gx[j] = -k * 0
+            gx[k_id] = -k
+        else:
+            for j in range(C):
+                gx[j] = -k * t[j]
+                gt[j] = -k * x[j]
+        return
+    for j in range(C):
+        tj = ((1 if j == k_id else 0) if t == NULL else t[j])
+        # -t log p' : d/dp = -t / p inside the clip, 0 where it is active;
+        # d/dt = -log p'.
+        gx[j] = k * (-tj / x[j]) if clip_inside(x[j], eps) else (
+            x[j] if isnan(x[j]) else 0)
+        if t != NULL:
+            gt[j] = -k * clipped_logs(x[j], eps, &l1m)
+
+
 def rows_vjp(int which,                   # IN  1 ce_probs, 2 nll, 3 kl
              const floating[::1] x,       # IN  scores, flat
              const floating[::1] t,       # IN  target rows (empty with ids)
@@ -840,32 +883,18 @@ def rows_vjp(int which,                   # IN  1 ce_probs, 2 nll, 3 kl
              floating[::1] gx,            # OUT
              floating[::1] gt,            # OUT (unused with ids)
              int threads=1):
-    cdef Py_ssize_t n = x.shape[0], i
+    cdef Py_ssize_t R = x.shape[0] // C if C > 0 else 0, r
     cdef bint use_ids = ids.shape[0] > 0
-    cdef floating tj, lt, l1m
-    with nogil:
-        for i in prange(n, num_threads=threads, schedule="static"):
-            if use_ids:
-                tj = 1 if ids[i // C] == i % C else 0
+    cdef floating *buf
+    if R == 0:
+        return
+    with nogil, parallel(num_threads=threads):
+        buf = <floating *> malloc(C * sizeof(floating)) if which == 3 else NULL
+        for r in prange(R, schedule="static"):
+            if which == 3:
+                kl_row_vjp(&x[r * C], &t[r * C], C, k, &gx[r * C], &gt[r * C], buf)
             else:
-                tj = t[i]
-            if which == 1:
-                # -t log p' : d/dp = -t / p inside the clip, 0 where it is active;
-                # d/dt = -log p'.
-                gx[i] = k * (-tj / x[i]) if clip_inside(x[i], eps) else (
-                    x[i] if isnan(x[i]) else 0)
-                if not use_ids:
-                    gt[i] = -k * clipped_logs(x[i], eps, &l1m)
-            elif which == 2:
-                gx[i] = -k * tj
-                if not use_ids:
-                    gt[i] = -k * x[i]
-            else:
-                gx[i] = -k * tj
-                # d/dt of t (log t - lp) = log t + 1 - lp; TorchLean's real-number
-                # node at t = 0 uses log 0 = 0 and t * t^-1 = 0, giving -lp.
-                if tj != 0:
-                    lt = f_log(tj)
-                    gt[i] = k * ((lt + 1) - x[i])
-                else:
-                    gt[i] = -k * x[i]
+                rows_vjp_row(which, &x[r * C], NULL if use_ids else &t[r * C],
+                             ids[r] if use_ids else -1, C, eps, k, &gx[r * C],
+                             NULL if use_ids else &gt[r * C])
+        free(buf)

@@ -59,6 +59,14 @@ cdef inline floating f_ldexp(floating x, int e) noexcept nogil:
         return ldexp(x, e)
 
 
+# Independent Sum2 lanes of the VJP sums (16 float32 = two AVX2 registers).
+cdef enum:
+    LANES = 16
+# Columns (channels) per block of the row-major column sums: 4 x CB accumulators fit L1.
+cdef enum:
+    CB = 256
+
+
 cdef inline int emax_of(floating x) noexcept nogil:
     # largest binary exponent: frexp(max) gives 128 (float32) / 1024 (float64)
     if floating is float:
@@ -312,36 +320,83 @@ def bn_vjp(const floating[::1] x,         # IN  (N, C, S) flat
            floating[::1] gbeta,           # OUT sum g
            int threads=1):
     # d/dvar of max(var, 0) is taken as 1 for var >= 0 and 0 below (the clamp's side).
-    cdef Py_ssize_t c, n, i, j
-    cdef floating v, std, inv, scale, xh, gi, sg, cg, sgx, cgx, e
+    cdef Py_ssize_t c
     if S == 1:
         _bn_vjp_rows(x, mean, var, gamma, g, eps, N, C, gx, gmean, gvar, ggamma, gbeta,
                      threads)
         return
     with nogil:
         for c in prange(C, num_threads=threads, schedule="static"):
-            v = (var[c] if (var[c] > 0 or isnan(var[c])) else 0) + eps
-            std = f_sqrt(v if (v > 0 or isnan(v)) else 0)
-            inv = 1 / std
-            scale = gamma[c] * inv
-            sg = 0
-            cg = 0
-            sgx = 0
-            cgx = 0
-            for n in range(N):
-                for i in range(S):
-                    j = (n * C + c) * S + i
-                    gi = g[j]
-                    xh = (x[j] - mean[c]) * inv
-                    gx[j] = gi * scale
-                    sg = two_sum(sg, gi, &e)
-                    cg = cg + e
-                    sgx = two_sum(sgx, gi * xh, &e)
-                    cgx = cgx + e
-            gbeta[c] = sg + cg
-            ggamma[c] = sgx + cgx
-            gmean[c] = -(sg + cg) * scale
-            gvar[c] = -0.5 * (sgx + cgx) * scale * inv if var[c] >= 0 else 0
+            bn_vjp_channel(&x[0], &g[0], &gx[0], mean[c], var[c], gamma[c], eps, N, C, S,
+                           c, &gmean[c], &gvar[c], &ggamma[c], &gbeta[c])
+
+
+# Sum2 step on lane arrays (s, e): the branch-free Neumaier step of Design f.
+cdef inline void lane_acc(floating v, floating *s, floating *e) noexcept nogil:
+    cdef floating t = s[0] + v
+    cdef floating bb = t - s[0]
+    e[0] = e[0] + ((s[0] - (t - bb)) + (v - bb))
+    s[0] = t
+
+
+# Fold LANES Sum2 lanes in lane order into one rounded value.
+cdef inline floating lanes_total(const floating *s, const floating *e) noexcept nogil:
+    cdef floating t = 0, c = 0
+    cdef Py_ssize_t l
+    for l in range(LANES):
+        lane_acc(s[l], &t, &c)
+        c = c + e[l]
+    return t + c
+
+
+# One channel of bn_vjp over its N planes of S elements.  The sums (g and g x_hat) run
+# on LANES Sum2 lanes: element i of every plane goes to lane i mod LANES (the S % LANES
+# tail to the first lanes), planes in n order, lanes folded in lane order; a single
+# Sum2 chain would serialise on its ~4 dependent adds per element.  The order depends
+# on S only, never on the thread count.
+cdef void bn_vjp_channel(const floating *x, const floating *g, floating *gx, floating mu,
+                         floating var, floating gamma, floating eps, Py_ssize_t N,
+                         Py_ssize_t C, Py_ssize_t S, Py_ssize_t c, floating *gmean,
+                         floating *gvar, floating *ggamma, floating *gbeta) noexcept nogil:
+    cdef floating sg[16]              # LANES
+    cdef floating cg[16]
+    cdef floating sgx[16]
+    cdef floating cgx[16]
+    cdef floating v, std, inv, scale, gi, tg, tgx
+    cdef const floating *xp
+    cdef const floating *gp
+    cdef floating *op
+    cdef Py_ssize_t n, i, l, full = S - S % LANES
+    v = (var if (var > 0 or isnan(var)) else 0) + eps
+    std = f_sqrt(v if (v > 0 or isnan(v)) else 0)
+    inv = 1 / std
+    scale = gamma * inv
+    for l in range(LANES):
+        sg[l] = 0
+        cg[l] = 0
+        sgx[l] = 0
+        cgx[l] = 0
+    for n in range(N):
+        xp = x + (n * C + c) * S
+        gp = g + (n * C + c) * S
+        op = gx + (n * C + c) * S
+        for i in range(0, full, 16):       # LANES
+            for l in range(LANES):
+                gi = gp[i + l]
+                op[i + l] = gi * scale
+                lane_acc(gi, &sg[l], &cg[l])
+                lane_acc(gi * ((xp[i + l] - mu) * inv), &sgx[l], &cgx[l])
+        for l in range(S - full):
+            gi = gp[full + l]
+            op[full + l] = gi * scale
+            lane_acc(gi, &sg[l], &cg[l])
+            lane_acc(gi * ((xp[full + l] - mu) * inv), &sgx[l], &cgx[l])
+    tg = lanes_total(sg, cg)
+    tgx = lanes_total(sgx, cgx)
+    gbeta[0] = tg
+    ggamma[0] = tgx
+    gmean[0] = -tg * scale
+    gvar[0] = -0.5 * tgx * scale * inv if var >= 0 else 0
 
 
 # ---------------------------------------------------------------- layer_norm
@@ -442,6 +497,84 @@ def ln_fwd(const floating[::1] x,         # IN  (R, D) flat
             ln_row(&x[r * D], &gamma[0], &beta[0], D, eps, &out[r * D])
 
 
+# One row of ln_vjp: x_hat (written to xhat) and gx = inv (gg - mean(gg) - x_hat
+# mean(gg x_hat)), gg = g gamma.  The two row sums run on LANES Sum2 lanes (element i to
+# lane i mod LANES, tail to the first lanes, folded in lane order), so the loop
+# vectorises instead of serialising on one Sum2 chain.
+cdef void ln_row_vjp(const floating *x, const floating *gamma, const floating *g,
+                     Py_ssize_t D, floating eps, floating *gx,
+                     floating *xhat) noexcept nogil:
+    cdef floating s1[16]              # LANES
+    cdef floating c1[16]
+    cdef floating s2[16]
+    cdef floating c2[16]
+    cdef int k
+    cdef floating mh, ml, rh, rl, sc, inv, m1, m2, gg
+    cdef Py_ssize_t i, l, full = D - D % LANES
+    if not ln_stats(x, D, eps, &k, &mh, &ml, &rh, &rl):
+        for i in range(D):
+            xhat[i] = NAN
+            gx[i] = NAN
+        return
+    sc = f_ldexp(<floating>1, -k)
+    inv = f_ldexp(rh, -k)              # 1/std in the input's units
+    for i in range(D):
+        xhat[i] = ln_xhat(x[i], sc, mh, ml, rh, rl)
+    for l in range(LANES):
+        s1[l] = 0
+        c1[l] = 0
+        s2[l] = 0
+        c2[l] = 0
+    for i in range(0, full, 16):           # LANES
+        for l in range(LANES):
+            gg = g[i + l] * gamma[i + l]
+            lane_acc(gg, &s1[l], &c1[l])
+            lane_acc(gg * xhat[i + l], &s2[l], &c2[l])
+    for l in range(D - full):
+        gg = g[full + l] * gamma[full + l]
+        lane_acc(gg, &s1[l], &c1[l])
+        lane_acc(gg * xhat[full + l], &s2[l], &c2[l])
+    m1 = lanes_total(s1, c1) / D
+    m2 = lanes_total(s2, c2) / D
+    for i in range(D):
+        gx[i] = inv * ((g[i] * gamma[i] - m1) - xhat[i] * m2)
+
+
+# x_hat = (dh + dl) rh + cross terms, (dh + dl) = x sc - (mh + ml) exactly (two TwoSums).
+cdef inline floating ln_xhat(floating xi, floating sc, floating mh, floating ml,
+                             floating rh, floating rl) noexcept nogil:
+    cdef floating e, dh, dl
+    dh = two_sum(xi * sc, -mh, &e)
+    dh = two_sum(dh, e - ml, &dl)
+    return dh * rh + (dh * rl + dl * rh)
+
+
+# Column sums of ln_vjp (gbeta = sum_rows g, ggamma = sum_rows g x_hat) for columns
+# [c0, c0 + nc): row-major (each row's slice is contiguous, vectorised across columns),
+# one Sum2 per column over the rows in order: deterministic, thread-count independent.
+cdef void ln_colsums(const floating *g, const floating *xhat, Py_ssize_t R, Py_ssize_t D,
+                     Py_ssize_t c0, Py_ssize_t nc, floating *ggamma,
+                     floating *gbeta) noexcept nogil:
+    cdef floating sg[256]             # CB
+    cdef floating cg[256]
+    cdef floating sgx[256]
+    cdef floating cgx[256]
+    cdef Py_ssize_t r, c, j
+    for c in range(nc):
+        sg[c] = 0
+        cg[c] = 0
+        sgx[c] = 0
+        cgx[c] = 0
+    for r in range(R):
+        j = r * D + c0
+        for c in range(nc):
+            lane_acc(g[j + c], &sg[c], &cg[c])
+            lane_acc(g[j + c] * xhat[j + c], &sgx[c], &cgx[c])
+    for c in range(nc):
+        gbeta[c0 + c] = sg[c] + cg[c]
+        ggamma[c0 + c] = sgx[c] + cgx[c]
+
+
 def ln_vjp(const floating[::1] x,         # IN  (R, D) flat
            const floating[::1] gamma,     # IN  (D,)
            const floating[::1] g,         # IN  upstream (R, D) flat
@@ -452,60 +585,21 @@ def ln_vjp(const floating[::1] x,         # IN  (R, D) flat
            floating[::1] ggamma,          # OUT sum_rows g x_hat
            floating[::1] gbeta,           # OUT sum_rows g
            int threads=1):
-    cdef Py_ssize_t R = x.shape[0] // D if D > 0 else 0, r, i, j
-    cdef int k
-    cdef floating mh, ml, rh, rl, sc, dh, dl, e, inv, s1, c1, s2, c2, gg, m1, m2
-    cdef floating sg, cg, sgx, cgx
+    cdef Py_ssize_t R = x.shape[0] // D if D > 0 else 0, r, b, c0, nb = (D + CB - 1) // CB
+    if R == 0:
+        return
     with nogil:
         for r in prange(R, num_threads=threads, schedule="static"):
-            if not ln_stats(&x[r * D], D, eps, &k, &mh, &ml, &rh, &rl):
-                for i in range(D):
-                    xhat[r * D + i] = NAN
-                    gx[r * D + i] = NAN
-                continue
-            sc = f_ldexp(<floating>1, -k)
-            inv = f_ldexp(rh, -k)          # 1/std in the input's units
-            s1 = 0
-            c1 = 0
-            s2 = 0
-            c2 = 0
-            for i in range(D):
-                j = r * D + i
-                dh = two_sum(x[j] * sc, -mh, &e)
-                dh = two_sum(dh, e - ml, &dl)
-                xhat[j] = dh * rh + (dh * rl + dl * rh)
-                gg = g[j] * gamma[i]
-                s1 = two_sum(s1, gg, &e)
-                c1 = c1 + e
-                s2 = two_sum(s2, gg * xhat[j], &e)
-                c2 = c2 + e
-            m1 = (s1 + c1) / D
-            m2 = (s2 + c2) / D
-            for i in range(D):
-                j = r * D + i
-                gx[j] = inv * ((g[j] * gamma[i] - m1) - xhat[j] * m2)
-        # column sums in row order (deterministic)
-        for i in prange(D, num_threads=threads, schedule="static"):
-            sg = 0
-            cg = 0
-            sgx = 0
-            cgx = 0
-            for r in range(R):
-                j = r * D + i
-                sg = two_sum(sg, g[j], &e)
-                cg = cg + e
-                sgx = two_sum(sgx, g[j] * xhat[j], &e)
-                cgx = cgx + e
-            gbeta[i] = sg + cg
-            ggamma[i] = sgx + cgx
+            ln_row_vjp(&x[r * D], &gamma[0], &g[r * D], D, eps, &gx[r * D], &xhat[r * D])
+        for b in prange(nb, num_threads=threads, schedule="static"):
+            c0 = b * CB
+            ln_colsums(&g[0], &xhat[0], R, D, c0, D - c0 if D - c0 < CB else CB,
+                       &ggamma[0], &gbeta[0])
 
 
 # bn_vjp for S == 1, x (N, C): row-major, channels vectorised.  Per-channel work arrays
-# hold inv, scale and the four Sum2 accumulators; each channel's sums still run over n
-# in order, so the results are bitwise those of the plane loop.  Threads take blocks
-# of CB channels (the sums never cross a block).
-cdef enum:
-    CB = 256
+# hold inv, scale and the four Sum2 accumulators; each channel's sums run over n in
+# order.  Threads take blocks of CB channels (the sums never cross a block).
 
 cdef void _bn_vjp_block(const floating *x, const floating *mean, const floating *var,
                         const floating *gamma, const floating *g, floating eps,
