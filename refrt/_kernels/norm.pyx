@@ -27,14 +27,18 @@ c) Range.  The double-word fast path needs finite intermediates and a scale whos
    largest magnitude could overflow the squares (the normalised value is scale
    invariant; eps is scaled by 2**-2k with it).
 d) Statistics (layer_norm): the two-pass variance with a shifted first pass: mean =
-   x_0 + sum(x_i - x_0) / D (Sum2, the branch-free Neumaier sum, in index order), so a
+   x_0 + sum(x_i - x_0) / D (Sum2, the branch-free Neumaier sum), so a
    constant row has mean exactly x_0 and deviations exactly 0 (normalises to beta), and
-   D = 1 gives deviation 0 (the LayerNorm BugZoo case: output beta).  var =
-   sum(dev^2) / D >= 0, so TorchLean's clamp max(var, 0) is a no-op here.
+   D = 1 gives deviation 0 (the LayerNorm BugZoo case: output beta).  Both sums run on
+   16 Sum2 lanes (element i to lane i mod 16, lanes folded in order), which lets them
+   vectorise; the order depends on D only.  var = sum(dev^2) / D >= 0, so TorchLean's
+   clamp max(var, 0) is a no-op here.
 e) Non-finite inputs (inf/NaN in x, stats, gamma, beta) take the plain IEEE formula,
    which propagates them as the spec's real formula does (inf - inf = NaN, ...).
-f) VJP sums (dgamma, dbeta, layer_norm's row means) use Sum2 in a fixed order (rows,
-   then the batch/spatial index), so gradients do not depend on the thread count.
+f) VJP sums (dgamma, dbeta, layer_norm's row means) use Sum2 in an order fixed by the
+   shape: batch_norm's channel sums and layer_norm's row sums on 16 lanes (element i of
+   a plane or row to lane i mod 16, planes in n order, lanes folded in order), the
+   column sums over rows in order; gradients do not depend on the thread count.
 g) ``cdivision=True``: IEEE division, never raises.
 """
 from cython cimport floating
@@ -406,15 +410,19 @@ cdef void bn_vjp_channel(const floating *x, const floating *g, floating *gx, flo
 # Returns False for a row with a non-finite value (the caller takes the plain path).
 cdef bint ln_stats(const floating *x, Py_ssize_t D, floating eps, int *k,
                    floating *mh, floating *ml, floating *rh, floating *rl) noexcept nogil:
-    cdef floating amax = 0, sc = 1, x0, s = 0, c = 0, d, de, q, ql, e, dh, dl, sq
+    cdef floating S[16]               # LANES
+    cdef floating E[16]
+    cdef floating amax = 0, sc = 1, x0, s, c, d, de, q, ql, e, dh, dl, sq, a
     cdef floating vh, vl, th, tl
-    cdef Py_ssize_t i
-    cdef int ka = 0
+    cdef Py_ssize_t i, l, full = D - D % LANES
+    cdef int ka = 0, bad = 0
+    # One branch-free pass: v * 0 != 0 (quiet) flags +-inf and NaN, amax by select.
     for i in range(D):
-        if not isfinite(x[i]):
-            return False
-        if f_abs(x[i]) > amax:
-            amax = f_abs(x[i])
+        a = f_abs(x[i])
+        bad = bad | (a * 0 != 0)
+        amax = a if a > amax else amax
+    if bad:
+        return False
     k[0] = 0
     # squares overflow above 2**(emax/2); keep a margin of 2**4 for the row sum
     if amax > f_ldexp(<floating>1, emax_of(amax) // 2 - 4):
@@ -423,23 +431,34 @@ cdef bint ln_stats(const floating *x, Py_ssize_t D, floating eps, int *k,
         sc = f_ldexp(<floating>1, -ka)
         eps = f_ldexp(eps, -2 * ka)
     x0 = x[0] * sc
-    for i in range(D):
-        d = two_sum(x[i] * sc, -x0, &de)
-        s = two_sum(s, d, &e)
-        c += e + de
+    # Both sums on LANES Sum2 lanes (element i to lane i mod LANES, tail to the first
+    # lanes, folded in lane order): a single Sum2 chain serialises on its dependent adds.
+    for l in range(LANES):
+        S[l] = 0
+        E[l] = 0
+    for i in range(0, full, 16):           # LANES
+        for l in range(LANES):
+            d = two_sum(x[i + l] * sc, -x0, &de)
+            lane_acc(d, &S[l], &E[l])
+            E[l] = E[l] + de
+    for l in range(D - full):
+        d = two_sum(x[full + l] * sc, -x0, &de)
+        lane_acc(d, &S[l], &E[l])
+        E[l] = E[l] + de
+    lanes_fold(S, E, &s, &c)
     q = s / D
     ql = (f_fma(-q, <floating>D, s) + c) / D
     mh[0] = two_sum(x0, q, &e)
     ml[0] = e + ql
-    s = 0
-    c = 0
-    for i in range(D):
-        dh = two_sum(x[i] * sc, -mh[0], &e)
-        dh = two_sum(dh, e - ml[0], &dl)
-        # dev^2 = dh^2 + 2 dh dl (+ dl^2, below ulp(dh^2)^2): fma captures dh^2 exactly.
-        sq = dh * dh
-        s = two_sum(s, sq, &e)
-        c += e + (f_fma(dh, dh, -sq) + 2 * dh * dl)
+    for l in range(LANES):
+        S[l] = 0
+        E[l] = 0
+    for i in range(0, full, 16):           # LANES
+        for l in range(LANES):
+            ln_dev_sq(x[i + l] * sc, mh[0], ml[0], &S[l], &E[l])
+    for l in range(D - full):
+        ln_dev_sq(x[full + l] * sc, mh[0], ml[0], &S[l], &E[l])
+    lanes_fold(S, E, &s, &c)
     vh = s / D
     vl = (f_fma(-vh, <floating>D, s) + c) / D
     th = two_sum(vh, eps, &tl)
@@ -450,6 +469,29 @@ cdef bint ln_stats(const floating *x, Py_ssize_t D, floating eps, int *k,
         return True
     rsqrt_dw(th, tl, rh, rl)
     return True
+
+
+# dev = xs - (mh + ml) = dh + dl (two TwoSums); dev^2 = dh^2 + 2 dh dl (+ dl^2, below
+# ulp(dh^2)^2): fma captures dh^2 exactly.  Added to the lane (s, c).
+cdef inline void ln_dev_sq(floating xs, floating mh, floating ml, floating *s,
+                           floating *c) noexcept nogil:
+    cdef floating e, dh, dl, sq
+    dh = two_sum(xs, -mh, &e)
+    dh = two_sum(dh, e - ml, &dl)
+    sq = dh * dh
+    lane_acc(sq, s, c)
+    c[0] = c[0] + (f_fma(dh, dh, -sq) + 2 * dh * dl)
+
+
+# Fold LANES Sum2 lanes in lane order into the double-word (s, c).
+cdef inline void lanes_fold(const floating *S, const floating *E, floating *s,
+                            floating *c) noexcept nogil:
+    cdef Py_ssize_t l
+    s[0] = 0
+    c[0] = 0
+    for l in range(LANES):
+        lane_acc(S[l], s, c)
+        c[0] = c[0] + E[l]
 
 
 cdef void ln_row(const floating *x, const floating *gamma, const floating *beta,
