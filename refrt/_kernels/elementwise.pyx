@@ -523,8 +523,6 @@ cdef inline floating _unary_vjp(int code, floating g, floating x, floating y,
         return g * sigmoid(x) * sigmoid(-x)   # y (1 - y), with 1 - y never subtracted
     elif code == TANH:
         return g * _tanh_grad(x, y)
-    elif code == SOFTPLUS:
-        return g * sigmoid(x)
     elif code == SILU:
         return g * _silu_grad(x)
     elif code == GELU:
@@ -680,7 +678,8 @@ cdef inline void _binary_vjp_span(int code, const floating *g, const floating *x
             gy[i] = dy
 
 
-# gx <- g * gx: the VJPs whose derivative is one vectorised call (expm1, sinh, cosh)
+# gx <- g * gx: the VJPs whose derivative is one vectorised span (expm1, sinh, cosh,
+# softplus)
 # write f'(x) into gx first, then scale it here (the same two roundings as g * f(x)).
 cdef inline void _times_g(const floating *g, floating *gx, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i
@@ -782,7 +781,8 @@ cdef void _unary_vjp_block(int code, const floating *g, const floating *x, const
     elif code == TANH:
         _unary_vjp_span(TANH, g, x, y, gx, n, a, b)
     elif code == SOFTPLUS:
-        _unary_vjp_span(SOFTPLUS, g, x, y, gx, n, a, b)
+        _sigmoid_span(x, gx, n)         # g * sigmoid(x)
+        _times_g(g, gx, n)
     elif code == LOGISTIC:
         _unary_vjp_span(LOGISTIC, g, x, y, gx, n, a, b)
     elif code == SILU:
