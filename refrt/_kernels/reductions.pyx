@@ -7,8 +7,10 @@ a) Arrays arrive as (rows, n) C-contiguous: the binding moves the reduced axis l
    every kernel reduces contiguous rows and parallelises over rows with
    ``prange(rows, num_threads=threads)``.  ``axis=None`` is one row of all elements.
 b) Sums are compensated in the working dtype (float32 for float32: no hidden widening):
-   TwoSum per element, the errors summed by TwoSum again (two Neumaier levels), in four
-   interleaved lanes merged in lane order (see _sum_dw).  The second level carries a
+   first one Neumaier level (TwoSum per element, errors summed plainly) with a running
+   error bound, accepted when the bound certifies it (_sum_neumaier, _sum_dw); else
+   TwoSum per element and the errors summed by TwoSum again (two Neumaier levels), in 16
+   interleaved lanes merged in lane order (see _sum_dw2).  The second level carries a
    running error bound; when it cannot certify the result to 1/8 ulp (only under heavy
    cancellation, sum|x| / |sum x| beyond ~1/u) the row is summed exactly with Shewchuk's
    partials (Python's math.fsum algorithm).  So the result is the exact sum rounded
@@ -73,8 +75,8 @@ cdef inline void _acc(floating v, floating *s, floating *c, floating *cc,
 cdef enum:
     LANES = 16
 
-cdef inline floating _sum_dw(const floating *x, Py_ssize_t n, floating scale,
-                             floating *lo, floating *bound) noexcept nogil:
+cdef inline floating _sum_dw2(const floating *x, Py_ssize_t n, floating scale,
+                              floating *lo, floating *bound) noexcept nogil:
     cdef Py_ssize_t j, l, full = n - n % LANES
     cdef floating S[16]
     cdef floating C[16]
@@ -110,6 +112,63 @@ cdef inline floating _sum_dw(const floating *x, Py_ssize_t n, floating scale,
     lo[0] = c0 + cc
     bound[0] = a * <floating>n
     return s0
+
+
+# One-level Neumaier in the same 16 lanes (the fast path): s + e = s_old + x_j exactly
+# (TwoSum), the e summed plainly into c, and a = sum|e| alongside.  Lanes merged in lane
+# order, their TwoSum errors and c's joining c.  c is built by fewer than n + 2L
+# additions of terms whose magnitudes sum to a, each rounding by at most u times a
+# partial sum <= a, so its error is below (n + 2L) u a; the computed a is itself low by
+# at most a factor 1 - n u (>= 1 - 2^-7 where this path runs for float32), covered by
+# doubling.  *bound = a (2n + 2L + 2), in units of u, the convention of _sum_dw2.  About
+# half the flops of the two-level loop (one TwoSum per element instead of two).
+cdef inline floating _sum_neumaier(const floating *x, Py_ssize_t n, floating scale,
+                                   floating *lo, floating *bound) noexcept nogil:
+    cdef Py_ssize_t j, l, full = n - n % LANES
+    cdef floating S[16]
+    cdef floating C[16]
+    cdef floating A[16]
+    cdef floating v, e, s0, c, a
+    for l in range(LANES):
+        S[l] = -0.0
+        C[l] = 0
+        A[l] = 0
+    for j in range(0, full, 16):           # LANES
+        for l in range(LANES):
+            v = x[j + l] * scale
+            S[l] = two_sum(S[l], v, &e)
+            C[l] = C[l] + e
+            A[l] = A[l] + f_abs(e)
+    for j in range(full, n):
+        S[0] = two_sum(S[0], x[j] * scale, &e)
+        C[0] = C[0] + e
+        A[0] = A[0] + f_abs(e)
+    s0 = S[0]
+    c = C[0]
+    a = A[0]
+    for l in range(1, LANES):
+        s0 = two_sum(s0, S[l], &e)
+        c = c + (e + C[l])
+        a = a + (f_abs(e) + A[l])
+    lo[0] = c
+    bound[0] = a * <floating>(2 * n + 2 * LANES + 2)
+    return s0
+
+
+# Row sum as (hi, lo) with a bound in units of u (see _row_sum): the one-level sum when
+# its bound certifies the result to an eighth of an ulp (the criterion of _row_sum), else
+# the two-level one.  float32 rows longer than 2^17 skip the attempt: there a ~ n u^2
+# mean|partial sum| and a n exceeds the criterion for any data that is not tiny in
+# magnitude, so trying would only add a pass.  The choice depends only on the row's
+# data and length, so results stay deterministic and thread-count independent.
+cdef inline floating _sum_dw(const floating *x, Py_ssize_t n, floating scale,
+                             floating *lo, floating *bound) noexcept nogil:
+    cdef floating s
+    if floating is double or n <= 131072:
+        s = _sum_neumaier(x, n, scale, lo, bound)
+        if isfinite(s) and 4 * (bound[0] + f_abs(lo[0])) <= f_abs(s + lo[0]):
+            return s
+    return _sum_dw2(x, n, scale, lo, bound)
 
 
 # Exact sum by Shewchuk's non-overlapping partials (the algorithm of Python's
