@@ -147,6 +147,15 @@ cdef inline void lanes_add1(const floating *hi, Py_ssize_t n, floating *S,
         S[l] = s
 
 
+# One Sum2 step of a single-word term into lane (S, E), for lane loops written inline
+# (gcc vectorises these; the lanes_add1 loop inlined into a row kernel stayed scalar).
+cdef inline void sum2_lane(floating x, floating *S, floating *E) noexcept nogil:
+    cdef floating s = S[0] + x
+    cdef floating bb = s - S[0]
+    E[0] = E[0] + ((S[0] - (s - bb)) + (x - bb))
+    S[0] = s
+
+
 cdef inline void lanes_zero(floating *S, floating *E) noexcept nogil:
     cdef Py_ssize_t l
     for l in range(LANES):
@@ -775,26 +784,39 @@ cdef void ce_row_vjp(const floating *z, const floating *t, int64_t k_id, Py_ssiz
                      floating *ex) noexcept nogil:
     # d/dz of sum_j t_j (lse - z_j) = softmax * sum(t) - t (catalog 6.1 item 5: no
     # assumption that rows sum to 1); d/dt_j = -log_softmax_j = lse - z_j.  A NaN logit
-    # is skipped by row_max and makes S, hence the whole row, NaN.
+    # is skipped by the key max and makes S, hence the whole row, NaN.
+    # Passes: key max; shift; vexp; the Sum2 of the exps and of t in one lane loop
+    # (exps S, E; targets T, F); output.  Both sums deal term j to lane j mod LANES,
+    # as lanes_add1 does.
     cdef floating S[16]               # LANES
     cdef floating E[16]
+    cdef floating T[16]
+    cdef floating F[16]
     cdef floating m, sh, sc, St = 1, lse_shift, tj, q
-    cdef Py_ssize_t j
-    # vecmath's key max (C >= 1 here): a NaN it returns or skips makes the row NaN
-    # through S either way, as with row_max.
+    cdef Py_ssize_t j, l, full = C - C % LANES
     m = _vmax(z, C)
     for j in range(C):
         dh[j] = z[j] - m
     vexp(dh, ex, C)
     lanes_zero(S, E)
-    lanes_add1(ex, C, S, E)
+    if t == NULL:
+        for j in range(0, full, 16):           # LANES
+            for l in range(LANES):
+                sum2_lane(ex[j + l], &S[l], &E[l])
+    else:
+        lanes_zero(T, F)
+        for j in range(0, full, 16):           # LANES
+            for l in range(LANES):
+                sum2_lane(ex[j + l], &S[l], &E[l])
+                sum2_lane(t[j + l], &T[l], &F[l])
+        for l in range(C - full):
+            sum2_lane(t[full + l], &T[l], &F[l])
+        lanes_fold(T, F, &St, &sc)
+        St = St + sc
+    for l in range(C - full):
+        sum2_lane(ex[full + l], &S[l], &E[l])
     lanes_fold(S, E, &sh, &sc)
     sh = sh + sc
-    if t != NULL:
-        lanes_zero(S, E)
-        lanes_add1(t, C, S, E)
-        lanes_fold(S, E, &St, &sc)
-        St = St + sc
     lse_shift = f_log(sh)
     # softmax_j sum(t) - t_j = fma(e_j, q, -t_j), q = sum(t) / S rounded once per row:
     # one division per row instead of per element, and the fma rounds the difference
