@@ -24,28 +24,11 @@ d) An empty row sums to +0; mean divides by max(count, 1) (TorchLean meanDenom).
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport isnan, isinf, isfinite, ldexp, ldexpf, frexp, frexpf, NAN
-from ._scalar cimport two_sum, f_fma, f_abs
+from libc.math cimport isnan, isinf, isfinite, NAN
+from ._scalar cimport two_sum, f_fma, f_abs, f_ldexp as _ldexp, f_exponent as _exponent
 
 # 2^-64 and its inverse exponent: the rescue scale for sums that overflow (Design c).
 cdef int RESCUE_EXP = 64
-
-
-cdef inline floating _ldexp(floating x, int e) noexcept nogil:
-    if floating is float:
-        return ldexpf(x, e)
-    else:
-        return ldexp(x, e)
-
-
-cdef inline int _exponent(floating x) noexcept nogil:
-    """e with |x| = f * 2^e, f in [0.5, 1) (0 for x = 0)."""
-    cdef int e = 0
-    if floating is float:
-        frexpf(x, &e)
-    else:
-        frexp(x, &e)
-    return e
 
 
 # One step of the two-level compensated accumulation (below): s + e = s + v exactly,
