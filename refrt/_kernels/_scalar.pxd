@@ -97,6 +97,13 @@ cdef inline floating f_ldexp(floating x, int e) noexcept nogil:
         return ldexp(x, e)
 
 
+cdef inline floating f_frexp(floating x, int *e) noexcept nogil:
+    if floating is float:
+        return frexpf(x, e)
+    else:
+        return frexp(x, e)
+
+
 cdef inline int f_exponent(floating x) noexcept nogil:
     """e with |x| = f * 2^e, f in [0.5, 1) (0 for x = 0): frexp's exponent, the
     power-of-two scaling used by the overflow/underflow rescue paths."""

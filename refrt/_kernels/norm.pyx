@@ -43,25 +43,11 @@ g) ``cdivision=True``: IEEE division, never raises.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport isnan, isfinite, frexp, frexpf, ldexp, ldexpf, NAN
-from ._scalar cimport f_sqrt, f_abs, f_fma, two_sum
+from libc.math cimport isnan, isfinite, NAN
+from ._scalar cimport f_sqrt, f_abs, f_fma, two_sum, f_frexp, f_ldexp
 
 
 # ---------------------------------------------------------------- scalar helpers
-
-cdef inline floating f_frexp(floating x, int *e) noexcept nogil:
-    if floating is float:
-        return frexpf(x, e)
-    else:
-        return frexp(x, e)
-
-
-cdef inline floating f_ldexp(floating x, int e) noexcept nogil:
-    if floating is float:
-        return ldexpf(x, e)
-    else:
-        return ldexp(x, e)
-
 
 # Independent Sum2 lanes of the VJP sums (16 float32 = two AVX2 registers).
 cdef enum:
