@@ -595,21 +595,41 @@ cdef void ce_probs_row(const floating *p, const floating *t, int64_t k_id, Py_ss
     ol[0] = c
 
 
-# -sum t log_probs over one row (nll_loss); t = 0 skips even a -inf log-probability.
+# nll_loss term t (-lp) as a double-word added to lane (S, E): p = t (-lp) rounded,
+# fma(t, -lp, -p) its exact residual, both into the Sum2 lane (same lanes and order as
+# lanes_add).  t = 0 contributes 0, also against lp = -inf or NaN: the input -lp is
+# selected to 0 there (a select on the product would keep the loop scalar, see ce_term);
+# |t| > 0 is a quiet compare, so a NaN t still reaches the product.
+cdef inline void nll_term(floating tj, floating lpj, floating *S,
+                          floating *E) noexcept nogil:
+    cdef floating a, p, lo, s, bb
+    a = -lpj if refrt_gt(f_abs(tj), 0) else 0
+    p = tj * a
+    lo = f_fma(tj, a, -p)
+    s = S[0] + p
+    bb = s - S[0]
+    E[0] = E[0] + (((S[0] - (s - bb)) + (p - bb)) + lo)
+    S[0] = s
+
+
+# -sum t log_probs over one row (nll_loss): a dot product of the target and log-prob rows,
+# call- and branch-free so it vectorises; term j into lane j mod LANES.
 cdef void nll_row(const floating *lp, const floating *t, int64_t k_id, Py_ssize_t C,
                   floating *oh, floating *ol) noexcept nogil:
-    cdef floating s = 0, c = 0, tj
-    cdef Py_ssize_t j
+    cdef floating S[16]               # LANES
+    cdef floating E[16]
+    cdef Py_ssize_t j, l, full = C - C % LANES
     if t == NULL:
         oh[0] = -lp[k_id]
         ol[0] = 0
         return
-    for j in range(C):
-        tj = t[j]
-        if tj != 0:
-            acc_prod(tj, -lp[j], 0, &s, &c)
-    oh[0] = s
-    ol[0] = c
+    lanes_zero(S, E)
+    for j in range(0, full, 16):           # LANES
+        for l in range(LANES):
+            nll_term(t[j + l], lp[j + l], &S[l], &E[l])
+    for l in range(C - full):
+        nll_term(t[full + l], lp[full + l], &S[l], &E[l])
+    lanes_fold(S, E, oh, ol)
 
 
 # kl_div term t (log t - lp) as a double-word, added to lane (S, E) (xlogy semantics: t = 0
