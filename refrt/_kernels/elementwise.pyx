@@ -140,6 +140,19 @@ cdef extern from *:
     const double *GELU_GRAD_TAYLOR "REFRT_GELU_GRAD_TAYLOR"
 
 
+# Quiet comparisons (C99 isless & co.): no FE_INVALID on NaN, so gcc may turn them
+# into vector compares/blends even under -ftrapping-math.
+cdef extern from *:
+    """
+    #define refrt_lt(a, b) __builtin_isless((a), (b))
+    #define refrt_gt(a, b) __builtin_isgreater((a), (b))
+    #define refrt_unord(a, b) __builtin_isunordered((a), (b))
+    """
+    bint refrt_lt(double a, double b) nogil
+    bint refrt_gt(double a, double b) nogil
+    bint refrt_unord(double a, double b) nogil
+
+
 # ---- scalar helpers -----------------------------------------------------------------
 
 cdef inline floating _hypot(floating x, floating y) noexcept nogil:
@@ -411,24 +424,46 @@ cdef inline void _softplus_span(const floating *x, floating *out, Py_ssize_t n) 
 
 # IEEE 754-2019 minimum/maximum: NaN propagates (x + y is NaN if either is), and for
 # equal operands the sign bit decides, so min(-0, +0) = -0 and max(-0, +0) = +0.
-cdef inline floating _minimum(floating x, floating y) noexcept nogil:
-    if x != x or y != y:
-        return x + y
-    if x < y:
-        return x
-    if y < x:
-        return y
-    return x if signbit(x) else y
-
-
-cdef inline floating _maximum(floating x, floating y) noexcept nogil:
-    if x != x or y != y:
-        return x + y
-    if x > y:
-        return x
-    if y > x:
-        return y
-    return y if signbit(x) else x
+# Branch-free on the bit patterns (so the loop vectorises; random signs made the
+# branchy form mispredict every other element): with all-ones masks from quiet compares
+#   lt: x < y, eq: x == y (false for NaN), un: x or y is NaN,
+#   min bits = lt ? ux : uy, OR-ed with ux when equal: for equal operands the patterns
+#     differ at most in the sign bit (+-0), and OR keeps the set one (-0);
+#   max bits = gt ? ux : uy, AND-ed with ux when equal (AND keeps +0);
+# then un selects the bits of x + y.
+cdef inline floating _minmax(floating x, floating y, bint want_max) noexcept nogil:
+    cdef floating s = x + y
+    cdef uint32_t ux, uy, us, c32, e32, n32
+    cdef uint64_t wx, wy, ws, c64, e64, n64
+    if floating is float:
+        memcpy(&ux, &x, 4)
+        memcpy(&uy, &y, 4)
+        memcpy(&us, &s, 4)
+        c32 = <uint32_t>0 - <uint32_t>(refrt_gt(x, y) if want_max else refrt_lt(x, y))
+        e32 = <uint32_t>0 - <uint32_t>(x == y)
+        n32 = <uint32_t>0 - <uint32_t>refrt_unord(x, y)
+        uy = (ux & c32) | (uy & ~c32)
+        if want_max:
+            uy = uy & (ux | ~e32)
+        else:
+            uy = uy | (ux & e32)
+        uy = (us & n32) | (uy & ~n32)
+        memcpy(&x, &uy, 4)
+    else:
+        memcpy(&wx, &x, 8)
+        memcpy(&wy, &y, 8)
+        memcpy(&ws, &s, 8)
+        c64 = <uint64_t>0 - <uint64_t>(refrt_gt(x, y) if want_max else refrt_lt(x, y))
+        e64 = <uint64_t>0 - <uint64_t>(x == y)
+        n64 = <uint64_t>0 - <uint64_t>refrt_unord(x, y)
+        wy = (wx & c64) | (wy & ~c64)
+        if want_max:
+            wy = wy & (wx | ~e64)
+        else:
+            wy = wy | (wx & e64)
+        wy = (ws & n64) | (wy & ~n64)
+        memcpy(&x, &wy, 8)
+    return x
 
 
 # Arithmetic-only ops (a few instructions, no libm call): kept in their own small
@@ -556,9 +591,9 @@ cdef inline floating _binary(int code, floating x, floating y, floating p0) noex
     elif code == SAFE_DIV:                    # p0 = eps
         return x / (y + p0)
     elif code == MINIMUM:
-        return _minimum(x, y)
+        return _minmax(x, y, False)
     elif code == MAXIMUM:
-        return _maximum(x, y)
+        return _minmax(x, y, True)
     elif code == MASK_SCALE:                  # y = coeff
         return y * x
     elif code == INVERTED_DROPOUT:            # y = mask, p0 = keep
