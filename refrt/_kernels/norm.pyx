@@ -502,8 +502,9 @@ cdef inline void lanes_fold(const floating *S, const floating *E, floating *s,
 cdef void ln_row(const floating *x, const floating *gamma, const floating *beta,
                  Py_ssize_t D, floating eps, floating *y) noexcept nogil:
     cdef int k
-    cdef floating mh, ml, rh, rl, sc, dh, dl, e, qh, ql, m, v
-    cdef Py_ssize_t i
+    cdef floating K[16]               # LANES
+    cdef floating mh, ml, rh, rl, sc, dh, dl, e, qh, ql, m, v, chk = 0
+    cdef Py_ssize_t i, l, full = D - D % LANES
     if D == 0:
         return
     if not ln_stats(x, D, eps, &k, &mh, &ml, &rh, &rl):
@@ -520,15 +521,45 @@ cdef void ln_row(const floating *x, const floating *gamma, const floating *beta,
             y[i] = (x[i] - m) / f_sqrt(v + eps) * gamma[i] + beta[i]
         return
     sc = f_ldexp(<floating>1, -k)
-    for i in range(D):
-        dh = two_sum(x[i] * sc, -mh, &e)
-        dh = two_sum(dh, e - ml, &dl)
-        # x_hat = (dh + dl)(rh + rl) as a double-word, then x_hat gamma + beta.
-        qh = dh * rh
-        ql = f_fma(dh, rh, -qh) + (dh * rl + dl * rh)
-        y[i] = mul_add_dw(qh, ql, gamma[i], 0, beta[i])
-        if not isfinite(y[i]) and isfinite(gamma[i]) and isfinite(beta[i]) and isfinite(qh):
-            y[i] = mul_add_scaled(qh, ql, gamma[i], 0, 0, beta[i])
+    # Output pass, call- and branch-free so it vectorises (the bn_plane scheme): K[l]
+    # sums y * 0 over lane l (NaN iff some y is +-inf or NaN); only then is the row
+    # walked again for the scaled path.  Same per-element formula, same bits.
+    for l in range(LANES):
+        K[l] = 0
+    for i in range(0, full, 16):           # LANES
+        for l in range(LANES):
+            K[l] = K[l] + ln_out(x[i + l], sc, mh, ml, rh, rl, gamma[i + l], beta[i + l],
+                                 &y[i + l])
+    for i in range(full, D):
+        chk = chk + ln_out(x[i], sc, mh, ml, rh, rl, gamma[i], beta[i], &y[i])
+    for l in range(LANES):
+        chk = chk + K[l]
+    if chk != chk:
+        for i in range(D):
+            if not isfinite(y[i]) and isfinite(gamma[i]) and isfinite(beta[i]):
+                dh = two_sum(x[i] * sc, -mh, &e)
+                dh = two_sum(dh, e - ml, &dl)
+                qh = dh * rh
+                ql = f_fma(dh, rh, -qh) + (dh * rl + dl * rh)
+                if isfinite(qh):
+                    y[i] = mul_add_scaled(qh, ql, gamma[i], 0, 0, beta[i])
+
+
+# One layer_norm output element: x_i sc - (mh + ml) = dh + dl exactly (two TwoSums),
+# x_hat = (dh + dl)(rh + rl) as the double-word qh + ql (fma residual; dl rl is below
+# ulp(qh)^2 and dropped), then y = x_hat gamma + beta with one final rounding
+# (mul_add_dw).  Stores y; returns y * 0 for the caller's non-finite check.
+cdef inline floating ln_out(floating xi, floating sc, floating mh, floating ml,
+                            floating rh, floating rl, floating gi, floating bi,
+                            floating *y) noexcept nogil:
+    cdef floating e, dh, dl, qh, ql, yi
+    dh = two_sum(xi * sc, -mh, &e)
+    dh = two_sum(dh, e - ml, &dl)
+    qh = dh * rh
+    ql = f_fma(dh, rh, -qh) + (dh * rl + dl * rh)
+    yi = mul_add_dw(qh, ql, gi, 0, bi)
+    y[0] = yi
+    return yi * 0
 
 
 def ln_fwd(const floating[::1] x,         # IN  (R, D) flat
