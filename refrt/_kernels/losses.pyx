@@ -582,19 +582,6 @@ cdef void ce_row(const floating *z, const floating *t, int64_t k_id, Py_ssize_t 
     lanes_fold(S, E, oh, ol)
 
 
-# -sum t log p' over one row (cross_entropy_probs), clip as in clipped_logs.
-cdef void ce_probs_row(const floating *p, const floating *t, int64_t k_id, Py_ssize_t C,
-                       floating eps, floating *oh, floating *ol) noexcept nogil:
-    cdef floating s = 0, c = 0, l1m, tj
-    cdef Py_ssize_t j
-    for j in range(C):
-        tj = ((1 if j == k_id else 0) if t == NULL else t[j])
-        if tj != 0:
-            acc_prod(tj, -clipped_logs(p[j], eps, &l1m), 0, &s, &c)
-    oh[0] = s
-    ol[0] = c
-
-
 # nll_loss term t (-lp) as a double-word added to lane (S, E): p = t (-lp) rounded,
 # fma(t, -lp, -p) its exact residual, both into the Sum2 lane (same lanes and order as
 # lanes_add).  t = 0 contributes 0, also against lp = -inf or NaN: the input -lp is
@@ -629,6 +616,60 @@ cdef void nll_row(const floating *lp, const floating *t, int64_t k_id, Py_ssize_
             nll_term(t[j + l], lp[j + l], &S[l], &E[l])
     for l in range(C - full):
         nll_term(t[full + l], lp[full + l], &S[l], &E[l])
+    lanes_fold(S, E, oh, ol)
+
+
+# Clip, vectorised (clipped_logs without the logs): q = max(p, eps) as the input to vlog
+# / vlog1p, and whether q sits on the upper bound, q >= 1 - eps in real terms (the
+# exact TwoSum test of below_one_minus).  Quiet compares throughout: a NaN p fails
+# eps >= p and stays p (NaN reaches the log), and its NaN sum is never "upper".
+cdef inline floating clip_low(floating p, floating eps) noexcept nogil:
+    return eps if refrt_ge(eps, p) else p
+
+
+cdef inline bint clip_upper(floating q, floating eps) noexcept nogil:
+    cdef floating e, bb
+    cdef floating s = q + eps
+    bb = s - q
+    e = (q - (s - bb)) + (eps - bb)
+    return refrt_gt(s, 1) | ((s == 1) & refrt_ge(e, 0))
+
+
+# cross_entropy_probs term t (-log p') into lane (S, E): log p' is lq (vlog of the lower
+# clip) or, on the upper bound, l1 = log1p(-eps) = log(1 - eps) exactly in real terms.
+# Both are inputs of the select; t = 0 selects the input 0 (see nll_term).
+cdef inline void ce_probs_term(floating tj, floating qj, floating lqj, floating l1,
+                               floating eps, floating *S, floating *E) noexcept nogil:
+    cdef floating a
+    a = l1 if clip_upper(qj, eps) else lqj
+    nll_term(tj, a, S, E)
+
+
+# -sum t log p' over one row (cross_entropy_probs), clip as in clipped_logs.  The clipped
+# values go through vlog on the row buffer q (< 0.7 ulp, vs libm's ~0.5: the terms are
+# >= 0, so the row sum's relative error stays the worst term's plus the compensated
+# sum's), then the terms are fused into the 16-lane Sum2 loop.
+cdef void ce_probs_row(const floating *p, const floating *t, int64_t k_id, Py_ssize_t C,
+                       floating eps, floating *q, floating *lq, floating *oh,
+                       floating *ol) noexcept nogil:
+    cdef floating S[16]               # LANES
+    cdef floating E[16]
+    cdef floating l1m, l1
+    cdef Py_ssize_t j, l, full = C - C % LANES
+    if t == NULL:
+        oh[0] = -clipped_logs(p[k_id], eps, &l1m)
+        ol[0] = 0
+        return
+    for j in range(C):
+        q[j] = clip_low(p[j], eps)
+    vlog(q, lq, C)
+    l1 = f_log1p(-eps)
+    lanes_zero(S, E)
+    for j in range(0, full, 16):           # LANES
+        for l in range(LANES):
+            ce_probs_term(t[j + l], q[j + l], lq[j + l], l1, eps, &S[l], &E[l])
+    for l in range(C - full):
+        ce_probs_term(t[full + l], q[full + l], lq[full + l], l1, eps, &S[l], &E[l])
     lanes_fold(S, E, oh, ol)
 
 
@@ -698,7 +739,8 @@ cdef floating _rows(int which, const floating[::1] x, const floating *t,
                        &ph[r], &pl[r])
             elif which == 1:
                 ce_probs_row(&x[r * C], (t + r * C) if t != NULL else NULL,
-                             ids[r] if ids != NULL else -1, C, eps, &ph[r], &pl[r])
+                             ids[r] if ids != NULL else -1, C, eps, buf, buf + C,
+                             &ph[r], &pl[r])
             elif which == 2:
                 nll_row(&x[r * C], (t + r * C) if t != NULL else NULL,
                         ids[r] if ids != NULL else -1, C, &ph[r], &pl[r])
