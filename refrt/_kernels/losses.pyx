@@ -48,7 +48,7 @@ from libc.math cimport isnan, isinf, isfinite, INFINITY, NAN
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from ._scalar cimport (f_log, f_log1p, f_abs, f_fma, two_sum)
-from ._vecmath cimport (vexp, vlog, refrt_vmax_f32, refrt_vmax_f64, refrt_vshift_f32,
+from ._vecmath cimport (vexp, vlog, vlog1p, refrt_vmax_f32, refrt_vmax_f64, refrt_vshift_f32,
                        refrt_vshift_f64, refrt_vexpsum_f32, refrt_vexpsum_f64)
 
 # Quiet comparisons (C99 isgreater & co.): unlike `a > b` they do not raise FE_INVALID
@@ -207,6 +207,22 @@ cdef inline bint clip_inside(floating p, floating eps) noexcept nogil:
     return p > eps and below_one_minus(p, eps)
 
 
+# Clip, vectorised (clipped_logs without the logs): q = max(p, eps) as the input to vlog
+# / vlog1p, and whether q sits on the upper bound, q >= 1 - eps in real terms (the
+# exact TwoSum test of below_one_minus).  Quiet compares throughout: a NaN p fails
+# eps >= p and stays p (NaN reaches the log), and its NaN sum is never "upper".
+cdef inline floating clip_low(floating p, floating eps) noexcept nogil:
+    return eps if refrt_ge(eps, p) else p
+
+
+cdef inline bint clip_upper(floating q, floating eps) noexcept nogil:
+    cdef floating e, bb
+    cdef floating s = q + eps
+    bb = s - q
+    e = (q - (s - bb)) + (eps - bb)
+    return refrt_gt(s, 1) | ((s == 1) & refrt_ge(e, 0))
+
+
 cdef inline floating finish(const floating[::1] part_h, const floating[::1] part_l,
                             floating n) noexcept nogil:
     cdef floating s = 0, c = 0
@@ -336,21 +352,72 @@ cdef void bce_logits_block(const floating *x, const floating *t, Py_ssize_t n,
     lanes_fold(S, E, oh, ol)
 
 
+# binary_cross_entropy term -(t log p' + (1 - t) log(1 - p')) into lane (S, E).  q is the
+# lower clip max(p, eps) (clip_low), lq = vlog(q), l1q = vlog1p(-q) (-q exact).  On the
+# upper bound (clip_upper: q >= 1 - eps in real terms) log p' = log1p(-eps) (= l1) and
+# log(1 - p') = log(eps) (= le), both exact in real terms, selected as inputs.
+# Both logs are <= 0, so both products are >= 0: t (-log p') with its fma residual,
+# and (-log(1 - p')) (uh + ul), 1 - t = uh + ul exactly (TwoSum).  Zero coefficients
+# (t = 0, 1 - t = 0) select the log input to 0 (Design g; quiet compares, so a NaN t
+# still reaches both products).  The two products are joined by TwoSum into one
+# double-word term, so each element costs one Sum2 step.
+cdef inline void bce_term(floating tj, floating qj, floating lqj, floating l1qj,
+                          floating l1, floating le, floating eps, floating *S,
+                          floating *E) noexcept nogil:
+    cdef floating a, b, uh, ul, bb, p1, p2, lo, h, s
+    cdef bint up = clip_upper(qj, eps)
+    a = l1 if up else lqj
+    b = le if up else l1qj
+    a = -a if refrt_gt(f_abs(tj), 0) else 0
+    uh = 1 - tj
+    bb = uh - 1
+    ul = (1 - (uh - bb)) + (-tj - bb)
+    b = -b if (refrt_gt(f_abs(uh), 0) | refrt_gt(f_abs(ul), 0)) else 0
+    p1 = tj * a
+    p2 = b * uh
+    lo = f_fma(tj, a, -p1) + (f_fma(b, uh, -p2) + b * ul)
+    h = p1 + p2
+    bb = h - p1
+    lo = lo + ((p1 - (h - bb)) + (p2 - bb))
+    s = S[0] + h
+    bb = s - S[0]
+    E[0] = E[0] + (((S[0] - (s - bb)) + (h - bb)) + lo)
+    S[0] = s
+
+
+# One BLOCK of binary_cross_entropy: per CHUNK, the branch-free lower clip into q, the
+# array logs vlog(q) and vlog1p(-q) (< 0.7 ulp each; the terms are >= 0, so the sum's
+# relative error stays the worst term's), then bce_term fused into the 16-lane Sum2
+# (term i into lane i mod LANES within its CHUNK, as lanes_add).
 cdef void bce_block(const floating *p, const floating *t, Py_ssize_t n, floating eps,
                     floating *oh, floating *ol) noexcept nogil:
-    cdef floating s = 0, c = 0, lp, l1m, uh, ul, ti
-    cdef Py_ssize_t i
-    for i in range(n):
-        ti = t[i]
-        lp = clipped_logs(p[i], eps, &l1m)
-        # -(t log p' + (1 - t) log(1 - p')): both logs are <= 0, both terms >= 0.
-        if ti != 0:
-            acc_prod(ti, -lp, 0, &s, &c)
-        uh = two_sum(<floating>1, -ti, &ul)
-        if uh != 0 or ul != 0:
-            acc_prod(-l1m, uh, ul, &s, &c)
-    oh[0] = s
-    ol[0] = c
+    cdef floating q[512]              # CHUNK
+    cdef floating nq[512]
+    cdef floating lq[512]
+    cdef floating l1q[512]
+    cdef floating S[16]               # LANES
+    cdef floating E[16]
+    cdef floating l1 = f_log1p(-eps), le = f_log(eps)
+    cdef Py_ssize_t base, m, j, l, full
+    lanes_zero(S, E)
+    base = 0
+    while base < n:
+        m = n - base if n - base < CHUNK else CHUNK
+        for j in range(m):
+            q[j] = clip_low(p[base + j], eps)
+            nq[j] = -q[j]
+        vlog(q, lq, m)
+        vlog1p(nq, l1q, m)
+        full = m - m % LANES
+        for j in range(0, full, 16):       # LANES
+            for l in range(LANES):
+                bce_term(t[base + j + l], q[j + l], lq[j + l], l1q[j + l], l1, le, eps,
+                         &S[l], &E[l])
+        for l in range(m - full):
+            bce_term(t[base + full + l], q[full + l], lq[full + l], l1q[full + l], l1,
+                     le, eps, &S[l], &E[l])
+        base += CHUNK
+    lanes_fold(S, E, oh, ol)
 
 
 def mse_fwd(const floating[::1] p,    # IN  pred, flat
@@ -617,22 +684,6 @@ cdef void nll_row(const floating *lp, const floating *t, int64_t k_id, Py_ssize_
     for l in range(C - full):
         nll_term(t[full + l], lp[full + l], &S[l], &E[l])
     lanes_fold(S, E, oh, ol)
-
-
-# Clip, vectorised (clipped_logs without the logs): q = max(p, eps) as the input to vlog
-# / vlog1p, and whether q sits on the upper bound, q >= 1 - eps in real terms (the
-# exact TwoSum test of below_one_minus).  Quiet compares throughout: a NaN p fails
-# eps >= p and stays p (NaN reaches the log), and its NaN sum is never "upper".
-cdef inline floating clip_low(floating p, floating eps) noexcept nogil:
-    return eps if refrt_ge(eps, p) else p
-
-
-cdef inline bint clip_upper(floating q, floating eps) noexcept nogil:
-    cdef floating e, bb
-    cdef floating s = q + eps
-    bb = s - q
-    e = (q - (s - bb)) + (eps - bb)
-    return refrt_gt(s, 1) | ((s == 1) & refrt_ge(e, 0))
 
 
 # cross_entropy_probs term t (-log p') into lane (S, E): log p' is lq (vlog of the lower
