@@ -146,10 +146,12 @@ cdef extern from *:
     """
     #define refrt_lt(a, b) __builtin_isless((a), (b))
     #define refrt_gt(a, b) __builtin_isgreater((a), (b))
+    #define refrt_ge(a, b) __builtin_isgreaterequal((a), (b))
     #define refrt_unord(a, b) __builtin_isunordered((a), (b))
     """
     bint refrt_lt(double a, double b) nogil
     bint refrt_gt(double a, double b) nogil
+    bint refrt_ge(double a, double b) nogil
     bint refrt_unord(double a, double b) nogil
 
 
@@ -426,6 +428,35 @@ cdef inline void _silu_span(const floating *x, floating *out, Py_ssize_t n) noex
         for i in range(n):
             if x[i] < cut:
                 out[i] = _silu(x[i])
+
+
+# gelu over a span, vectorised, with the roundings of `_gelu` / `_sigmoid_dw`:
+#   pass 1: 2u = w + lo by `_gelu_arg` (fma and TwoSum only, so it vectorises), -|w| out;
+#   pass 2: e = e^-|w| by vexp (< 0.6 ulp, never overflows);
+#   pass 3: 2u again (recomputing ~15 flops is cheaper than storing lo), then the branch
+#           of `_sigmoid_dw` as selects: w >= 0: e (1 - lo), 1 / (1 + e); else e (1 + lo),
+#           e / (1 + e); times x.  It only flags the rare elements that `_gelu` treats
+#           apart: |x| > GELU_SATURATE (x^2 may overflow there; also +-inf) and w below
+#           TAIL_CUT (subnormal-range e^2u); a scalar fix-up pass recomputes those with
+#           `_gelu`.  NaN propagates through every pass; -0: w = -0 takes the w >= 0
+#           select, -0 * 1/2 = -0.
+cdef inline void _gelu_span(const floating *x, floating *out, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef bint rare = False
+    cdef floating w, lo, e, cut = TAIL_CUT_F if floating is float else TAIL_CUT_D
+    cdef floating sat = <floating>GELU_SATURATE
+    for i in range(n):
+        out[i] = -f_abs(_gelu_arg(x[i], &lo))
+    vexp(out, out, n)
+    for i in range(n):
+        w = _gelu_arg(x[i], &lo)
+        e = f_fma(out[i], -lo if refrt_ge(w, 0) else lo, out[i])
+        out[i] = x[i] * ((1 if refrt_ge(w, 0) else e) / (1 + e))
+        rare |= refrt_lt(w, cut) | refrt_gt(f_abs(x[i]), sat)
+    if rare:
+        for i in range(n):
+            if refrt_lt(_gelu_arg(x[i], &lo), cut) or refrt_gt(f_abs(x[i]), sat):
+                out[i] = _gelu(x[i])
 
 
 # elu over a span, vectorised: expm1 of every element by vexpm1 (< 0.62 ulp; for x > 0
@@ -803,7 +834,7 @@ cdef void _unary_block(int code, const floating *x, floating *out, Py_ssize_t n,
     elif code == SILU:
         _silu_span(x, out, n)
     elif code == GELU:
-        _unary_span(GELU, x, out, n, a, b)
+        _gelu_span(x, out, n)
     elif code == SMOOTH_ABS:
         _unary_span(SMOOTH_ABS, x, out, n, a, b)
     elif code == SINH:
