@@ -20,7 +20,10 @@ c) Terms.  Every loss is a sum of per-element terms that are >= 0 for in-domain 
    term is a double-word hi + lo: differences such as 1 - t or m - z by TwoSum (exact),
    products by fma (exact residual).  The rounding left in a term is its transcendental:
    bce_with_logits' log1p(exp(-|x|)) (~1.6 ulp, see bce_logits_chunk), cross entropy's
-   log1p of the row sum (libm, once per row), kl_div's log t (vlog, < 0.7 ulp).
+   log1p of the row sum (libm, once per row), kl_div's log t (vlog, < 0.7 ulp),
+   binary_cross_entropy's and cross_entropy_probs' log p' and log1p(-p') (vlog /
+   vlog1p of the clipped value, < 0.7 ulp; on the upper clip bound the exact constants
+   log1p(-eps), log(eps) are selected instead, see clip_upper).
    Exception: float32 mse_loss rounds p - t once (term error <= 2u, see mse_term).
 d) Accumulation order (fixed, independent of the thread count): elementwise losses cut
    the flat input into blocks of BLOCK elements, row losses use one row per partial.
@@ -209,7 +212,8 @@ cdef inline bint clip_inside(floating p, floating eps) noexcept nogil:
 
 # Clip, vectorised (clipped_logs without the logs): q = max(p, eps) as the input to vlog
 # / vlog1p, and whether q sits on the upper bound, q >= 1 - eps in real terms (the
-# exact TwoSum test of below_one_minus).  Quiet compares throughout: a NaN p fails
+# exact TwoSum test of below_one_minus: q + eps = s + e exactly, and s + e >= 1 iff s > 1
+# (then s >= 1 + ulp and |e| <= ulp(s)/2) or s == 1 and e >= 0).  Quiet compares throughout: a NaN p fails
 # eps >= p and stays p (NaN reaches the log), and its NaN sum is never "upper".
 cdef inline floating clip_low(floating p, floating eps) noexcept nogil:
     return eps if refrt_ge(eps, p) else p
