@@ -26,8 +26,10 @@ h) Speed: the arithmetic-only ops (`_unary_arith`) and the binary ops inline int
    loops and auto-vectorise (sign-bit tricks instead of float compares where gcc would
    not if-convert, see `_relu`); exp, log, log1p, expm1, tanh, sinh, cosh run through
    the vectorised routines of vecmath.h (as do the VJPs of expm1, sinh, cosh), sigmoid,
-   logistic and softplus compose them over a span; the other transcendental ops call
-   scalar libm per element.
+   logistic, softplus, silu, gelu and elu compose them over a span (rare tail elements
+   of silu / gelu are flagged in the vector loop and redone by a scalar fix-up pass);
+   minimum / maximum select on bit patterns with quiet-compare masks; the other
+   transcendental ops (pow, the remaining VJPs) call scalar libm per element.
 """
 from cython cimport floating
 from cython.parallel cimport prange
