@@ -25,6 +25,8 @@ d) An empty row sums to +0; mean divides by max(count, 1) (TorchLean meanDenom).
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport isnan, isinf, isfinite, NAN
+from libc.stdint cimport int32_t, int64_t, INT32_MIN, INT32_MAX, INT64_MIN, INT64_MAX
+from libc.string cimport memcpy
 from ._scalar cimport two_sum, f_fma, f_abs, f_ldexp as _ldexp, f_exponent as _exponent
 
 # 2^-64 and its inverse exponent: the rescue scale for sums that overflow (Design c).
@@ -355,18 +357,60 @@ def var_rows(const floating[:, ::1] x,    # IN  (rows, n)
             out[i] = 0 if n == 0 else _var_row(&x[i, 0], n)
 
 
-# max (want_max) or min of a non-empty row; the first NaN is returned as soon as seen.
+# max (want_max) or min of a non-empty row, exact, by order keys: a float's bits read
+# as a signed integer s, key = s ^ ((s >> (w-1)) & 0x7f..f) flips the magnitude bits of
+# negatives, so keys order exactly like the numbers, with -0 just below +0 (so
+# max(-0, +0) = +0 and min = -0 whatever the positions, IEEE 754-2019 maximum/minimum)
+# and NaNs beyond +-inf (sign-bit-clear NaNs above +inf, sign-bit-set ones below -inf).
+# The map is an involution, which recovers the float from the winning key.  One pass
+# keeps the largest and the smallest key: integer max/min are exact and associative, so
+# gcc may vectorise the plain loop as a reduction in any lane order without changing the
+# result (vpmaxs/vpmins; a float compare-select on the running value does not
+# vectorise, gcc cannot turn it into a max reduction under IEEE NaN rules).  The two extremes also detect a NaN of either sign; such a row is rescanned
+# by the plain loop, which returns its first NaN (payload kept).
 cdef inline floating _extreme_row(const floating *x, Py_ssize_t n, bint want_max) noexcept nogil:
+    if floating is float:
+        return _extreme_row_f32(x, n, want_max)
+    else:
+        return _extreme_row_f64(x, n, want_max)
+
+
+cdef inline float _extreme_row_f32(const float *x, Py_ssize_t n, bint want_max) noexcept nogil:
     cdef Py_ssize_t j
-    cdef floating m = x[0]
-    if isnan(m):
-        return m
-    for j in range(1, n):
-        if isnan(x[j]):
-            return x[j]
-        if (x[j] > m) if want_max else (x[j] < m):
-            m = x[j]
-    return m
+    cdef int32_t k, hi = INT32_MIN, lo = INT32_MAX
+    cdef float r
+    for j in range(n):
+        memcpy(&k, x + j, sizeof(float))
+        k = k ^ ((k >> 31) & INT32_MAX)
+        hi = k if k > hi else hi
+        lo = k if k < lo else lo
+    if hi > (<int32_t>0x7f800000) or lo < ~(<int32_t>0x7f800000):    # a NaN sorts beyond +-inf
+        for j in range(n):
+            if isnan(x[j]):
+                return x[j]
+    k = hi if want_max else lo
+    k = k ^ ((k >> 31) & INT32_MAX)
+    memcpy(&r, &k, sizeof(float))
+    return r
+
+
+cdef inline double _extreme_row_f64(const double *x, Py_ssize_t n, bint want_max) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef int64_t k, hi = INT64_MIN, lo = INT64_MAX
+    cdef double r
+    for j in range(n):
+        memcpy(&k, x + j, sizeof(double))
+        k = k ^ ((k >> 63) & INT64_MAX)
+        hi = k if k > hi else hi
+        lo = k if k < lo else lo
+    if hi > (<int64_t>0x7ff << 52) or lo < ~(<int64_t>0x7ff << 52):    # a NaN sorts beyond +-inf
+        for j in range(n):
+            if isnan(x[j]):
+                return x[j]
+    k = hi if want_max else lo
+    k = k ^ ((k >> 63) & INT64_MAX)
+    memcpy(&r, &k, sizeof(double))
+    return r
 
 
 def extreme_rows(const floating[:, ::1] x,  # IN  (rows, n), n >= 1 (binding checks)
