@@ -47,6 +47,14 @@ from libc.math cimport isnan, isfinite, NAN
 from ._scalar cimport f_sqrt, f_abs, f_fma, two_sum, f_frexp, f_ldexp
 
 
+# Quiet a > b (C99 isgreater): no FE_INVALID on NaN, so gcc can vectorise the select.
+cdef extern from *:
+    """
+    #define refrt_norm_gt(a, b) __builtin_isgreater((a), (b))
+    """
+    bint norm_gt "refrt_norm_gt" (double a, double b) nogil
+
+
 # ---------------------------------------------------------------- scalar helpers
 
 # Independent Sum2 lanes of the VJP sums (16 float32 = two AVX2 registers).
@@ -421,11 +429,24 @@ cdef bint ln_stats(const floating *x, Py_ssize_t D, floating eps, int *k,
     cdef floating vh, vl, th, tl
     cdef Py_ssize_t i, l, full = D - D % LANES
     cdef int ka = 0, bad = 0
-    # One branch-free pass: v * 0 != 0 (quiet) flags +-inf and NaN, amax by select.
-    for i in range(D):
+    # One branch-free pass on LANES lanes: S sums |x| * 0 (NaN iff some x is +-inf or
+    # NaN), E keeps the running max by a quiet-compare select (`>` may raise FE_INVALID
+    # on NaN, and gcc then keeps a branch: scalar loop).
+    for l in range(LANES):
+        S[l] = 0
+        E[l] = 0
+    for i in range(0, full, 16):           # LANES
+        for l in range(LANES):
+            a = f_abs(x[i + l])
+            S[l] = S[l] + a * 0
+            E[l] = a if norm_gt(a, E[l]) else E[l]
+    for i in range(full, D):
         a = f_abs(x[i])
         bad = bad | (a * 0 != 0)
         amax = a if a > amax else amax
+    for l in range(LANES):
+        bad = bad | (S[l] != S[l])
+        amax = E[l] if E[l] > amax else amax
     if bad:
         return False
     k[0] = 0
