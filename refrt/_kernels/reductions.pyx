@@ -24,7 +24,7 @@ d) An empty row sums to +0; mean divides by max(count, 1) (TorchLean meanDenom).
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport isnan, isinf, isfinite, NAN
+from libc.math cimport isnan, isinf, isfinite, NAN, INFINITY
 from libc.stdint cimport int32_t, int64_t, INT32_MIN, INT32_MAX, INT64_MIN, INT64_MAX
 from libc.string cimport memcpy
 from ._scalar cimport two_sum, f_fma, f_abs, f_ldexp as _ldexp, f_exponent as _exponent
@@ -290,32 +290,95 @@ cdef inline floating _mean_row(const floating *x, Py_ssize_t n) noexcept nogil:
 # second-order term.  Any non-finite input gives NaN (inf - inf in the deviations, as in
 # the real-number formula evaluated in the extended reals).
 cdef inline floating _var_row(const floating *x, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef floating big = 0, scale, m, lo, s, c = 0, corr = 0, d, e, p, q, xs, bound
-    cdef int E, k
+    cdef floating big, scale, m, lo, s, c, corr, bound
+    cdef int E
     if n == 0:
         return 0
-    for j in range(n):
-        if not isfinite(x[j]):
-            return NAN
-        if f_abs(x[j]) > big:
-            big = f_abs(x[j])
+    big = _max_abs(x, n)
+    if not isfinite(big):
+        return NAN
     if big == 0:
         return 0
     E = _exponent(big)
     scale = _ldexp(<floating>1, -E)
     s = _sum_dw(x, n, scale, &lo, &bound)
     m = _div_dw(s, lo, <floating>n)
-    s = 0
-    for j in range(n):
-        xs = x[j] * scale
-        d = two_sum(xs, -m, &e)
+    s = _sq_dev_sum(x, n, scale, m, &c, &corr)
+    return _ldexp(_div_dw(s, c + corr, <floating>n), 2 * E)
+
+
+# max |x_j| of a row (inf if any entry is inf or NaN): the absolute value's bits read as
+# a signed integer order like the magnitudes, NaN bits above inf's, so an integer max
+# (exact and associative: gcc vectorises the plain loop as a reduction in any lane
+# order) finds the largest, and any non-finite entry makes the result >= inf's bits.
+cdef inline floating _max_abs(const floating *x, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef int32_t k32, big32 = 0
+    cdef int64_t k64, big64 = 0
+    cdef floating r
+    if floating is float:
+        for j in range(n):
+            memcpy(&k32, x + j, sizeof(float))
+            k32 = k32 & INT32_MAX
+            big32 = k32 if k32 > big32 else big32
+        if big32 >= (<int32_t>0x7f800000):
+            return INFINITY
+        memcpy(&r, &big32, sizeof(float))
+    else:
+        for j in range(n):
+            memcpy(&k64, x + j, sizeof(double))
+            k64 = k64 & INT64_MAX
+            big64 = k64 if k64 > big64 else big64
+        if big64 >= (<int64_t>0x7ff << 52):
+            return INFINITY
+        memcpy(&r, &big64, sizeof(double))
+    return r
+
+
+# Second pass of _var_row: sum of (scale x_j - m)^2 as s + (*c + *corr), in 16 lanes
+# (lane l takes j = l, l + 16, ...; the TwoSum chains are latency-bound and independent
+# lanes vectorise), merged in lane order, so the result depends only on n.  Per element
+# (see _var_row): d + e = xs - m (TwoSum), d^2 = p + q (fma), s + lo = s + p (TwoSum), the
+# lo summed into C, q + 2 d e into R.  Lane merge: the lane sums join s0 by TwoSum, the
+# errors and the C/R lanes are added plainly.  All p >= 0, so the first-level sum has no
+# cancellation: the uncompensated part is below (n + L) u times the C terms, themselves
+# <= u s, i.e. O(n u^2) s.
+cdef inline floating _sq_dev_sum(const floating *x, Py_ssize_t n, floating scale,
+                                 floating m, floating *c, floating *corr) noexcept nogil:
+    cdef Py_ssize_t j, l, full = n - n % LANES
+    cdef floating S[16]
+    cdef floating C[16]
+    cdef floating R[16]
+    cdef floating d, e, p, q, lo, s0, cc, rr
+    for l in range(LANES):
+        S[l] = 0
+        C[l] = 0
+        R[l] = 0
+    for j in range(0, full, 16):           # LANES
+        for l in range(LANES):
+            d = two_sum(x[j + l] * scale, -m, &e)
+            p = d * d
+            q = f_fma(d, d, -p)
+            S[l] = two_sum(S[l], p, &lo)
+            C[l] = C[l] + lo
+            R[l] = R[l] + f_fma(2 * d, e, q)
+    for j in range(full, n):
+        d = two_sum(x[j] * scale, -m, &e)
         p = d * d
         q = f_fma(d, d, -p)
-        s = two_sum(s, p, &lo)
-        c = c + lo
-        corr = corr + f_fma(2 * d, e, q)
-    return _ldexp(_div_dw(s, c + corr, <floating>n), 2 * E)
+        S[0] = two_sum(S[0], p, &lo)
+        C[0] = C[0] + lo
+        R[0] = R[0] + f_fma(2 * d, e, q)
+    s0 = S[0]
+    cc = C[0]
+    rr = R[0]
+    for l in range(1, LANES):
+        s0 = two_sum(s0, S[l], &lo)
+        cc = cc + (lo + C[l])
+        rr = rr + R[l]
+    c[0] = cc
+    corr[0] = rr
+    return s0
 
 
 def sum_rows(const floating[:, ::1] x,    # IN  (rows, n)
