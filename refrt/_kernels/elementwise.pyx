@@ -432,6 +432,17 @@ cdef inline void _silu_span(const floating *x, floating *out, Py_ssize_t n) noex
                 out[i] = _silu(x[i])
 
 
+# elu VJP over a span: g if x > 0 else g * (alpha e^x), as the scalar form in
+# `_unary_vjp`, with e^x from vexp into gx first (< 0.6 ulp; overflow for large x > 0 is
+# discarded by the select).
+cdef inline void _elu_vjp_span(const floating *g, const floating *x, floating *gx,
+                               Py_ssize_t n, floating alpha) noexcept nogil:
+    cdef Py_ssize_t i
+    vexp(x, gx, n)
+    for i in range(n):
+        gx[i] = g[i] if refrt_gt(x[i], 0) else g[i] * (alpha * gx[i])
+
+
 # gelu over a span, vectorised, with the roundings of `_gelu` / `_sigmoid_dw`:
 #   pass 1: 2u = w + lo by `_gelu_arg` (fma and TwoSum only, so it vectorises), -|w| out;
 #   pass 2: e = e^-|w| by vexp (< 0.6 ulp, never overflows);
@@ -904,7 +915,7 @@ cdef void _unary_vjp_block(int code, const floating *g, const floating *x, const
         vsinh(x, gx, n)                 # g * sinh(x)
         _times_g(g, gx, n)
     elif code == ELU:
-        _unary_vjp_span(ELU, g, x, y, gx, n, a, b)
+        _elu_vjp_span(g, x, gx, n, a)
     elif code == SCALE:
         _unary_vjp_span(SCALE, g, x, y, gx, n, a, b)
 
