@@ -25,7 +25,7 @@ d) An empty row sums to +0; mean divides by max(count, 1) (TorchLean meanDenom).
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport isnan, isinf, isfinite, NAN, INFINITY
-from libc.stdint cimport int32_t, int64_t, INT32_MIN, INT32_MAX, INT64_MIN, INT64_MAX
+from libc.stdint cimport int32_t, uint32_t, int64_t, INT32_MIN, INT32_MAX, INT64_MIN, INT64_MAX
 from libc.string cimport memcpy
 from ._scalar cimport two_sum, f_fma, f_abs, f_ldexp as _ldexp, f_exponent as _exponent
 
@@ -438,21 +438,37 @@ cdef inline floating _extreme_row(const floating *x, Py_ssize_t n, bint want_max
         return _extreme_row_f64(x, n, want_max)
 
 
+# float32: the keys' transform costs three vector ops per 8 entries, more than the
+# extremes themselves, so the raw bits are compared instead.  As signed integers the
+# non-negative floats (and +NaNs, above +inf) order like their values, and every negative
+# is below them, ordered by magnitude; as unsigned integers the negatives sit above all
+# non-negatives, ordered by magnitude, -NaNs above -inf.  From smax, smin (signed) and
+# umax (unsigned) of the raw bits, three integer max/min per vector:
+#   a NaN is present iff smax > bits(+inf) or umax > bits(-inf);
+#   max = smax if smax >= 0 (some non-negative entry) else smin (all negative: the one
+#         of least magnitude, -0 included);
+#   min = umax if umax >= bits(-0) (some negative entry: the one of largest magnitude)
+#         else smin (all non-negative: the least bits, +0 below every positive).
+# The -0 < +0 order of the keys holds here too.
 cdef inline float _extreme_row_f32(const float *x, Py_ssize_t n, bint want_max) noexcept nogil:
     cdef Py_ssize_t j
-    cdef int32_t k, hi = INT32_MIN, lo = INT32_MAX
+    cdef int32_t k, smax = INT32_MIN, smin = INT32_MAX
+    cdef uint32_t u, umax = 0
     cdef float r
     for j in range(n):
         memcpy(&k, x + j, sizeof(float))
-        k = k ^ ((k >> 31) & INT32_MAX)
-        hi = k if k > hi else hi
-        lo = k if k < lo else lo
-    if hi > (<int32_t>0x7f800000) or lo < ~(<int32_t>0x7f800000):    # a NaN sorts beyond +-inf
+        u = <uint32_t>k
+        smax = k if k > smax else smax
+        smin = k if k < smin else smin
+        umax = u if u > umax else umax
+    if smax > (<int32_t>0x7f800000) or umax > (<uint32_t>0xff800000u):  # a NaN
         for j in range(n):
             if isnan(x[j]):
                 return x[j]
-    k = hi if want_max else lo
-    k = k ^ ((k >> 31) & INT32_MAX)
+    if want_max:
+        k = smax if smax >= 0 else smin
+    else:
+        k = <int32_t>umax if umax >= (<uint32_t>0x80000000u) else smin
     memcpy(&r, &k, sizeof(float))
     return r
 
