@@ -57,6 +57,9 @@ cdef inline void _acc(floating v, floating *s, floating *c, floating *cc,
 # are merged in lane order with the same two-level scheme, so the result depends only
 # on n, never on the thread count.  Lanes start at -0.0 (the identity of IEEE addition:
 # -0 + -0 = -0), which keeps the sign of an all -0 row.
+# A row shorter than LANES only touches lane 0 (the tail loop), so the merge is skipped:
+# adding the untouched lanes (zeros, TwoSum error 0) would change no bit and costs a
+# latency-bound chain of 15 TwoSums, most of the time of a 256x10 call.
 cdef enum:
     LANES = 16
 
@@ -86,7 +89,7 @@ cdef inline floating _sum_dw2(const floating *x, Py_ssize_t n, floating scale,
     c0 = C[0]
     cc = CC[0]
     a = A[0]
-    for l in range(1, LANES):
+    for l in range(1, LANES if full > 0 else 1):   # short rows: lanes 1.. untouched
         cc = cc + CC[l]
         a = a + A[l]
         _acc(S[l], &s0, &c0, &cc, &a)
@@ -131,7 +134,7 @@ cdef inline floating _sum_neumaier(const floating *x, Py_ssize_t n, floating sca
     s0 = S[0]
     c = C[0]
     a = A[0]
-    for l in range(1, LANES):
+    for l in range(1, LANES if full > 0 else 1):   # short rows: lanes 1.. untouched
         s0 = two_sum(s0, S[l], &e)
         c = c + (e + C[l])
         a = a + (f_abs(e) + A[l])
@@ -372,7 +375,7 @@ cdef inline floating _sq_dev_sum(const floating *x, Py_ssize_t n, floating scale
     s0 = S[0]
     cc = C[0]
     rr = R[0]
-    for l in range(1, LANES):
+    for l in range(1, LANES if full > 0 else 1):   # short rows: lanes 1.. untouched
         s0 = two_sum(s0, S[l], &lo)
         cc = cc + (lo + C[l])
         rr = rr + R[l]
