@@ -393,12 +393,20 @@ def sum_rows(const floating[:, ::1] x,    # IN  (rows, n)
     if rows == 0:
         return
     with nogil:
-        for i in prange(rows, num_threads=threads, schedule="static"):
-            if n == 0:
-                out[i] = 0
-                continue
-            hi = _row_sum(&x[i, 0], n, &lo, &k)
-            out[i] = _ldexp(_finish(hi, lo), k)
+        if threads == 1:    # no OpenMP region: its start-up dominates small inputs
+            for i in range(rows):
+                if n == 0:
+                    out[i] = 0
+                    continue
+                hi = _row_sum(&x[i, 0], n, &lo, &k)
+                out[i] = _ldexp(_finish(hi, lo), k)
+        else:
+            for i in prange(rows, num_threads=threads, schedule="static"):
+                if n == 0:
+                    out[i] = 0
+                    continue
+                hi = _row_sum(&x[i, 0], n, &lo, &k)
+                out[i] = _ldexp(_finish(hi, lo), k)
 
 
 def mean_rows(const floating[:, ::1] x,   # IN  (rows, n)
@@ -408,8 +416,12 @@ def mean_rows(const floating[:, ::1] x,   # IN  (rows, n)
     if rows == 0:
         return
     with nogil:
-        for i in prange(rows, num_threads=threads, schedule="static"):
-            out[i] = 0 if n == 0 else _mean_row(&x[i, 0], n)
+        if threads == 1:    # no OpenMP region (see sum_rows)
+            for i in range(rows):
+                out[i] = 0 if n == 0 else _mean_row(&x[i, 0], n)
+        else:
+            for i in prange(rows, num_threads=threads, schedule="static"):
+                out[i] = 0 if n == 0 else _mean_row(&x[i, 0], n)
 
 
 def var_rows(const floating[:, ::1] x,    # IN  (rows, n)
@@ -419,8 +431,12 @@ def var_rows(const floating[:, ::1] x,    # IN  (rows, n)
     if rows == 0:
         return
     with nogil:
-        for i in prange(rows, num_threads=threads, schedule="static"):
-            out[i] = 0 if n == 0 else _var_row(&x[i, 0], n)
+        if threads == 1:    # no OpenMP region (see sum_rows)
+            for i in range(rows):
+                out[i] = 0 if n == 0 else _var_row(&x[i, 0], n)
+        else:
+            for i in prange(rows, num_threads=threads, schedule="static"):
+                out[i] = 0 if n == 0 else _var_row(&x[i, 0], n)
 
 
 # max (want_max) or min of a non-empty row, exact, by order keys: a float's bits read
@@ -503,8 +519,12 @@ def extreme_rows(const floating[:, ::1] x,  # IN  (rows, n), n >= 1 (binding che
     if rows == 0 or n == 0:
         return
     with nogil:
-        for i in prange(rows, num_threads=threads, schedule="static"):
-            out[i] = _extreme_row(&x[i, 0], n, want_max)
+        if threads == 1:    # no OpenMP region: its start-up dominates small inputs
+            for i in range(rows):
+                out[i] = _extreme_row(&x[i, 0], n, want_max)
+        else:
+            for i in prange(rows, num_threads=threads, schedule="static"):
+                out[i] = _extreme_row(&x[i, 0], n, want_max)
 
 
 def extreme_vjp(const floating[:, ::1] x,   # IN  (rows, n)
