@@ -86,3 +86,35 @@ cdef extern from "vecmath.h" nogil:
                             double *y)
     void refrt_vlsm_out_f32(const float *d, const float *e, Py_ssize_t n, float L,
                             float *y)
+
+
+# Fused-type dispatchers of the row helpers (used by softmax.pyx and losses.pyx).
+cdef inline floating vmax(const floating *x, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        return refrt_vmax_f32(x, n)
+    else:
+        return refrt_vmax_f64(x, n)
+
+
+cdef inline void vshift(const floating *x, Py_ssize_t n, floating m, floating *d,
+                        floating *e) noexcept nogil:
+    if floating is float:
+        refrt_vshift_f32(x, n, m, d, e)
+    else:
+        refrt_vshift_f64(x, n, m, d, e)
+
+
+cdef inline void vexpsum(const floating *x, Py_ssize_t n, floating m, const floating *e,
+                         floating *t, floating *out) noexcept nogil:
+    if floating is float:
+        refrt_vexpsum_f32(x, n, m, e, t, out)
+    else:
+        refrt_vexpsum_f64(x, n, m, e, t, out)
+
+
+cdef inline void vlsm_out(const floating *d, const floating *e, Py_ssize_t n, floating L,
+                          floating *y) noexcept nogil:
+    if floating is float:
+        refrt_vlsm_out_f32(d, e, n, L, y)
+    else:
+        refrt_vlsm_out_f64(d, e, n, L, y)

@@ -51,8 +51,8 @@ from libc.math cimport isnan, isinf, isfinite, INFINITY, NAN
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from ._scalar cimport (f_log, f_log1p, f_abs, f_fma, two_sum)
-from ._vecmath cimport (vexp, vlog, vlog1p, refrt_vmax_f32, refrt_vmax_f64, refrt_vshift_f32,
-                       refrt_vshift_f64, refrt_vexpsum_f32, refrt_vexpsum_f64)
+from ._vecmath cimport (vexp, vlog, vlog1p, vmax as _vmax, vshift as _vshift,
+                       vexpsum as _vexpsum)
 
 # Quiet comparisons (C99 isgreater & co.): unlike `a > b` they do not raise FE_INVALID
 # on NaN, so under the default -ftrapping-math gcc may turn a select on them into a
@@ -560,31 +560,10 @@ cdef void ce_row_slow(const floating *z, const floating *t, int64_t k_id, Py_ssi
     lanes_fold(S, E, oh, ol)
 
 
-# Softmax-row passes of vecmath.h ("softmax rows"), dispatched on the dtype: integer
-# key lane max, exact TwoSum shift (NaN error selected to 0 at d = -inf), and the
-# compensated 16-lane sum of exp(d)(1 + e) over the entries below the max, whose count
-# is returned separately (each contributes exactly 1).
-cdef inline floating _vmax(const floating *x, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        return refrt_vmax_f32(x, n)
-    else:
-        return refrt_vmax_f64(x, n)
-
-
-cdef inline void _vshift(const floating *x, Py_ssize_t n, floating m, floating *d,
-                         floating *e) noexcept nogil:
-    if floating is float:
-        refrt_vshift_f32(x, n, m, d, e)
-    else:
-        refrt_vshift_f64(x, n, m, d, e)
-
-
-cdef inline void _vexpsum(const floating *x, Py_ssize_t n, floating m, const floating *e,
-                          floating *t, floating *out) noexcept nogil:
-    if floating is float:
-        refrt_vexpsum_f32(x, n, m, e, t, out)
-    else:
-        refrt_vexpsum_f64(x, n, m, e, t, out)
+# The softmax-row passes _vmax, _vshift, _vexpsum come from _vecmath.pxd (vecmath.h,
+# "softmax rows"): integer-key lane max, exact TwoSum shift (NaN error selected to 0 at
+# d = -inf), and the compensated 16-lane sum of exp(d)(1 + e) over the entries below
+# the max, whose count is returned separately (each contributes exactly 1).
 
 
 # Cross entropy term t_j (w_j + L), w_j = -(dh_j + de_j), as a double-word added to lane

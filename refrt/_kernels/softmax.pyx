@@ -42,9 +42,8 @@ from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
 from libc.math cimport isnan, isinf, isfinite, INFINITY, NAN
 from ._scalar cimport two_sum, f_fma, f_log1p, f_exp
-from ._vecmath cimport (vexp, refrt_vmax_f32, refrt_vmax_f64, refrt_vshift_f32,
-                       refrt_vshift_f64, refrt_vexpsum_f32, refrt_vexpsum_f64,
-                       refrt_vlsm_out_f32, refrt_vlsm_out_f64)
+from ._vecmath cimport (vexp, vmax as _vmax, vshift as _vshift, vexpsum as _vexpsum,
+                       vlsm_out as _vlsm_out)
 
 # Which quantity a row pass writes.
 cdef enum:
@@ -64,38 +63,6 @@ cdef inline floating _row_max(const floating *x, Py_ssize_t n, Py_ssize_t *arg) 
             m = x[j]
             arg[0] = j
     return m
-
-
-# The vectorised row passes of vecmath.h ("softmax rows"), dispatched on the dtype.
-cdef inline floating _vmax(const floating *x, Py_ssize_t n) noexcept nogil:
-    if floating is float:
-        return refrt_vmax_f32(x, n)
-    else:
-        return refrt_vmax_f64(x, n)
-
-
-cdef inline void _vshift(const floating *x, Py_ssize_t n, floating m, floating *d,
-                         floating *e) noexcept nogil:
-    if floating is float:
-        refrt_vshift_f32(x, n, m, d, e)
-    else:
-        refrt_vshift_f64(x, n, m, d, e)
-
-
-cdef inline void _vexpsum(const floating *x, Py_ssize_t n, floating m, const floating *e,
-                          floating *t, floating *out) noexcept nogil:
-    if floating is float:
-        refrt_vexpsum_f32(x, n, m, e, t, out)
-    else:
-        refrt_vexpsum_f64(x, n, m, e, t, out)
-
-
-cdef inline void _vlsm_out(const floating *d, const floating *e, Py_ssize_t n,
-                           floating L, floating *y) noexcept nogil:
-    if floating is float:
-        refrt_vlsm_out_f32(d, e, n, L, y)
-    else:
-        refrt_vlsm_out_f64(d, e, n, L, y)
 
 
 # Rows with a non-finite max (+inf, NaN found by the scalar scan, all -inf): Design e.
