@@ -90,6 +90,15 @@ cdef inline void acc(floating x, floating *s, floating *c) noexcept nogil:
     c[0] += e
 
 
+# One Sum2 lane step with a residual: S + p = s + err exactly (TwoSum), and err plus the
+# term's own rounding residual lo go to the lane's error accumulator E.
+cdef inline void lane_add(floating p, floating lo, floating *S, floating *E) noexcept nogil:
+    cdef floating s = S[0] + p
+    cdef floating bb = s - S[0]
+    E[0] = E[0] + (((S[0] - (s - bb)) + (p - bb)) + lo)
+    S[0] = s
+
+
 # t * (vh + vl) added to (s, c): t*vh = ph + fma(t, vh, -ph) exactly; t*vl is below
 # ulp(ph) and rounds harmlessly.
 cdef inline void acc_prod(floating t, floating vh, floating vl, floating *s,
@@ -312,10 +321,7 @@ cdef inline void mse_term(floating a, floating b, floating *S, floating *E) noex
         bb = dh - a
         dl = (a - (dh - bb)) + (-b - bb)
         lo = f_fma(dh, dh, -sq) + 2 * dh * dl
-    s = S[0] + sq
-    bb = s - S[0]
-    E[0] = E[0] + (((S[0] - (s - bb)) + (sq - bb)) + lo)
-    S[0] = s
+    lane_add(sq, lo, S, E)
 
 
 cdef void mse_block(const floating *p, const floating *t, Py_ssize_t n,
@@ -383,10 +389,7 @@ cdef inline void bce_term(floating tj, floating qj, floating lqj, floating l1qj,
     h = p1 + p2
     bb = h - p1
     lo = lo + ((p1 - (h - bb)) + (p2 - bb))
-    s = S[0] + h
-    bb = s - S[0]
-    E[0] = E[0] + (((S[0] - (s - bb)) + (h - bb)) + lo)
-    S[0] = s
+    lane_add(h, lo, S, E)
 
 
 # One BLOCK of binary_cross_entropy: per CHUNK, the branch-free lower clip into q, the
@@ -581,10 +584,7 @@ cdef inline void ce_term(floating tj, floating dhj, floating dej, floating L, fl
     ul = ((a - (uh - bb)) + (L - bb)) - dej
     p = tj * uh
     lo = f_fma(tj, uh, -p) + tj * ul
-    s = S[0] + p
-    bb = s - S[0]
-    E[0] = E[0] + (((S[0] - (s - bb)) + (p - bb)) + lo)
-    S[0] = s
+    lane_add(p, lo, S, E)
 
 
 # Fast cross entropy row (finite max, no NaN): the same terms as ce_row_slow, with the
@@ -718,10 +718,7 @@ cdef inline void nll_term(floating tj, floating lpj, floating *S,
     a = -lpj if refrt_gt(f_abs(tj), 0) else 0
     p = tj * a
     lo = f_fma(tj, a, -p)
-    s = S[0] + p
-    bb = s - S[0]
-    E[0] = E[0] + (((S[0] - (s - bb)) + (p - bb)) + lo)
-    S[0] = s
+    lane_add(p, lo, S, E)
 
 
 # -sum t log_probs over one row (nll_loss): a dot product of the target and log-prob rows,
@@ -800,10 +797,7 @@ cdef inline void kl_term(floating tj, floating ltj, floating lpj, floating *S,
     dl = (a - (dh - bb)) + (b - bb)
     p = tj * dh
     lo = f_fma(tj, dh, -p) + tj * dl
-    s = S[0] + p
-    bb = s - S[0]
-    E[0] = E[0] + (((S[0] - (s - bb)) + (p - bb)) + lo)
-    S[0] = s
+    lane_add(p, lo, S, E)
 
 
 # sum t (log t - lp) over one row: vlog of the target row, then the terms fused into the
