@@ -384,59 +384,59 @@ cdef inline floating _sq_dev_sum(const floating *x, Py_ssize_t n, floating scale
     return s0
 
 
+# Which statistic a row pass computes.
+cdef enum:
+    SUM = 0
+    MEAN = 1
+    VAR = 2
+
+
+cdef inline floating _row_stat(int what, const floating *x, Py_ssize_t n) noexcept nogil:
+    cdef floating hi, lo
+    cdef int k
+    if n == 0:
+        return 0                       # empty sum 0, mean and var 0 (TorchLean denominators)
+    if what == SUM:
+        hi = _row_sum(x, n, &lo, &k)
+        return _ldexp(_finish(hi, lo), k)
+    if what == MEAN:
+        return _mean_row(x, n)
+    return _var_row(x, n)
+
+
+cdef void _stat_rows(int what, const floating[:, ::1] x, floating[::1] out,
+                     int threads) noexcept nogil:
+    cdef Py_ssize_t i, rows = x.shape[0], n = x.shape[1]
+    if threads == 1:    # no OpenMP region: its start-up dominates small inputs
+        for i in range(rows):
+            out[i] = _row_stat(what, &x[i, 0] if n else NULL, n)
+    else:
+        for i in prange(rows, num_threads=threads, schedule="static"):
+            out[i] = _row_stat(what, &x[i, 0] if n else NULL, n)
+
+
 def sum_rows(const floating[:, ::1] x,    # IN  (rows, n)
              floating[::1] out,           # OUT (rows,)
              int threads=1):
-    cdef Py_ssize_t i, rows = x.shape[0], n = x.shape[1]
-    cdef floating hi, lo
-    cdef int k
-    if rows == 0:
-        return
-    with nogil:
-        if threads == 1:    # no OpenMP region: its start-up dominates small inputs
-            for i in range(rows):
-                if n == 0:
-                    out[i] = 0
-                    continue
-                hi = _row_sum(&x[i, 0], n, &lo, &k)
-                out[i] = _ldexp(_finish(hi, lo), k)
-        else:
-            for i in prange(rows, num_threads=threads, schedule="static"):
-                if n == 0:
-                    out[i] = 0
-                    continue
-                hi = _row_sum(&x[i, 0], n, &lo, &k)
-                out[i] = _ldexp(_finish(hi, lo), k)
+    if x.shape[0]:
+        with nogil:
+            _stat_rows(SUM, x, out, threads)
 
 
 def mean_rows(const floating[:, ::1] x,   # IN  (rows, n)
               floating[::1] out,          # OUT (rows,)
               int threads=1):
-    cdef Py_ssize_t i, rows = x.shape[0], n = x.shape[1]
-    if rows == 0:
-        return
-    with nogil:
-        if threads == 1:    # no OpenMP region (see sum_rows)
-            for i in range(rows):
-                out[i] = 0 if n == 0 else _mean_row(&x[i, 0], n)
-        else:
-            for i in prange(rows, num_threads=threads, schedule="static"):
-                out[i] = 0 if n == 0 else _mean_row(&x[i, 0], n)
+    if x.shape[0]:
+        with nogil:
+            _stat_rows(MEAN, x, out, threads)
 
 
 def var_rows(const floating[:, ::1] x,    # IN  (rows, n)
              floating[::1] out,           # OUT (rows,)
              int threads=1):
-    cdef Py_ssize_t i, rows = x.shape[0], n = x.shape[1]
-    if rows == 0:
-        return
-    with nogil:
-        if threads == 1:    # no OpenMP region (see sum_rows)
-            for i in range(rows):
-                out[i] = 0 if n == 0 else _var_row(&x[i, 0], n)
-        else:
-            for i in prange(rows, num_threads=threads, schedule="static"):
-                out[i] = 0 if n == 0 else _var_row(&x[i, 0], n)
+    if x.shape[0]:
+        with nogil:
+            _stat_rows(VAR, x, out, threads)
 
 
 # max (want_max) or min of a non-empty row, exact, by order keys: a float's bits read
