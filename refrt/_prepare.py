@@ -18,7 +18,7 @@ BACKEND_DTYPE = {"f32": np.dtype(np.float32), "f64": np.dtype(np.float64)}
 def _as_array(spec, arg, value):
     if isinstance(value, np.ndarray):
         return value
-    if isinstance(value, (bool, np.bool_)):
+    if isinstance(value, (bool, np.bool_)) and arg.role != "condition":
         raise bad_type(spec.name, arg.name, "a float32 or float64 array", "a bool")
     if isinstance(value, (int, float, list, tuple, np.generic)):
         arr = np.asarray(value)
@@ -91,6 +91,10 @@ def prepare(spec, values, params, backend=None, cast=False):
     for arg, a in zip(spec.args, arrays):
         if arg.role == "class_target" and a.dtype.kind in "iu":
             continue
+        if arg.role == "condition":
+            if a.dtype.kind != "b":
+                raise bad_type(spec.name, arg.name, "a bool array", f"dtype {a.dtype}")
+            continue
         if a.dtype.kind not in "f" or a.dtype.itemsize not in (4, 8):
             if cast and a.dtype.kind in "fiu" and want is not None:
                 continue
@@ -119,6 +123,8 @@ def prepare(spec, values, params, backend=None, cast=False):
     for arg, a in zip(spec.args, arrays):
         if arg.role == "class_target" and a.dtype.kind in "iu":
             out.append(_native(a, np.int64))
+        elif arg.role == "condition":
+            out.append(_native(a, np.bool_))
         else:
             out.append(_native(a, dtype))
 

@@ -155,6 +155,9 @@ def generate(spec, family, dtype, seed=0):
     arrays = []
     class_like = spec.kind == "loss" and any(a.role == "class_target" for a in spec.args)
     for arg, shape in zip(spec.args, shapes):
+        if arg.role == "condition":  # a bool selector, about half true
+            arrays.append(rng.random(shape) < 0.5)
+            continue
         if arg.role in ("target", "class_target") or arg.name == "probs":
             arrays.append(_probs(shape, family, dtype, rng, normalise=class_like))
         elif arg.name == "log_probs":

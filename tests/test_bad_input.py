@@ -21,8 +21,9 @@ def _example(spec, dtype=np.float64):
 def test_wrong_dtype_names_op_and_arg(spec, bad):
     """An integer/bool/complex/float16 array where floats are expected is a TypeError."""
     arrays, params = _example(spec)
-    arg = spec.args[0]
-    arrays[0] = arrays[0].astype(bad)
+    k = next(i for i, a in enumerate(spec.args) if a.role != "condition")
+    arg = spec.args[k]
+    arrays[k] = arrays[k].astype(bad)
     with pytest.raises(RefrtTypeError) as err:
         ops.evaluate(spec.name, *arrays, **params)
     msg = str(err.value)

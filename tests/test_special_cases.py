@@ -15,7 +15,9 @@ CASES = [pytest.param(spec, case, id=f"{spec.name}-{i}")
 def _arrays(spec, case, dtype):
     out = []
     for arg, value in zip(spec.args, case.inputs):
-        if isinstance(value, tuple):
+        if arg.role == "condition":
+            out.append(np.array(value if isinstance(value, tuple) else [value], dtype=bool))
+        elif isinstance(value, tuple):
             if arg.role == "class_target" and value and all(isinstance(v, int) for v in np.ravel(value)):
                 out.append(np.array(value, dtype=np.int64))
             else:

@@ -135,6 +135,8 @@ def probabilities(shape, dtype=np.float64, rows_sum_to_one=False):
 
 def _arg_values(spec, arg, shape, dtype, allow_nonfinite, class_probs):
     lo, hi = arg.domain.low, arg.domain.high
+    if arg.role == "condition":
+        return hnp.arrays(np.bool_, shape)
     if arg.role in ("target", "class_target") or arg.name == "probs":
         return probabilities(shape, dtype, rows_sum_to_one=class_probs)
     if arg.name == "log_probs":
