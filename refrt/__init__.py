@@ -15,12 +15,18 @@ from .graph import trace
 from .registry import OPS
 
 __version__ = "0.1.0"
-__all__ = ["ops", "registry", "OPS", "trace", "vjp", "grad", "oracle", "metrics", "testing"]
+__all__ = ["ops", "registry", "OPS", "trace", "vjp", "grad", "check", "Range", "oracle",
+           "metrics", "testing"]
 
 _LAZY = ("oracle", "metrics", "testing", "accuracy", "families")
 
 
 def __getattr__(name):
+    if name in ("check", "Range"):
+        from . import tester
+        value = getattr(tester, name)
+        globals()[name] = value
+        return value
     if name in _LAZY:
         module = importlib.import_module(f".{name}", __name__)
         globals()[name] = module

@@ -1,0 +1,358 @@
+"""``refrt.check``: where a program written with ``refrt.ops`` departs from its exact
+value, on which line and input, and what to write instead (verified).
+
+Flow: trace ``fn`` once; with ``Range`` inputs, search the box (``search``: sampling,
+bisection on danger quantities, climbing, all screened in float); confirm the worst
+candidates exactly (``evaluate``: every node in float and in mp); localize each failing
+output element to its origin node and name the mechanism (``localize``); shrink the
+witness and confirm it again; try the pattern table's rewrites on the witness
+(``patterns``, ``rewrite``) and keep the first that makes the output clean; with
+``grad=True`` do the same for the gradient (``gradients``).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from ..errors import RefrtError, RefrtTypeError
+from ..graph import trace
+from ..registry import get
+from . import patterns as P
+from .evaluate import evaluate, exact_info
+from .gradients import gradient_departures
+from .inputs import Range, normalise
+from .localize import classify, departure, first_bit, localize
+from .report import Finding, Report, reproducer
+from .rewrite import Builder
+from .search import Search, quiet_trivials, screen_score, shrink, trivial_value
+
+DEFAULT_BITS = 4.0
+FULL_BITS = {"float32": 32.0, "float64": 64.0}
+
+
+def _validate(budget, bits):
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
+        raise RefrtError(f"check: argument 'budget' expected a positive number of seconds, "
+                         f"got {budget!r}")
+    if bits is None:
+        return DEFAULT_BITS
+    if isinstance(bits, bool) or not isinstance(bits, (int, float)) or not bits >= 0:
+        raise RefrtError(f"check: argument 'bits' expected a number of bits >= 0, got {bits!r}")
+    return float(bits)
+
+
+def _example(fixed, ranges):
+    return [a if r is None else np.full(r.shape, trivial_value(r), dtype=r.np_dtype)
+            for a, r in zip(fixed, ranges)]
+
+
+def _path(graph, origin_index):
+    """Nodes from the origin to the output (those on some path between them)."""
+    reach = {graph.nodes[origin_index].output}
+    down = []
+    for node in graph.nodes[origin_index:]:
+        if node.index == origin_index or any(s in reach for s in node.inputs):
+            reach.add(node.output)
+            down.append(node)
+    needed = set(graph.output_slots)
+    path = []
+    for node in reversed(down):
+        if node.output in needed:
+            path.append(node)
+            needed.update(node.inputs)
+    return list(reversed(path))
+
+
+def _fmt_node(node):
+    return f"%{node.output} = {node.op} at {node.location}"
+
+
+def _domain_text(ev, node, idx):
+    spec = get(node.op)
+    for arg, s in zip(spec.args, node.inputs):
+        if arg.role in ("condition", "class_target"):
+            continue
+        ex = ev.info(s)
+        f = np.asarray(ev.exact_run.values[s], dtype=object)
+        if f.shape == tuple(node.shape):
+            cand = [idx]
+        else:
+            cand = list(np.ndindex(f.shape))[:4096]
+        for j in cand:
+            v = f[j]
+            if ex.nan[j]:
+                continue
+            fv = float(v) if not ex.inf[j] else (-math.inf if ex.neg[j] else math.inf)
+            if not arg.domain.includes(fv):
+                return f"argument '{arg.name}' = {fv:g} outside {arg.domain}"
+            if node.op in ("div", "inv") and arg.name in ("y", "x") and ex.zero[j] and \
+                    (node.op == "inv" or arg.name == "y"):
+                return f"argument '{arg.name}' = 0 (division by zero)"
+    return "undefined at these inputs (inf - inf, 0 * inf, 0 / 0 or an all -inf row)"
+
+
+def forward_findings(fn, graph, ev, threshold):
+    """Forward findings of one exact evaluation, one per origin node (its worst failing
+    output element), keyed by the node index."""
+    org = localize(ev, threshold)
+    found = {}
+    for out in graph.output_slots:
+        f = ev.fvalue(out)
+        if f.dtype.kind != "f":
+            continue
+        ex = ev.info(out)
+        d = departure(f, ex, ev.dtype, threshold, output=True)
+        dom = ~np.isfinite(f) & (org.undef_labels[out] != 0)
+        for idx in zip(*np.nonzero(d.mask | dom)) if f.ndim else ([()] if (d.mask | dom) else []):
+            idx = tuple(int(i) for i in idx)
+            full = FULL_BITS[ev.dtype.name]
+            if dom[idx]:
+                k, _ = first_bit(org.undef_labels[out][idx])
+                node = graph.nodes[k]
+                oidx = _origin_elem(org.domain_origin[k], node, idx)
+                kind, canc, text = "domain", None, _domain_text(ev, node, oidx)
+                bits = full
+            else:
+                k, dk = first_bit(org.labels[out][idx], d.kind[idx])
+                if k < 0:
+                    k, dk = next(n.index for n in graph.nodes if n.output == out), "bits"
+                node = graph.nodes[k]
+                dep = org.departures[k]
+                oidx = _origin_elem(org.origin[k] & (dep.kind == dk), node, idx, dep.bits)
+                bits = full if not np.isfinite(f[idx]) else float(d.bits[idx])
+                kind, canc = classify(ev, node, oidx, dk, bits)
+                text = ""
+            key = k     # one finding per origin node: its worst element
+            prev = found.get(key)
+            if prev is None or bits > prev.bits_error:
+                found[key] = Finding(
+                    kind=kind, phase="forward", op=node.op, location=node.location,
+                    bits_error=bits, input=tuple(ev.inputs), got=float(f[idx]),
+                    want=float(ex.rounded[idx]),
+                    path=tuple(_fmt_node(n) for n in _path(graph, k)),
+                    bits_cancelled=canc, domain=text, element=idx)
+                found[key]._node = k
+    return found
+
+
+def _origin_elem(mask, node, idx, bits=None):
+    """The origin element feeding output element ``idx``: the same index when the
+    shapes agree, else the worst origin element of that kind."""
+    if mask.ndim == len(idx) and mask[idx]:
+        return idx
+    nz = np.argwhere(mask)
+    if not nz.size:
+        return idx if mask.ndim == len(idx) else (0,) * mask.ndim
+    if bits is not None:
+        j = int(np.argmax([bits[tuple(r)] for r in nz]))
+        return tuple(int(i) for i in nz[j])
+    return tuple(int(i) for i in nz[0])
+
+
+# ------------------------------------------------------------------ suggestions ----
+def _output_clean(graph, inputs, dtype, threshold, element):
+    """Whether the output element ``element`` is clean (no departure, not NaN/inf where
+    the exact value is undefined), its bits of error, and the exact output."""
+    ev = evaluate(graph, inputs, dtype)
+    out = graph.output_slots[0]
+    f, ex = ev.fvalue(out), ev.info(out)
+    d = departure(f, ex, dtype, threshold, output=True)
+    bad = d.mask | (~np.isfinite(f) & ex.nan)
+    if np.ndim(f) != len(element):
+        element = ()
+    sel = (lambda a: a[element]) if element else (lambda a: a)
+    with np.errstate(all="ignore"):
+        bits = float(np.max(sel(d.bits))) if np.size(sel(d.bits)) else 0.0
+    return not np.any(sel(bad)), bits, ex
+
+
+def _f64(graph, inputs):
+    wide = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in inputs]
+    with np.errstate(all="ignore"):
+        out = graph.run(*wide, backend="f64").outputs
+    return np.asarray(out[0] if isinstance(out, tuple) else out, dtype=np.float64)
+
+
+def _agrees(g_old, g_new, inputs, dtype, threshold):
+    """The rewrite computes (in float64, on an input where the program is well-behaved)
+    what the program computes, to within the bits threshold in the program's dtype."""
+    from ..metrics import bits_error
+    a, b = _f64(g_old, inputs), _f64(g_new, inputs)
+    ok = np.isfinite(a)
+    with np.errstate(all="ignore"):
+        d = np.asarray(bits_error(b.astype(dtype), a.astype(dtype), dtype))
+    return not np.any(ok & (d > threshold))
+
+
+def _limit(graph, finding, dtype, threshold):
+    """The program's exact value at the witness approached from both sides (every float
+    input moved 4 ulps up, then down), when both sides agree: the removable
+    singularity's value.  None when the sides differ or are undefined."""
+    sides = []
+    for direction in (np.inf, -np.inf):
+        x = []
+        for a in finding.input:
+            a = np.asarray(a)
+            if a.dtype.kind == "f":
+                for _ in range(4):
+                    a = np.nextafter(a, a.dtype.type(direction))
+            x.append(a)
+        ex = evaluate(graph, x, dtype).info(graph.output_slots[0])
+        v = ex.rounded[finding.element] if np.ndim(ex.rounded) == len(finding.element) \
+            else ex.rounded
+        if np.any(ex.nan) or not np.all(np.isfinite(v)):
+            return None
+        sides.append(np.asarray(v, dtype=dtype))
+    from ..metrics import bits_error
+    if np.any(np.asarray(bits_error(sides[0], sides[1], dtype)) > threshold):
+        return None
+    return sides[0]
+
+
+def suggest(graph, finding, dtype, threshold, typical=(), grad=False):
+    """(pattern, rewritten bits) of the first pattern on the finding's path whose rewrite
+    makes the witness clean, else None.  A guarded rewrite must also agree with the
+    program on ``typical`` inputs, and with the limit at a removable singularity."""
+    on_path = {n.output for n in _path(graph, finding._node)} | \
+        {graph.nodes[finding._node].output}
+    base_ex = None
+    limit = "unknown"
+    for pat, root, bind, nodes in P.matches(graph):
+        matched = {n.output for n in nodes.get("_all", [])}
+        if not matched & on_path:
+            continue
+        try:
+            b = Builder(graph, root)
+            new = pat.rewrite(b, bind, nodes)
+            g2 = b.build(root.output, new)
+            if grad:
+                deps = gradient_departures(g2, finding.input, dtype, threshold)
+                if deps:
+                    continue
+                return pat, 0.0
+            clean, bits, ex2 = _output_clean(g2, finding.input, dtype, threshold,
+                                             finding.element)
+        except Exception:
+            continue
+        if not clean:
+            continue
+        if pat.semantics == "guarded":
+            from ..metrics import bits_error
+            el = finding.element if np.ndim(ex2.rounded) == len(finding.element) else ()
+            if finding.kind == "domain":
+                if isinstance(limit, str):
+                    limit = _limit(graph, finding, dtype, threshold)
+                ref = limit
+            else:
+                if base_ex is None:
+                    base_ex = evaluate(graph, finding.input, dtype).info(graph.output_slots[0])
+                ref = base_ex.rounded[el] if el else base_ex.rounded
+            if ref is not None:
+                with np.errstate(all="ignore"):
+                    drift = np.asarray(bits_error(ex2.rounded[el] if el else ex2.rounded,
+                                                  ref, dtype))
+                if np.any(drift > threshold):
+                    continue
+            if not all(_agrees(graph, g2, x, dtype, threshold) for x in typical):
+                continue
+        return pat, bits
+    return None
+
+
+# ------------------------------------------------------------------------ check ----
+def check(fn, *inputs, grad=False, seed=0, budget=5.0, bits=None, **params) -> Report:
+    """Check ``fn`` (written with ``refrt.ops``) against its exact value; see the module
+    docstring of ``refrt.tester``."""
+    t0 = time.perf_counter()
+    threshold = _validate(budget, bits)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise RefrtTypeError(f"check: argument 'seed' expected an integer, got {seed!r}")
+    fixed, ranges, dtype = normalise(inputs)
+    graph = trace(fn, *_example(fixed, ranges), **params)
+    name = getattr(fn, "__name__", "fn")
+    report = Report(name, bits=threshold, nodes=len(graph.nodes))
+    deadline = t0 + float(budget)
+    has_range = any(r is not None for r in ranges)
+
+    if has_range:
+        s = Search(graph, fixed, ranges, dtype, threshold, int(seed), deadline)
+        span = float(budget)
+        runs = s.sample(t0 + 0.30 * span)
+        s.bisect(runs, t0 + 0.40 * span)
+        s.climb(t0 + 0.55 * span)
+        report.evaluations = s.evaluations
+        flagged = [c for c in s.best(64) if c.score > threshold]
+        candidates = (flagged or s.best(2))
+        quiet = [c.inputs for c in s.pool if c.score <= threshold]
+        typical = [quiet[i] for i in np.linspace(0, len(quiet) - 1, min(4, len(quiet))).astype(int)] \
+            if quiet else []
+        trivials = quiet_trivials(graph, fixed, ranges, dtype, threshold)
+    else:
+        s, trivials = None, None
+        candidates = [type("C", (), {"inputs": fixed, "score": math.inf})()]
+        rng = np.random.default_rng(seed)
+        typical = [[a * rng.uniform(0.5, 2.0, a.shape).astype(a.dtype) if a.dtype.kind == "f"
+                    else a for a in fixed] for _ in range(3)]
+
+    findings = {}
+    for n, cand in enumerate(candidates):
+        if n and time.perf_counter() > deadline:
+            break
+        ev = evaluate(graph, cand.inputs, dtype)
+        report.exact_evaluations += 1
+        for key, f in forward_findings(fn, graph, ev, threshold).items():
+            if has_range and key not in findings:
+                f = _shrunk(fn, graph, f, key, ranges, dtype, threshold, deadline, report,
+                            trivials)
+            prev = findings.get(key)
+            if prev is None or f.bits_error > prev.bits_error:
+                findings[key] = f
+        if findings and n >= 3 and time.perf_counter() > t0 + 0.8 * budget:
+            break
+
+    if grad:
+        gcands = [c.inputs for c in candidates[:4]] if has_range else [fixed]
+        for x in gcands:
+            for i, elem, k, dk, b, got, want in gradient_departures(graph, x, dtype, threshold):
+                node = graph.nodes[k]
+                kind = {"bits": "accuracy"}.get(dk, dk)
+                key = ("grad", k)
+                if key not in findings or b > findings[key].bits_error:
+                    f = Finding(kind=kind, phase="gradient", op=node.op,
+                                location=node.location, bits_error=b, input=tuple(x),
+                                got=got, want=want, path=(_fmt_node(node),),
+                                element=(i,) + elem)
+                    f._node = k
+                    findings[key] = f
+            report.exact_evaluations += 1
+            if time.perf_counter() > deadline:
+                break
+
+    for f in findings.values():
+        res = suggest(graph, f, dtype, threshold, typical, grad=f.phase == "gradient")
+        if res is not None:
+            pat, rb = res
+            f.suggestion, f.explanation, f.verified, f.rewritten_bits = \
+                pat.suggestion, pat.explanation, True, rb
+        f.reproducer = reproducer(fn, f.input, f.phase)
+    report.findings = sorted(findings.values(), key=lambda f: (-f.bits_error, f.location))
+    if s is not None:
+        report.evaluations = s.evaluations
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _shrunk(fn, graph, f, key, ranges, dtype, threshold, deadline, report, trivials):
+    """The finding on a shrunk witness when the shrunk witness still shows it (exactly),
+    else the finding as it was."""
+    still = lambda x: screen_score(graph, x, dtype)[0] > threshold
+    if not still(list(f.input)) or time.perf_counter() > deadline:
+        return f
+    small = shrink(graph, list(f.input), ranges, dtype, still,
+                   min(deadline, time.perf_counter() + 0.5), trivials)
+    ev = evaluate(graph, small, dtype)
+    report.exact_evaluations += 1
+    again = forward_findings(fn, graph, ev, threshold).get(key)
+    return again if again is not None else f
