@@ -43,10 +43,20 @@ class TraceError(TypeError):
     """A traced function did something that cannot be recorded (names the user's line)."""
 
 
+# modules of the package that hold user-level programs (the BugZoo's refrt programs):
+# their lines are the user's lines
+_USER_FILES = (os.path.join(_PKG_DIR, "bugzoo.py"),)
+
+
+def _inside(filename):
+    path = os.path.abspath(filename)
+    return path.startswith(_PKG_DIR) and path not in _USER_FILES
+
+
 def user_location() -> str:
     """``file:line`` of the innermost frame outside the refrt package (the user's call)."""
     frame = sys._getframe(1)
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PKG_DIR):
+    while frame is not None and _inside(frame.f_code.co_filename):
         frame = frame.f_back
     if frame is None:
         return "<unknown>"

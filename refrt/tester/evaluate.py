@@ -31,6 +31,12 @@ class Exact:
 
 
 def exact_info(values, dtype) -> Exact:
+    raw = np.asarray(values)
+    if raw.dtype != object:                   # bool selectors, integer class ids
+        z = np.zeros(raw.shape, bool)
+        with np.errstate(all="ignore"):
+            mag = np.where(raw != 0, np.log2(np.abs(raw.astype(np.float64)) + (raw == 0)), 0.0)
+        return Exact(raw.astype(dtype), z, z, raw == 0, raw < 0, mag, None)
     vals = np.asarray(values, dtype=object)
     flat = vals.ravel()
     n = flat.size

@@ -78,7 +78,8 @@ def gradient_departures(graph, inputs, dtype, threshold, prec=None):
         flat = np.flatnonzero(d.mask.ravel())
         j = flat[np.argmax(d.bits.ravel()[flat])]
         idx = np.unravel_index(j, d.mask.shape) if d.mask.ndim else ()
-        bits = 64.0 if not np.isfinite(np.asarray(fg).ravel()[j]) else float(d.bits.ravel()[j])
+        full = 32.0 if dtype == np.float32 else 64.0
+        bits = full if not np.isfinite(np.asarray(fg).ravel()[j]) else float(d.bits.ravel()[j])
         found.append((i, tuple(int(t) for t in idx), origin, d.kind.ravel()[j], bits,
                       float(np.asarray(fg).ravel()[j]), float(ex.rounded.ravel()[j])))
     return found

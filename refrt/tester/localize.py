@@ -340,7 +340,10 @@ def classify(ev, node, idx, departure_kind, output_bits):
         local = local_bits(ev, node)
         c = cancelled_bits(ev, node, idx)
         node_bits = float(ev_bits(ev, node)[idx])
-        if float(local[idx]) <= LOCALLY_EXACT_BITS and c >= node_bits - LOCALLY_EXACT_BITS - 1:
+        # the cancellation accounts for the loss when it removes at least as many bits
+        # as were lost (all of them, once the result has none left)
+        p = {"float32": 24, "float64": 53}[np.dtype(ev.dtype).name]
+        if float(local[idx]) <= LOCALLY_EXACT_BITS and c >= min(node_bits, p) - 2:
             return "cancellation", c
     return "accuracy", None
 
