@@ -174,8 +174,10 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=2, help="draws per input family")
     p.add_argument("--no-zoo", action="store_true", help="skip the BugZoo table")
     p.set_defaults(fn=check)
-    p = sub.add_parser("zoo", help="textbook formulations vs refrt's stable ops")
-    p.set_defaults(fn=lambda a: print_zoo(__import__("rich.console").console.Console(width=120)) or 0)
+    p = sub.add_parser("zoo", help="refrt.check on the BugZoo's unsafe/safe program pairs")
+    p.add_argument("--budget", type=float, default=1.0, help="seconds per program")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=lambda a: __import__("refrt.tester.zoo").tester.zoo.main(a.budget, a.seed))
     p = sub.add_parser("difftest", help="run another backend's ops against the oracle")
     p.add_argument("--backend", default="numpy",
                    help="numpy | torch | jax | module:<python.module> (default numpy)")

@@ -29,6 +29,10 @@ from .rewrite import Builder
 from .search import Search, quiet_trivials, screen_score, shrink, trivial_value
 
 DEFAULT_BITS = 4.0
+SAMPLES_PER_SECOND = 60
+CLIMB_PER_SECOND = 30
+BISECTIONS_PER_SECOND = 3
+MAX_CONFIRM = 8           # candidates confirmed exactly, worst-screened first
 FULL_BITS = {"float32": 32.0, "float64": 64.0}
 
 
@@ -278,10 +282,13 @@ def check(fn, *inputs, grad=False, seed=0, budget=5.0, bits=None, **params) -> R
 
     if has_range:
         s = Search(graph, fixed, ranges, dtype, threshold, int(seed), deadline)
+        # evaluation counts scale with the budget (deterministic for a seed); the time
+        # fractions are caps for slow machines and big graphs
         span = float(budget)
-        runs = s.sample(t0 + 0.30 * span)
-        s.bisect(runs, t0 + 0.40 * span)
-        s.climb(t0 + 0.55 * span)
+        cap = t0 + 3.0 * span
+        runs = s.sample(cap, count=max(50, int(SAMPLES_PER_SECOND * span)))
+        s.bisect(runs, cap, max_pairs=max(4, int(BISECTIONS_PER_SECOND * span)))
+        s.climb(cap, steps=max(40, int(CLIMB_PER_SECOND * span)))
         report.evaluations = s.evaluations
         flagged = [c for c in s.best(64) if c.score > threshold]
         candidates = (flagged or s.best(2))
@@ -298,18 +305,22 @@ def check(fn, *inputs, grad=False, seed=0, budget=5.0, bits=None, **params) -> R
 
     findings = {}
     for n, cand in enumerate(candidates):
-        if n and time.perf_counter() > deadline:
+        if n and time.perf_counter() > t0 + 3 * float(budget):
+            report.truncated = True
             break
         ev = evaluate(graph, cand.inputs, dtype)
         report.exact_evaluations += 1
-        for key, f in forward_findings(fn, graph, ev, threshold).items():
+        found = forward_findings(fn, graph, ev, threshold)
+        if n and not set(found) - set(findings):
+            break          # the next-worst candidate adds no new origin: stop confirming
+        for key, f in found.items():
             if has_range and key not in findings:
                 f = _shrunk(fn, graph, f, key, ranges, dtype, threshold, deadline, report,
                             trivials)
             prev = findings.get(key)
             if prev is None or f.bits_error > prev.bits_error:
                 findings[key] = f
-        if findings and n >= 3 and time.perf_counter() > t0 + 0.8 * budget:
+        if n >= MAX_CONFIRM:
             break
 
     if grad:
@@ -327,8 +338,6 @@ def check(fn, *inputs, grad=False, seed=0, budget=5.0, bits=None, **params) -> R
                     f._node = k
                     findings[key] = f
             report.exact_evaluations += 1
-            if time.perf_counter() > deadline:
-                break
 
     for f in findings.values():
         res = suggest(graph, f, dtype, threshold, typical, grad=f.phase == "gradient")
@@ -339,7 +348,7 @@ def check(fn, *inputs, grad=False, seed=0, budget=5.0, bits=None, **params) -> R
         f.reproducer = reproducer(fn, f.input, f.phase)
     report.findings = sorted(findings.values(), key=lambda f: (-f.bits_error, f.location))
     if s is not None:
-        report.evaluations = s.evaluations
+        report.evaluations, report.truncated = s.evaluations, s.truncated
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -348,10 +357,10 @@ def _shrunk(fn, graph, f, key, ranges, dtype, threshold, deadline, report, trivi
     """The finding on a shrunk witness when the shrunk witness still shows it (exactly),
     else the finding as it was."""
     still = lambda x: screen_score(graph, x, dtype)[0] > threshold
-    if not still(list(f.input)) or time.perf_counter() > deadline:
+    if not still(list(f.input)):
         return f
     small = shrink(graph, list(f.input), ranges, dtype, still,
-                   min(deadline, time.perf_counter() + 0.5), trivials)
+                   deadline + 1.0, trivials)
     ev = evaluate(graph, small, dtype)
     report.exact_evaluations += 1
     again = forward_findings(fn, graph, ev, threshold).get(key)

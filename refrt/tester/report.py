@@ -63,6 +63,7 @@ class Report:
     seconds: float = 0.0
     bits: float = 4.0
     nodes: int = 0
+    truncated: bool = False       # the time budget cut the search short
 
     @property
     def ok(self) -> bool:
@@ -72,6 +73,7 @@ class Report:
         return {"function": self.function, "ok": self.ok, "bits": self.bits,
                 "nodes": self.nodes, "evaluations": self.evaluations,
                 "exact_evaluations": self.exact_evaluations, "seconds": self.seconds,
+                "truncated": self.truncated,
                 "findings": [f.to_dict() for f in self.findings]}
 
     def __str__(self):

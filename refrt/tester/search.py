@@ -155,6 +155,7 @@ class Search:
     deadline: float
     pool: list = field(default_factory=list)
     evaluations: int = 0
+    truncated: bool = False
 
     def __post_init__(self):
         self.rng = np.random.default_rng(self.seed)
@@ -169,14 +170,15 @@ class Search:
         return Candidate(inputs, s, per), run
 
     # ---- phases ----------------------------------------------------------------
-    def sample(self, until):
+    def sample(self, until, count):
+        """``count`` samples (fewer only if ``until`` passes first: the time budget is a
+        cap, the counts make the search deterministic for a seed)."""
         runs = []
-        while time.perf_counter() < until or not runs:
+        while len(runs) < count and (time.perf_counter() < until or not runs):
             c, run = self.score(self.sampler.candidate(self.fixed))
             self.pool.append(c)
             runs.append((c, danger_values(run, self.graph)))
-            if len(runs) >= 4000:
-                break
+        self.truncated |= len(runs) < count
         return runs
 
     def _interp(self, a, b, t):
@@ -187,7 +189,10 @@ class Search:
     def bisect(self, runs, until, max_pairs=48):
         pairs = 0
         for (a, da), (b, db) in zip(runs, runs[1:]):
-            if time.perf_counter() > until or pairs >= max_pairs:
+            if pairs >= max_pairs:
+                break
+            if time.perf_counter() > until:
+                self.truncated = True
                 break
             for key, qa in da.items():
                 qb = db.get(key)
@@ -238,6 +243,7 @@ class Search:
             cur = c
             for _ in range(steps // max(top, 1)):
                 if time.perf_counter() > until:
+                    self.truncated = True
                     return
                 trial = self._mutate(cur.inputs)
                 t, _ = self.score(trial)
@@ -317,11 +323,18 @@ def quiet_trivials(graph, fixed, ranges, dtype, threshold):
     return picked
 
 
-def shrink(graph, inputs, ranges, dtype, still_fails, until, trivials=None):
+def shrink(graph, inputs, ranges, dtype, still_fails, until, trivials=None, tries=600):
     """Fewest non-trivial elements: set blocks of elements to the box's simplest value
     while ``still_fails(inputs)`` holds (delta debugging on each Range input), then
-    round the survivors to fewer significant digits where the failure survives."""
+    round the survivors to fewer significant digits where the failure survives.  At most
+    ``tries`` calls of ``still_fails`` (and none after ``until``)."""
     cur = [a.copy() if a is not None else None for a in inputs]
+    budget = [tries]
+    inner = still_fails
+
+    def still_fails(x):
+        budget[0] -= 1
+        return budget[0] >= 0 and inner(x)
     for i, r in enumerate(ranges):
         if r is None or not cur[i].size:
             continue
