@@ -40,8 +40,10 @@ class Range:
         object.__setattr__(self, "dtype", dt.name)
         shape = (self.shape,) if isinstance(self.shape, (int, np.integer)) else self.shape
         try:
+            if isinstance(shape, (str, bytes)):
+                raise TypeError
             shape = tuple(int(s) for s in shape)
-        except TypeError:
+        except (TypeError, ValueError):
             raise RefrtTypeError(f"Range: argument 'shape' expected a tuple of non-negative "
                                  f"ints, got {self.shape!r}") from None
         if any(s < 0 for s in shape):
