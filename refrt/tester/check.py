@@ -19,13 +19,12 @@ import numpy as np
 from ..errors import RefrtError, RefrtTypeError
 from ..graph import trace
 from ..registry import get
-from . import patterns as P
-from .evaluate import evaluate, exact_info
+from .evaluate import evaluate
 from .gradients import gradient_departures
-from .inputs import Range, normalise
-from .localize import classify, departure, first_bit, localize
+from .inputs import normalise
+from .localize import classify, departure, first_bit, localize, path_nodes
 from .report import Finding, Report, reproducer
-from .rewrite import Builder
+from .suggest import suggest
 from .search import Search, quiet_trivials, screen_score, shrink, trivial_value
 
 DEFAULT_BITS = 4.0
@@ -50,23 +49,6 @@ def _validate(budget, bits):
 def _example(fixed, ranges):
     return [a if r is None else np.full(r.shape, trivial_value(r), dtype=r.np_dtype)
             for a, r in zip(fixed, ranges)]
-
-
-def _path(graph, origin_index):
-    """Nodes from the origin to the output (those on some path between them)."""
-    reach = {graph.nodes[origin_index].output}
-    down = []
-    for node in graph.nodes[origin_index:]:
-        if node.index == origin_index or any(s in reach for s in node.inputs):
-            reach.add(node.output)
-            down.append(node)
-    needed = set(graph.output_slots)
-    path = []
-    for node in reversed(down):
-        if node.output in needed:
-            path.append(node)
-            needed.update(node.inputs)
-    return list(reversed(path))
 
 
 def _fmt_node(node):
@@ -135,7 +117,7 @@ def forward_findings(fn, graph, ev, threshold):
                     kind=kind, phase="forward", op=node.op, location=node.location,
                     bits_error=bits, input=tuple(ev.inputs), got=float(f[idx]),
                     want=float(ex.rounded[idx]),
-                    path=tuple(_fmt_node(n) for n in _path(graph, k)),
+                    path=tuple(_fmt_node(n) for n in path_nodes(graph, k)),
                     bits_cancelled=canc, domain=text, element=idx)
                 found[key]._node = k
     return found
@@ -153,116 +135,6 @@ def _origin_elem(mask, node, idx, bits=None):
         j = int(np.argmax([bits[tuple(r)] for r in nz]))
         return tuple(int(i) for i in nz[j])
     return tuple(int(i) for i in nz[0])
-
-
-# ------------------------------------------------------------------ suggestions ----
-def _output_clean(graph, inputs, dtype, threshold, element):
-    """Whether the output element ``element`` is clean (no departure, not NaN/inf where
-    the exact value is undefined), its bits of error, and the exact output."""
-    ev = evaluate(graph, inputs, dtype)
-    out = graph.output_slots[0]
-    f, ex = ev.fvalue(out), ev.info(out)
-    d = departure(f, ex, dtype, threshold, output=True)
-    bad = d.mask | (~np.isfinite(f) & ex.nan)
-    if np.ndim(f) != len(element):
-        element = ()
-    sel = (lambda a: a[element]) if element else (lambda a: a)
-    with np.errstate(all="ignore"):
-        bits = float(np.max(sel(d.bits))) if np.size(sel(d.bits)) else 0.0
-    return not np.any(sel(bad)), bits, ex
-
-
-def _f64(graph, inputs):
-    wide = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in inputs]
-    with np.errstate(all="ignore"):
-        out = graph.run(*wide, backend="f64").outputs
-    return np.asarray(out[0] if isinstance(out, tuple) else out, dtype=np.float64)
-
-
-def _agrees(g_old, g_new, inputs, dtype, threshold):
-    """The rewrite computes (in float64, on an input where the program is well-behaved)
-    what the program computes, to within the bits threshold in the program's dtype."""
-    from ..metrics import bits_error
-    a, b = _f64(g_old, inputs), _f64(g_new, inputs)
-    ok = np.isfinite(a)
-    with np.errstate(all="ignore"):
-        d = np.asarray(bits_error(b.astype(dtype), a.astype(dtype), dtype))
-    return not np.any(ok & (d > threshold))
-
-
-def _limit(graph, finding, dtype, threshold):
-    """The program's exact value at the witness approached from both sides (every float
-    input moved 4 ulps up, then down), when both sides agree: the removable
-    singularity's value.  None when the sides differ or are undefined."""
-    sides = []
-    for direction in (np.inf, -np.inf):
-        x = []
-        for a in finding.input:
-            a = np.asarray(a)
-            if a.dtype.kind == "f":
-                for _ in range(4):
-                    a = np.nextafter(a, a.dtype.type(direction))
-            x.append(a)
-        ex = evaluate(graph, x, dtype).info(graph.output_slots[0])
-        v = ex.rounded[finding.element] if np.ndim(ex.rounded) == len(finding.element) \
-            else ex.rounded
-        if np.any(ex.nan) or not np.all(np.isfinite(v)):
-            return None
-        sides.append(np.asarray(v, dtype=dtype))
-    from ..metrics import bits_error
-    if np.any(np.asarray(bits_error(sides[0], sides[1], dtype)) > threshold):
-        return None
-    return sides[0]
-
-
-def suggest(graph, finding, dtype, threshold, typical=(), grad=False):
-    """(pattern, rewritten bits) of the first pattern on the finding's path whose rewrite
-    makes the witness clean, else None.  A guarded rewrite must also agree with the
-    program on ``typical`` inputs, and with the limit at a removable singularity."""
-    on_path = {n.output for n in _path(graph, finding._node)} | \
-        {graph.nodes[finding._node].output}
-    base_ex = None
-    limit = "unknown"
-    for pat, root, bind, nodes in P.matches(graph):
-        matched = {n.output for n in nodes.get("_all", [])}
-        if not matched & on_path:
-            continue
-        try:
-            b = Builder(graph, root)
-            new = pat.rewrite(b, bind, nodes)
-            g2 = b.build(root.output, new)
-            if grad:
-                deps = gradient_departures(g2, finding.input, dtype, threshold)
-                if deps:
-                    continue
-                return pat, 0.0
-            clean, bits, ex2 = _output_clean(g2, finding.input, dtype, threshold,
-                                             finding.element)
-        except Exception:
-            continue
-        if not clean:
-            continue
-        if pat.semantics == "guarded":
-            from ..metrics import bits_error
-            el = finding.element if np.ndim(ex2.rounded) == len(finding.element) else ()
-            if finding.kind == "domain":
-                if isinstance(limit, str):
-                    limit = _limit(graph, finding, dtype, threshold)
-                ref = limit
-            else:
-                if base_ex is None:
-                    base_ex = evaluate(graph, finding.input, dtype).info(graph.output_slots[0])
-                ref = base_ex.rounded[el] if el else base_ex.rounded
-            if ref is not None:
-                with np.errstate(all="ignore"):
-                    drift = np.asarray(bits_error(ex2.rounded[el] if el else ex2.rounded,
-                                                  ref, dtype))
-                if np.any(drift > threshold):
-                    continue
-            if not all(_agrees(graph, g2, x, dtype, threshold) for x in typical):
-                continue
-        return pat, bits
-    return None
 
 
 # ------------------------------------------------------------------------ check ----

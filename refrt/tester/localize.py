@@ -353,3 +353,20 @@ def ev_bits(ev, node):
     with np.errstate(all="ignore"):
         return np.asarray(bits_error(ev.fvalue(node.output).astype(ev.dtype), ex.rounded,
                                      ev.dtype), dtype=np.float64)
+
+
+def path_nodes(graph, origin_index):
+    """Nodes from the origin to the output (those on some path between them)."""
+    reach = {graph.nodes[origin_index].output}
+    down = []
+    for node in graph.nodes[origin_index:]:
+        if node.index == origin_index or any(s in reach for s in node.inputs):
+            reach.add(node.output)
+            down.append(node)
+    needed = set(graph.output_slots)
+    path = []
+    for node in reversed(down):
+        if node.output in needed:
+            path.append(node)
+            needed.update(node.inputs)
+    return list(reversed(path))

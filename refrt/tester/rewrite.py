@@ -9,11 +9,17 @@ from ..graph import Graph, Node, _float_node
 
 
 class Builder:
+    """Add nodes (placed before ``anchor``), then ``build(old, new)``; several rewrites
+    can share one builder: ``replace(old, new)`` records one, ``set_anchor`` moves the
+    insertion point, and ``build()`` applies every recorded replacement."""
+
     def __init__(self, graph: Graph, anchor: Node):
         self.g = graph
         self.anchor = anchor                      # new nodes go before this node
         self.values = list(graph.example_run.values)
         self.new_nodes = []
+        self.placed = {}                          # anchor node id -> new nodes before it
+        self.remap = {}
         self.constants = dict(graph.constants)
         self.nslots = graph.nslots
         self.requires = list(graph._requires)
@@ -44,19 +50,34 @@ class Builder:
         node.shape, node.dtype = out.shape, out.dtype
         node._full[out.dtype.name] = full
         self.new_nodes.append(node)
+        self.placed.setdefault(id(self.anchor), []).append(node)
         return node.output
+
+    def set_anchor(self, node):
+        self.anchor = node
+
+    def replace(self, old_slot, new_slot):
+        self.remap[old_slot] = new_slot
 
     def shape(self, slot):
         return np.shape(self.values[slot])
 
-    def build(self, old_slot, new_slot) -> Graph:
-        """The graph with every read of ``old_slot`` reading ``new_slot``."""
+    def build(self, old_slot=None, new_slot=None) -> Graph:
+        """The graph with every read of ``old_slot`` reading ``new_slot`` (and every
+        replacement recorded with ``replace``)."""
         g = self.g
-        remap = lambda s: new_slot if s == old_slot else s
+        if old_slot is not None:
+            self.remap[old_slot] = new_slot
+        table = dict(self.remap)
+
+        def remap(s):
+            seen = 0
+            while s in table and seen < len(table) + 1:
+                s, seen = table[s], seen + 1
+            return s
         nodes = []
         for node in g.nodes:
-            if node is self.anchor:
-                nodes += self.new_nodes
+            nodes += self.placed.get(id(node), [])
             nodes.append(node)
         out = Graph(g.name + "'", g.input_shapes, g.input_dtypes)
         out.constants = self.constants
@@ -66,7 +87,7 @@ class Builder:
         # keep only nodes that reach an output
         live, kept = set(out.output_slots), []
         for node in reversed(nodes):
-            if node.output in live and node.output != old_slot:
+            if node.output in live and node.output not in table:
                 kept.append(node)
                 live.update(remap(s) for s in node.inputs)
         for i, node in enumerate(reversed(kept)):
