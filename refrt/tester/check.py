@@ -101,7 +101,10 @@ def forward_findings(fn, graph, ev, threshold):
                 kind, canc, text = "domain", None, _domain_text(ev, node, oidx)
                 bits = full
             else:
-                k, dk = first_bit(org.labels[out][idx], d.kind[idx])
+                label = org.labels[out][idx]
+                if not np.isfinite(f[idx]) and org.nonfinite_labels[out][idx]:
+                    label = org.nonfinite_labels[out][idx]
+                k, dk = first_bit(label, d.kind[idx])
                 if k < 0:
                     k, dk = next(n.index for n in graph.nodes if n.output == out), "bits"
                 node = graph.nodes[k]
@@ -200,7 +203,7 @@ def check(fn, *inputs, grad=False, seed=0, budget=5.0, bits=None, **params) -> R
         for x in gcands:
             for i, elem, k, dk, b, got, want in gradient_departures(graph, x, dtype, threshold):
                 node = graph.nodes[k]
-                kind = {"bits": "accuracy"}.get(dk, dk)
+                kind = {"bits": "accuracy", "zero": "accuracy"}.get(dk, dk)
                 key = ("grad", k)
                 if key not in findings or b > findings[key].bits_error:
                     f = Finding(kind=kind, phase="gradient", op=node.op,

@@ -153,7 +153,7 @@ def inherited(node, input_labels):
 @dataclass
 class Departure:
     mask: np.ndarray       # departs
-    kind: np.ndarray       # "nan" | "inf" | "overflow" | "underflow" | "bits" per element
+    kind: np.ndarray       # "nan" | "inf" | "overflow" | "underflow" | "zero" | "bits"
     bits: np.ndarray       # bits of error against the exact value rounded
 
 
@@ -200,6 +200,7 @@ def departure(f, ex, dtype, threshold, output=False) -> Departure:
     if output:
         lost &= ~(np.isinf(ex.rounded))
     kind[lost] = "bits"
+    kind[lost & (f == 0)] = "zero"        # all bits lost to 0: an inf or NaN downstream
     return Departure(kind != "", kind, np.where(defined, bits, 0.0))
 
 
@@ -236,11 +237,12 @@ class Origins:
     departures: dict
     origin: dict          # node index -> bool mask of origin elements
     domain_origin: dict   # node index -> bool mask
+    nonfinite_labels: dict = None   # slot -> origins behind the first inf/NaN of a chain
 
 
 def localize(ev, threshold) -> Origins:
     graph = ev.graph
-    labels, ulabels, deps, origin, dorigin = {}, {}, {}, {}, {}
+    labels, ulabels, deps, origin, dorigin, nf_labels = {}, {}, {}, {}, {}, {}
     for node in graph.nodes:
         ex = ev.info(node.output)
         d = departure(ev.fvalue(node.output), ex, ev.dtype, threshold)
@@ -257,6 +259,15 @@ def localize(ev, threshold) -> Origins:
                 code[sel] = 1 << (node.index * len(DEPARTURE_KINDS) + c)
         lab = np.where(d.mask, inh | code, 0)
         labels[node.output] = lab.astype(object)
+        # the origins behind the element where a chain first turns inf/NaN, carried on
+        # through the non-finite elements downstream: an inf or NaN output is blamed on
+        # them, not on an unrelated finite departure upstream of the same element
+        f = np.asarray(ev.fvalue(node.output))
+        nonfin = d.mask & ~np.isfinite(f) if f.dtype.kind == "f" else np.zeros(node.shape, bool)
+        nins = [nf_labels.get(s) for s in node.inputs]
+        ninh = inherited(node, nins) if any(x is not None for x in nins) else \
+            np.zeros(node.shape, dtype=object)
+        nf_labels[node.output] = np.where(nonfin, np.where(ninh == 0, lab, ninh), 0).astype(object)
         # undefined exact values
         und = undefined(ev, node, ex)
         uins = [ulabels.get(s) for s in node.inputs]
@@ -264,19 +275,22 @@ def localize(ev, threshold) -> Origins:
             np.zeros(node.shape, dtype=object)
         uhere = und & (uinh == 0)
         dorigin[node.index] = uhere
-        ulab = np.where(und, uinh | np.where(uhere, 1 << (node.index * len(DEPARTURE_KINDS)),
-                                             0).astype(object), 0)
+        ucode = np.zeros(node.shape, dtype=object)
+        ucode[uhere] = 1 << (node.index * len(DEPARTURE_KINDS))
+        ulab = np.where(und, uinh | ucode, 0)
         ulabels[node.output] = ulab.astype(object)
-    return Origins(labels, ulabels, deps, origin, dorigin)
+    return Origins(labels, ulabels, deps, origin, dorigin, nf_labels)
 
 
-DEPARTURE_KINDS = ("nan", "inf", "overflow", "underflow", "bits")
+DEPARTURE_KINDS = ("nan", "inf", "overflow", "underflow", "zero", "bits")
 
 
 # which origin kinds explain an output departure of a given kind, best first
-EXPLAINS = {"inf": ("overflow", "inf"), "overflow": ("overflow", "inf"),
-            "nan": ("nan", "overflow", "inf", "underflow"), "underflow": ("underflow",),
-            "bits": ("bits", "underflow")}
+EXPLAINS = {"inf": ("overflow", "inf", "zero", "underflow"),
+            "overflow": ("overflow", "inf", "zero", "underflow"),
+            "nan": ("nan", "overflow", "inf", "underflow", "zero"),
+            "underflow": ("underflow", "zero"), "zero": ("zero", "underflow", "bits"),
+            "bits": ("bits", "zero", "underflow")}
 
 
 def first_bit(label, output_kind=None):
@@ -333,7 +347,8 @@ def cancelled_bits(ev, node, idx):
 
 
 def classify(ev, node, idx, departure_kind, output_bits):
-    """(kind, bits_cancelled) of an origin element."""
+    """(kind, bits_cancelled) of an origin element ("bits" and "zero" departures are
+    cancellation or accuracy)."""
     if departure_kind in ("nan", "inf", "overflow", "underflow"):
         return departure_kind, None
     if node.op in ADDITIVE:

@@ -50,6 +50,8 @@ def _leaf(graph, slot, leaf, bind):
         return True
     if name == "ONE":
         return _is_const(graph, slot, lambda c: np.all(c == 1))
+    if name == "NEGINF":
+        return _is_const(graph, slot, lambda c: np.all(c == -np.inf))
     if name == "EPS":
         ok = _is_const(graph, slot, lambda c: np.all(c == c.ravel()[0]) and 0 < c.ravel()[0] < 1e-2)
         if ok and alias:
@@ -157,6 +159,24 @@ def _rw_bce(b, v, n):
     return b.op("bce_with_logits", v["x"], v["t"])
 
 
+def _rw_hard_mask(b, v, n):
+    # TorchLean hardMaskedSoftmax: blocked entries exactly 0, a fully blocked row the zero
+    # vector; the mask is data (a constant), so "does the row allow anything" is too
+    mask = b.g.constants[v["c"]].astype(bool)
+    if _axis(n["sm"]) not in (-1, mask.ndim - 1) or mask.ndim != 2:
+        raise ValueError("hard mask rewrite: 2-d rows only")
+    rows = mask.any(-1)
+    m, k = mask.shape
+    cond, rows_c = b.const_bool(mask), b.const_bool(rows)
+    zeros, zrow, orow = b.full_like(v["s"], 0.0), b.const(np.zeros(m)), b.const(np.ones(m))
+    top = b.op("amax", b.op("where", cond, v["s"], b.full_like(v["s"], -np.inf)), axis=-1)
+    shift = b.op("where", rows_c, top, zrow)
+    e = b.op("where", cond, b.op("exp", b.op("sub", v["s"], b.op("broadcast_row", shift, n=k))),
+             zeros)
+    den = b.op("where", rows_c, b.op("sum", e, axis=-1), orow)
+    return b.op("div", e, b.op("broadcast_row", den, n=k))
+
+
 def _rw_mask_safe_div(b, v, n):
     return b.op("mul", v["m"], b.op("safe_div", v["n"], v["d"]))
 
@@ -230,6 +250,14 @@ PATTERNS = [
             _rw_var, "var(x)",
             "E[x^2] - E[x]^2 cancels catastrophically when the mean is large against the "
             "spread (it can even go negative); var computes the two-pass, shifted form"),
+    Pattern("bce_with_logits_textbook",
+            ("neg", ("mean", ("add", ("mul", "t", ("log", ("sigmoid", "x"))),
+                              ("mul", ("sub", "ONE", "t"),
+                               ("log", ("sub", "ONE", ("sigmoid", "x"))))))),
+            _rw_bce, "bce_with_logits(x, target)",
+            "-(t log(sigmoid(x)) + (1 - t) log(1 - sigmoid(x))) is BCE on probabilities: "
+            "log(1 - sigmoid(x)) is -inf once sigmoid(x) rounds to 1 (x > 17 in float32); "
+            "bce_with_logits = softplus(x) - t x never forms the probability"),
     Pattern("bce_with_logits", ("binary_cross_entropy", ("sigmoid", "x"), "t"), _rw_bce,
             "bce_with_logits(x, target)",
             "BCE on sigmoid probabilities loses everything once sigmoid(x) rounds to 1 or 0; "
@@ -241,6 +269,13 @@ PATTERNS = [
             _rw_log_one_minus_sigmoid, "-softplus(x)",
             "log(1 - sigmoid(x)) is -inf once sigmoid(x) rounds to 1 (x > 17 in float32); "
             "it equals -softplus(x) exactly (bce_with_logits for a loss)"),
+    Pattern("hard_masked_softmax", ("softmax@sm", ("where", "c", "s", "NEGINF")), _rw_hard_mask,
+            "the hard-masked softmax: where(mask, exp(s - max over allowed), 0) / row sum, "
+            "0 on a fully blocked row",
+            "softmax of a row whose every entry is -inf is 0/0 = NaN (a fully masked "
+            "attention row, pytorch#160064); the hard mask gives blocked entries exactly 0 "
+            "and a fully blocked row the zero vector (TorchLean hardMaskedSoftmax)",
+            semantics="guarded"),
     Pattern("hypot", ("sqrt", ("add", SQ("x"), SQ("y"))), _rw_hypot,
             "m * sqrt((x/m)^2 + (y/m)^2) with m = max(|x|, |y|)",
             "x^2 + y^2 overflows for |x| > 1.8e19 (float32) / 1.3e154 (float64) although "

@@ -37,6 +37,12 @@ class Builder:
         self.constants[slot] = arr
         return slot
 
+    def const_bool(self, array):
+        arr = np.asarray(array, dtype=bool)
+        slot = self._slot(arr, False)
+        self.constants[slot] = arr
+        return slot
+
     def full_like(self, slot, value):
         return self.const(np.full(np.shape(self.values[slot]), value, dtype=self.dtype))
 
