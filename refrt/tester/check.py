@@ -20,7 +20,7 @@ from ..errors import RefrtError, RefrtTypeError
 from ..graph import trace
 from ..registry import get
 from .evaluate import evaluate
-from .gradients import gradient_departures
+from .gradients import gradient_departures, gradient_screen
 from .inputs import normalise
 from .localize import classify, departure, first_bit, localize, path_nodes
 from .report import Finding, Report, reproducer
@@ -31,6 +31,7 @@ DEFAULT_BITS = 4.0
 SAMPLES_PER_SECOND = 60
 CLIMB_PER_SECOND = 30
 BISECTIONS_PER_SECOND = 3
+GRAD_SCREENS = 120        # samples whose float gradient is screened (grad=True)
 MAX_CONFIRM = 8           # candidates confirmed exactly, worst-screened first
 FULL_BITS = {"float32": 32.0, "float64": 64.0}
 
@@ -199,7 +200,15 @@ def check(fn, *inputs, grad=False, seed=0, budget=5.0, bits=None, **params) -> R
             break
 
     if grad:
-        gcands = [c.inputs for c in candidates[:4]] if has_range else [fixed]
+        gcands = [fixed]
+        if has_range:
+            # the gradient can fail where the forward is fine (a masked division):
+            # screen a deterministic subset of the samples by their float gradient
+            pool = s.pool[:: max(1, len(s.pool) // GRAD_SCREENS)]
+            scored = sorted(((gradient_screen(graph, c.inputs, dtype), k, c.inputs)
+                             for k, c in enumerate(pool)), key=lambda t: (-t[0], t[1]))
+            gcands = [x for sc, _, x in scored[:3] if sc > threshold] + \
+                [c.inputs for c in candidates[:1]]
         for x in gcands:
             for i, elem, k, dk, b, got, want in gradient_departures(graph, x, dtype, threshold):
                 node = graph.nodes[k]

@@ -72,6 +72,7 @@ def gradient_departures(graph, inputs, dtype, threshold, prec=None):
             continue
         ex = exact_info(mg, dtype)
         d = departure(np.asarray(fg), ex, dtype, threshold, output=True)
+        d.mask &= ~ex.nan & ~ex.inf       # only where the exact gradient is finite
         if not d.mask.any():
             continue
         origin = _origin(graph, fnodes, mnodes, dtype, threshold)
@@ -108,3 +109,34 @@ def _origin(graph, fnodes, mnodes, dtype, threshold):
         if bad_in:
             last = node.index
     return last if last is not None else graph.nodes[-1].index
+
+
+def gradient_screen(graph, inputs, dtype):
+    """A float-only score of the gradient, for the search: 64 where the float gradient
+    is inf/NaN, else (float32 programs) its bits of error against the float64
+    gradient."""
+    from ..metrics import bits_error
+    dtype = np.dtype(dtype)
+    with np.errstate(all="ignore"):
+        run = graph.run(*inputs, backend=BACKEND_OF[dtype.name])
+        if np.shape(run.values[graph.output_slots[0]]) != ():
+            return 0.0
+        _, grads = _walk(run, exact=False)
+        wide = None
+        if dtype == np.float32:
+            w = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in inputs]
+            _, wide = _walk(graph.run(*w, backend="f64"), exact=False)
+    score = 0.0
+    for slot, g in grads.items():
+        if g is None:
+            continue
+        g = np.asarray(g)
+        if not np.all(np.isfinite(g)):
+            return 64.0
+        if wide is not None and wide.get(slot) is not None:
+            ref = np.asarray(wide[slot])
+            with np.errstate(all="ignore"):
+                b = np.asarray(bits_error(g, ref.astype(np.float32), np.float32))
+            b = b[np.isfinite(ref)]
+            score = max(score, float(b.max()) if b.size else 0.0)
+    return score

@@ -215,7 +215,7 @@ def undefined(ev, node, ex):
             bad = ~(~ie.nan & ~ie.inf)
             if bad.any():
                 lab = np.where(bad, 1, 0).astype(object)
-                finite_in &= ~(inherited_single(node, ev, s, lab) != 0)
+                finite_in &= ~np.asarray(inherited_single(node, ev, s, lab) != 0, dtype=bool)
         und |= ex.inf & finite_in
     return und
 
@@ -269,11 +269,13 @@ def localize(ev, threshold) -> Origins:
             np.zeros(node.shape, dtype=object)
         nf_labels[node.output] = np.where(nonfin, np.where(ninh == 0, lab, ninh), 0).astype(object)
         # undefined exact values
-        und = undefined(ev, node, ex)
         uins = [ulabels.get(s) for s in node.inputs]
         uinh = inherited(node, uins) if any(x is not None for x in uins) else \
             np.zeros(node.shape, dtype=object)
-        uhere = und & (uinh == 0)
+        # undefined here, or non-finite because an input it reads was undefined
+        und = undefined(ev, node, ex) | ((ex.nan | ex.inf) &
+                                          np.asarray(uinh != 0, dtype=bool))
+        uhere = und & np.asarray(uinh == 0, dtype=bool)
         dorigin[node.index] = uhere
         ucode = np.zeros(node.shape, dtype=object)
         ucode[uhere] = 1 << (node.index * len(DEPARTURE_KINDS))
