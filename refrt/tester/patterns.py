@@ -32,6 +32,12 @@ class Pattern:
     suggestion: str            # what to write instead, for the user
     explanation: str
     semantics: str = "same"
+    # whether the pattern answers this finding at all (a clip answers a log of an exact
+    # 0, not a log of a negative number)
+    when: Callable = None
+
+    def answers(self, finding) -> bool:
+        return self.when is None or bool(self.when(finding))
 
 
 # ----------------------------------------------------------------------- matching ----
@@ -206,6 +212,14 @@ def _rw_hypot(b, v, n):
 
 
 
+def _zero_denominator(f):
+    return f.phase == "gradient" or (f.kind == "domain" and "division by zero" in f.domain)
+
+
+def _log_of_zero(f):
+    return f.kind == "domain" and f.op == "log" and "= 0 outside" in f.domain
+
+
 def SQ(v):
     """v^2 written as square(v) or mul(v, v)."""
     return [("square", v), ("mul", v, v)]
@@ -294,12 +308,12 @@ PATTERNS = [
             "mask * safe_div(x, y)",
             "mask * (x / y) still evaluates x / 0 at the masked entries (0 * inf = NaN); "
             "divide with safe_div (y + eps) and mask the result (TorchLean maskAfterSafeDiv)",
-            semantics="guarded"),
+            semantics="guarded", when=_zero_denominator),
     Pattern("safe_div", ("div", "n", "d"), _rw_safe_div, "safe_div(x, y)",
             "a denominator that is 0 (an empty reduction, a zero count) makes 0/0 = NaN; "
             "safe_div divides by y + eps (TorchLean safeMaskedMean total / (n + eps))",
-            semantics="guarded"),
+            semantics="guarded", when=_zero_denominator),
     Pattern("clip_before_log", ("log", "p"), _rw_clip_log, "log(clamp(p, tiny, max))",
             "a probability that is exactly 0 makes log(p) = -inf; clip it before the log "
-            "(cross_entropy_probs clips at eps)", semantics="guarded"),
+            "(cross_entropy_probs clips at eps)", semantics="guarded", when=_log_of_zero),
 ]

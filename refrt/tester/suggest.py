@@ -121,7 +121,7 @@ def suggest(graph, finding, dtype, threshold, typical=(), grad=False):
     base_ex = None
     limit = "unknown"
     found = [m for m in P.matches(graph)
-             if {n.output for n in m[3].get("_all", [])} & on_path]
+             if {n.output for n in m[3].get("_all", [])} & on_path and m[0].answers(finding)]
     for pat, root, bind, nodes in found:
         try:
             b = Builder(graph, root)
