@@ -244,3 +244,42 @@ def test_bad_budget_bits_and_functions():
         return ops.softmax(a, axis=3)
     with pytest.raises(ValueError, match="test_check.py"):
         refrt.check(bad_axis, x)
+
+
+# ------------------------------------------- no false alarms on refrt's own ops ----
+def _interior(domain, dtype):
+    """A Range box strictly inside an op's domain (poles excluded: log(0) is a domain
+    finding, correctly)."""
+    tiny = float(np.finfo(dtype).tiny)
+    lo = -1e30 if np.isinf(domain.low) else domain.low + (0 if domain.low_inclusive else
+                                                            max(tiny, abs(domain.low) * 1e-6))
+    hi = 1e30 if np.isinf(domain.high) else domain.high - (0 if domain.high_inclusive else
+                                                             max(tiny, abs(domain.high) * 1e-6))
+    return lo, hi
+
+
+SINGLE_OPS = [s for s in refrt.OPS.values() if s.kind in ("unary", "binary", "softmax", "reduction")
+              and s.name not in ("pow",)]   # pow(0, y < 0) is a pole on every box edge
+
+
+@pytest.mark.parametrize("spec", SINGLE_OPS, ids=lambda s: s.name)
+def test_refrt_ops_checked_as_programs_raise_no_alarm(spec):
+    """refrt.check on a one-node program of each of refrt's own ops, over the interior of
+    its domain, at the op's own tolerance: the tester must not report the reference."""
+    shape = (6,) if spec.kind in ("unary", "binary") else (3, 5)
+    boxes = [Range(*_interior(a.domain, np.float32), shape, "float32") for a in spec.args]
+
+    def program(*xs):
+        return getattr(ops, spec.name)(*xs)
+    program.__name__ = spec.name
+    r = refrt.check(program, *boxes, budget=0.3, bits=max(1.0, float(np.log2(1 + spec.tol.float32))))
+    assert r.ok, str(r)
+
+
+def test_docs_carry_the_pattern_table():
+    from pathlib import Path
+    from refrt.tester.patterns import markdown
+    doc = Path(__file__).resolve().parents[1] / "docs" / "tester.md"
+    if not doc.exists():
+        pytest.skip("docs/ is not installed with the package")
+    assert markdown() in doc.read_text(), "docs/tester.md is stale: python -m refrt.tester.patterns"

@@ -317,3 +317,25 @@ PATTERNS = [
             "a probability that is exactly 0 makes log(p) = -inf; clip it before the log "
             "(cross_entropy_probs clips at eps)", semantics="guarded", when=_log_of_zero),
 ]
+
+
+def _show(t):
+    if isinstance(t, str):
+        return t
+    if isinstance(t, list):
+        return " | ".join(_show(a) for a in t)
+    head, *children = t
+    return f"{head.split('@')[0]}({', '.join(_show(c) for c in children)})"
+
+
+def markdown() -> str:
+    """The pattern table as markdown (docs/tester.md carries it; ``python -m
+    refrt.tester.patterns`` prints it)."""
+    rows = ["| pattern | matches | rewrite | semantics |", "|---|---|---|---|"]
+    for p in PATTERNS:
+        rows.append(f"| `{p.name}` | `{_show(p.template)}` | {p.suggestion} | {p.semantics} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
