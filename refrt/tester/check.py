@@ -28,12 +28,17 @@ from .suggest import suggest
 from .search import Search, quiet_trivials, screen_score, shrink, trivial_value
 
 DEFAULT_BITS = 4.0
-SAMPLES_PER_SECOND = 60
-CLIMB_PER_SECOND = 30
-BISECTIONS_PER_SECOND = 3
 GRAD_SCREENS = 120        # samples whose float gradient is screened (grad=True)
 MAX_CONFIRM = 8           # candidates confirmed exactly, worst-screened first
 FULL_BITS = {"float32": 32.0, "float64": 64.0}
+
+
+def screen_cost(graph) -> float:
+    """A deterministic estimate of the seconds one float screen takes (two graph runs:
+    a per-node dispatch cost plus a per-element cost, both set generously so that the
+    counts derived from it fit the budget on a loaded 2-core machine).  The search's
+    evaluation counts come from it, not from the clock, so a seed gives one report."""
+    return 2 * sum(150e-6 + 60e-9 * max(1, int(np.prod(n.shape))) for n in graph.nodes)
 
 
 def _validate(budget, bits):
@@ -162,9 +167,10 @@ def check(fn, *inputs, grad=False, seed=0, budget=5.0, bits=None, **params) -> R
         # fractions are caps for slow machines and big graphs
         span = float(budget)
         cap = t0 + 3.0 * span
-        runs = s.sample(cap, count=max(50, int(SAMPLES_PER_SECOND * span)))
-        s.bisect(runs, cap, max_pairs=max(4, int(BISECTIONS_PER_SECOND * span)))
-        s.climb(cap, steps=max(40, int(CLIMB_PER_SECOND * span)))
+        each = screen_cost(graph)
+        runs = s.sample(cap, count=int(np.clip(0.3 * span / each, 50, 20000)))
+        s.bisect(runs, cap, max_pairs=int(np.clip(0.1 * span / (60 * each), 4, 200)))
+        s.climb(cap, steps=int(np.clip(0.15 * span / each, 40, 10000)))
         report.evaluations = s.evaluations
         flagged = [c for c in s.best(64) if c.score > threshold]
         candidates = (flagged or s.best(2))
