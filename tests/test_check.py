@@ -283,3 +283,48 @@ def test_docs_carry_the_pattern_table():
     if not doc.exists():
         pytest.skip("docs/ is not installed with the package")
     assert markdown() in doc.read_text(), "docs/tester.md is stale: python -m refrt.tester.patterns"
+
+
+# ------------------------------------------------------ robustness on random programs ----
+_UNARY = [s.name for s in refrt.OPS.values() if s.kind == "unary"]
+_BINARY = [s.name for s in refrt.OPS.values() if s.kind == "binary" and s.args[1].role == "float"]
+_ROWS = ["sum", "mean", "softmax", "log_softmax", "logsumexp", "amax", "var"]
+
+
+def _random_program(rng):
+    steps = []
+    for _ in range(int(rng.integers(1, 6))):
+        r = rng.random()
+        pool = _UNARY if r < 0.45 else _BINARY if r < 0.85 else _ROWS
+        steps.append((pool, pool[int(rng.integers(len(pool)))]))
+
+    def program(x, y):
+        v = x
+        for pool, name in steps:
+            f = getattr(ops, name)
+            if pool is _UNARY:
+                v = f(v)
+            elif pool is _BINARY:
+                v = f(v, y) if v.shape == y.shape else f(v, v)
+            elif v.ndim:
+                v = f(v, axis=-1)
+        return v if v is not x else ops.neg(x)
+    return program, steps
+
+
+@pytest.mark.parametrize("case", range(24))
+def test_random_programs_never_crash_the_tester(case):
+    """Random compositions of registry ops on random boxes: a report (or a clear refrt
+    error), never a crash; the report is a table and JSON."""
+    rng = np.random.default_rng(1000 + case)
+    program, steps = _random_program(rng)
+    dt = ("float32", "float64")[case % 2]
+    shape = [(3,), (2, 3), ()][case % 3]
+    lo = float(rng.choice([-1e30, -100.0, -1.0, 0.0, 1e-3]))
+    hi = lo + float(rng.choice([1.0, 100.0, 1e30]))
+    r = refrt.check(program, Range(lo, hi, shape, dt), Range(-2.0, 2.0, shape, dt),
+                    budget=0.1, grad=shape == () and case % 4 == 0)
+    json.dumps(r.to_dict())
+    assert str(r).startswith("refrt.check(program)")
+    for f in r.findings:
+        assert f.kind in refrt.tester.KINDS and f.location and f.input

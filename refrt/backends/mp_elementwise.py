@@ -221,7 +221,9 @@ def _tie_split(ctx, g, x, y, x_wins):
 
 
 def _pow_vjp(ctx, p, g, z, x, y):
-    gy = ctx.zero if z == 0 else g * ctx.log(x) * z
+    # d/dy x**y = log(x) x**y is undefined for x < 0 as a real function of y (NaN, as the
+    # float kernel's log of a negative number; mpmath would return a complex number)
+    gy = ctx.zero if z == 0 else (ctx.nan if x < 0 else g * ctx.log(x) * z)
     return g * y * _pow(ctx, x, y - 1), gy
 
 

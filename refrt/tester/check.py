@@ -22,12 +22,13 @@ from ..registry import get
 from .evaluate import evaluate
 from .gradients import gradient_departures, gradient_screen
 from .inputs import normalise
-from .localize import classify, departure, first_bit, localize, path_nodes
+from .localize import classify, departure, first_bit, indices, localize, path_nodes
 from .report import Finding, Report, reproducer
 from .suggest import suggest
 from .search import Search, quiet_trivials, screen_score, shrink, trivial_value
 
 DEFAULT_BITS = 4.0
+EXACT_FAILURES = (OverflowError, ZeroDivisionError, MemoryError, RecursionError)
 GRAD_SCREENS = 120        # samples whose float gradient is screened (grad=True)
 MAX_CONFIRM = 8           # candidates confirmed exactly, worst-screened first
 FULL_BITS = {"float32": 32.0, "float64": 64.0}
@@ -38,7 +39,7 @@ def screen_cost(graph) -> float:
     a per-node dispatch cost plus a per-element cost, both set generously so that the
     counts derived from it fit the budget on a loaded 2-core machine).  The search's
     evaluation counts come from it, not from the clock, so a seed gives one report."""
-    return 2 * sum(150e-6 + 60e-9 * max(1, int(np.prod(n.shape))) for n in graph.nodes)
+    return 2 * sum(150e-6 + 60e-9 * max(1, int(np.prod(n.shape))) for n in graph.nodes) + 1e-4
 
 
 def _validate(budget, bits):
@@ -96,9 +97,10 @@ def forward_findings(fn, graph, ev, threshold):
             continue
         ex = ev.info(out)
         d = departure(f, ex, ev.dtype, threshold, output=True)
+        if out not in org.labels:        # the program returns an input or a constant
+            continue
         dom = ~np.isfinite(f) & (org.undef_labels[out] != 0)
-        for idx in zip(*np.nonzero(d.mask | dom)) if f.ndim else ([()] if (d.mask | dom) else []):
-            idx = tuple(int(i) for i in idx)
+        for idx in indices(d.mask | dom):
             full = FULL_BITS[ev.dtype.name]
             if dom[idx]:
                 k, _ = first_bit(org.undef_labels[out][idx])
@@ -190,7 +192,11 @@ def check(fn, *inputs, grad=False, seed=0, budget=5.0, bits=None, **params) -> R
         if n and time.perf_counter() > t0 + 3 * float(budget):
             report.truncated = True
             break
-        ev = evaluate(graph, cand.inputs, dtype)
+        try:
+            ev = evaluate(graph, cand.inputs, dtype)
+        except EXACT_FAILURES as err:    # beyond what mpmath can represent (e^(e^100))
+            report.skipped.append(f"{type(err).__name__}: {err}"[:200])
+            continue
         report.exact_evaluations += 1
         found = forward_findings(fn, graph, ev, threshold)
         if n and not set(found) - set(findings):
@@ -216,7 +222,12 @@ def check(fn, *inputs, grad=False, seed=0, budget=5.0, bits=None, **params) -> R
             gcands = [x for sc, _, x in scored[:3] if sc > threshold] + \
                 [c.inputs for c in candidates[:1]]
         for x in gcands:
-            for i, elem, k, dk, b, got, want in gradient_departures(graph, x, dtype, threshold):
+            try:
+                deps = gradient_departures(graph, x, dtype, threshold)
+            except EXACT_FAILURES as err:
+                report.skipped.append(f"gradient: {type(err).__name__}: {err}"[:200])
+                continue
+            for i, elem, k, dk, b, got, want in deps:
                 node = graph.nodes[k]
                 kind = {"bits": "accuracy", "zero": "accuracy"}.get(dk, dk)
                 key = ("grad", k)

@@ -45,7 +45,10 @@ def exact_info(values, dtype) -> Exact:
     for i, v in enumerate(flat):
         m = v._mpf_ if hasattr(v, "_mpf_") else None
         if m is None:                         # a plain number (int class ids, bools)
-            fv = float(v)
+            try:
+                fv = float(v)
+            except TypeError:                 # not a real number: undefined
+                fv = float("nan")
             nan[i], inf[i], zero[i], neg[i] = fv != fv, abs(fv) == np.inf, fv == 0, fv < 0
             mag[i] = np.log2(abs(fv)) if fv == fv and 0 < abs(fv) < np.inf else 0.0
             continue

@@ -50,6 +50,10 @@ class Range:
             raise RefrtValueError(f"Range: argument 'shape' expected non-negative sizes, got "
                                   f"{shape}")
         object.__setattr__(self, "shape", shape)
+        lo, hi = self.bounds()
+        if float(lo) > float(hi):
+            raise RefrtValueError(f"Range: no {self.dtype} value lies in [{self.low!r}, "
+                                  f"{self.high!r}]")
 
     @property
     def np_dtype(self):

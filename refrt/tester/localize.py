@@ -33,6 +33,14 @@ LOCALLY_EXACT_BITS = 1.0     # a node within 1 ulp of its exact value on its flo
 
 
 # ------------------------------------------------------------------ dependencies ----
+def indices(mask):
+    """The index tuples where ``mask`` is True (``()`` for a true 0-d mask)."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim == 0:
+        return [()] if mask else []
+    return [tuple(int(i) for i in t) for t in zip(*np.nonzero(mask))]
+
+
 def _or_reduce(labels, axis, keepdims=False):
     if labels.size == 0:
         shape = list(labels.shape)
@@ -43,7 +51,7 @@ def _or_reduce(labels, axis, keepdims=False):
         else:
             del shape[axis]
         return np.zeros(shape, dtype=object)
-    return np.bitwise_or.reduce(labels, axis=axis, keepdims=keepdims)
+    return np.asarray(np.bitwise_or.reduce(labels, axis=axis, keepdims=keepdims), dtype=object)
 
 
 def _all(node, k, lab):
@@ -188,7 +196,7 @@ def departure(f, ex, dtype, threshold, output=False) -> Departure:
     elif below.any() and ex.values is not None:
         rel_bits = np.zeros(f.shape)
         eps = float(np.finfo(dtype).eps)
-        for j in zip(*np.nonzero(below & np.isfinite(f) & (f != 0))):
+        for j in indices(below & np.isfinite(f) & (f != 0)):
             e = ex.values[j]
             rel = abs(float((e - type(e)(float(f[j]))) / e)) if hasattr(e, "_mpf_") else 0.0
             rel_bits[j] = np.log2(1.0 + rel / eps)

@@ -64,6 +64,7 @@ class Report:
     bits: float = 4.0
     nodes: int = 0
     truncated: bool = False       # the time budget cut the search short
+    skipped: list = field(default_factory=list)   # candidates the exact run could not take
 
     @property
     def ok(self) -> bool:
@@ -73,7 +74,7 @@ class Report:
         return {"function": self.function, "ok": self.ok, "bits": self.bits,
                 "nodes": self.nodes, "evaluations": self.evaluations,
                 "exact_evaluations": self.exact_evaluations, "seconds": self.seconds,
-                "truncated": self.truncated,
+                "truncated": self.truncated, "skipped": list(self.skipped),
                 "findings": [f.to_dict() for f in self.findings]}
 
     def __str__(self):
