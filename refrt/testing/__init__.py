@@ -93,6 +93,7 @@ def assert_close_to_reference(actual, op_name, *inputs, ulps=None, rtol=None, at
     reproducer: the failing element or row inline when small, else saved to an ``.npz``
     in ``reproducer_dir`` (default: beside the running test, or the current directory).
     """
+    __tracebackhide__ = True                     # pytest shows the caller's line, not ours
     spec = get(op_name)
     ulps = _check_tolerances(spec.name, ulps, max_ulp, rtol, atol)
     params = _axis_alias(spec, params, dim)

@@ -34,6 +34,9 @@ def failure_message(spec, actual, inputs, params, dtype, got, want, ulp, bits, b
     if nonfinite.any():
         lines.append(f"  {int(nonfinite.sum())} of them are NaN/Inf where the exact value is "
                      "finite")
+    zeros = (got == 0) & (want != 0) & np.isfinite(want) & bad
+    if zeros.any():
+        lines.append(f"  {int(zeros.sum())} of them are 0 where the exact value is not")
     for i in order:
         where = tuple(int(j) for j in np.unravel_index(i, actual.shape)) if actual.ndim else ()
         ins = (f"inputs ({', '.join(repr(float(a.ravel()[i])) for a in arrays)}) "

@@ -59,15 +59,18 @@ class ReferenceCase:
     inputs: list
     params: dict
     max_prec: int | None = None
-    _opts: dict = field(default_factory=dict, repr=False)
+    explicit: dict = field(default_factory=dict, repr=False)    # the marker's params
 
     def check(self, actual, **overrides):
+        __tracebackhide__ = True
         from . import assert_close_to_reference
         actual = np.asarray(actual)
         if actual.dtype.name != self.dtype:
             raise AssertionError(f"{self.op}: the result has dtype {actual.dtype}, the case "
                                  f"is {self.dtype} (compute in the inputs' dtype)")
-        params = {**self.params, **overrides}
+        # only the marker's and the caller's params: a failure can then say where refrt's
+        # default differs from the framework's
+        params = {**self.explicit, **overrides}
         if "dim" in params:
             params["axis"] = params.pop("dim")
         opts = {"max_prec": self.max_prec} if self.max_prec is not None else {}
@@ -96,7 +99,7 @@ def _cases(marker):
             for seed in range(seeds):
                 arrays, params = generate(spec, fam, np.dtype(dt), seed)
                 params.update(kw)
-                out.append(pytest.param((spec.name, np.dtype(dt).name, fam, seed, arrays, params),
+                out.append(pytest.param((spec.name, np.dtype(dt).name, fam, seed, arrays, params, kw),
                                         id=f"{np.dtype(dt).name}-{fam}-{seed}"))
     return out
 
@@ -116,9 +119,9 @@ def refrt_case(request):
     """The input-family draw of a ``refrt_reference`` test (a ``ReferenceCase``)."""
     if not hasattr(request, "param"):
         raise pytest.UsageError(f"the refrt_case fixture needs the {MARKER}(op, ...) marker")
-    op, dt, fam, seed, arrays, params = request.param
+    op, dt, fam, seed, arrays, params, explicit = request.param
     return ReferenceCase(op, dt, fam, seed, [a.copy() for a in arrays], dict(params),
-                         _max_prec(request.config))
+                         _max_prec(request.config), dict(explicit))
 
 
 class _Oracle:
