@@ -110,7 +110,7 @@ def print_zoo(console):
     rows = [{"formulation": r.case.name, "dtype": r.case.dtype, "textbook": f"{r.naive_bits:.1f}",
              "failure": r.naive_class, "refrt": f"{r.refrt_bits:.1f}",
              "use instead": stable_alternative(r.case.op)} for r in run_all()]
-    for cells in _text_columns(table, rows, {"formulation": 26, "failure": 18, "use instead": 30}):
+    for cells in _text_columns(table, rows, {"formulation": 22, "failure": 14, "use instead": 30}):
         table.add_row(*cells)
     console.print(table)
 

@@ -39,7 +39,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 PAGES = ["README.md"] + sorted(
     os.path.join("docs", f) for f in os.listdir(os.path.join(ROOT, "docs")) if f.endswith(".md"))
 _MARK = re.compile(r"^<!--\s*readme-test:\s*(.*?)\s*-->\s*$")
-_FENCE = re.compile(r"^(```+)\s*([\w+-]*)\s*$")
+_FENCE = re.compile(r"^(\s*)(```+)\s*([\w+-]*)\s*$")     # indented fences (in lists) too
 _KEYS = {"continue", "pytest", "skip", "file", "requires"}
 TIMEOUT = 300
 
@@ -81,11 +81,11 @@ def blocks_of(page):
             continue
         f = _FENCE.match(lines[i])
         if f:
-            fence, lang, start = f.group(1), f.group(2), i
+            indent, fence, lang, start = len(f.group(1)), f.group(2), f.group(3), i
             i += 1
             body = []
             while i < len(lines) and lines[i].strip() != fence:
-                body.append(lines[i])
+                body.append(lines[i][indent:] if not lines[i][:indent].strip() else lines[i])
                 i += 1
             out.append(Block(page, start + 1, lang, "\n".join(body) + "\n" if body else "",
                              pending or {}))
@@ -318,3 +318,20 @@ def test_checker_reports_tracebacks_and_locations(tmp_path):
     assert outs[0] == ""
     assert outs[1].startswith("Traceback (most recent call last):\n  File \"loss.py\", line 3")
     assert outs[1].rstrip().endswith("ValueError: boom")
+
+
+def test_a_changed_output_in_the_readme_fails(tmp_path):
+    """The check is not vacuous: the README's first program, with one printed digit
+    changed in its output block, no longer matches."""
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    groups, _ = groups_of("README.md")
+    first = groups[0]
+    out = first[0].output.text
+    changed = out.replace("15.000046", "15.000047", 1)
+    assert changed != out
+    page = tmp_path / "README.md"
+    page.write_text(text.replace(out, changed, 1), encoding="utf-8")
+    mutated, _ = groups_of(str(page))
+    outs = run_group(mutated[0], str(tmp_path))
+    assert output_matches(outs[0], first[0].output.text)
+    assert not output_matches(outs[0], mutated[0][0].output.text)
