@@ -43,13 +43,44 @@ if sys.platform.startswith("linux") and os.environ.get("REFRT_NO_OPENMP") != "1"
     compile_args.append("-fopenmp")
     link_args.append("-fopenmp")
 
+# Rebuild only what changed.  pip builds every install of the checkout (`pip install .`,
+# then `pip install ".[test]"`) in a fresh isolated environment, whose Cython includes
+# (libc/math.pxd, ...) carry new timestamps, so cythonize would regenerate every .c and
+# build_ext would recompile every kernel (~1.5 min).  The generated .c depends only on
+# refrt's own .pyx/.pxd/.h (the kernels cimport nothing but Cython's libc/cython
+# declarations, which do not change the C), so a .c newer than all of them is used as is;
+# build_ext then skips a kernel whose built module is newer than its .c and than the
+# stamp of the compile flags below (rewritten only when the flags change).
+_OWN = glob("refrt/_kernels/*.pyx") + glob("refrt/_kernels/*.pxd") + glob("refrt/_kernels/*.h")
+_NEWEST = max(os.path.getmtime(p) for p in _OWN)
+
+
+def _source(pyx):
+    c = pyx[:-4] + ".c"
+    return c if os.path.exists(c) and os.path.getmtime(c) > _NEWEST else pyx
+
+
+def _flags_stamp():
+    path = os.path.join("build", "refrt-compile-flags.txt")
+    text = " ".join(compile_args + ["|"] + link_args + ["|", sys.version]) + "\n"
+    old = open(path).read() if os.path.exists(path) else None
+    if old != text:
+        os.makedirs("build", exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+    return path
+
+
+_STAMP = _flags_stamp()
+
 extensions = [
     Extension(
         "refrt._kernels." + os.path.splitext(os.path.basename(path))[0],
-        [path],
+        [_source(path)],
         extra_compile_args=compile_args,
         extra_link_args=link_args,
         include_dirs=["refrt/_kernels"],
+        depends=[_STAMP],
     )
     for path in sorted(glob("refrt/_kernels/*.pyx"))
     # REFRT_ONLY=name1,name2 builds a subset (handy while editing one kernel file).

@@ -8,11 +8,30 @@
 * ``refrt.metrics``, ``refrt.testing``: ulp metrics and test helpers for any framework.
 """
 import importlib
+import os
+from importlib.machinery import EXTENSION_SUFFIXES
 
-from . import ops, registry
-from .autodiff import grad, vjp
-from .graph import trace
-from .registry import OPS
+
+def _missing_kernels():
+    """The .pyx kernel modules next to this file with no extension built for this
+    interpreter: a source tree (a clone, not built in place) shadowing the install."""
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_kernels")
+    names = os.listdir(here)
+    return [n[:-4] for n in names if n.endswith(".pyx")
+            and not any(n[:-4] + suffix in names for suffix in EXTENSION_SUFFIXES)]
+
+
+_missing = _missing_kernels()
+if _missing:
+    raise ImportError(
+        f"refrt is imported from its source tree ({os.path.dirname(os.path.abspath(__file__))}), "
+        f"which has no compiled kernels ({', '.join(sorted(_missing))} not built for this "
+        "Python); run from another directory or `pip install -e .` (docs/contributing.md)")
+
+from . import ops, registry  # noqa: E402
+from .autodiff import grad, vjp  # noqa: E402
+from .graph import trace  # noqa: E402
+from .registry import OPS  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["ops", "registry", "OPS", "trace", "vjp", "grad", "check", "Range", "oracle",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from .registry import OPS
 
@@ -59,7 +60,28 @@ def vjp_markdown(seeds=2) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_docs(out="docs", seeds=2):
+def repository_docs_dir(cwd=None):
+    """``<cwd>/docs`` when ``cwd`` (default: the current directory) is refrt's own
+    repository (a pyproject.toml naming the project refrt, beside the package), else None:
+    ``refrt docs`` writes into the repository only when run there."""
+    cwd = os.path.abspath(cwd or os.getcwd())
+    try:
+        with open(os.path.join(cwd, "pyproject.toml"), encoding="utf-8") as f:
+            named = re.search(r'^name\s*=\s*"refrt"\s*$', f.read(), re.M) is not None
+    except OSError:
+        return None
+    is_repo = named and os.path.isdir(os.path.join(cwd, "refrt", "registry"))
+    return os.path.join(cwd, "docs") if is_repo else None
+
+
+def write_docs(out=None, seeds=2):
+    """Write ops.md, accuracy.md and vjp_accuracy.md into ``out`` (default: the
+    repository's docs/, when run in refrt's repository)."""
+    if out is None:
+        out = repository_docs_dir()
+        if out is None:
+            raise ValueError("not run in refrt's repository (its root has pyproject.toml and "
+                             "refrt/): pass --out DIR to write the tables elsewhere")
     os.makedirs(out, exist_ok=True)
     paths = []
     for name, text in (("ops.md", ops_markdown()), ("accuracy.md", accuracy_markdown(seeds)),

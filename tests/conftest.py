@@ -17,3 +17,16 @@ def op_params(predicate=lambda spec: True):
 @pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
 def dtype(request):
     return np.dtype(request.param)
+
+
+def _refrt_plugin_autoloaded():
+    """Whether pytest loads refrt's plugin from an installed entry point."""
+    import os
+    from importlib.metadata import entry_points
+    return (not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+            and any(ep.value == "refrt.testing.plugin" for ep in entry_points(group="pytest11")))
+
+
+# In a source tree that is not pip-installed, load the plugin explicitly.
+if not _refrt_plugin_autoloaded():
+    pytest_plugins = ["refrt.testing.plugin"]

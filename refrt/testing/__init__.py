@@ -2,10 +2,12 @@
 oracle.
 
     from refrt.testing import assert_close_to_reference
-    assert_close_to_reference(my_log_softmax(x), "log_softmax", x, axis=-1)
+    assert_close_to_reference(my_log_softmax(x), "log_softmax", x, dim=-1)
 
 ``refrt.testing.strategies`` has hypothesis strategies for adversarial inputs, and the
-pytest plugin (installed with refrt) provides the ``refrt_oracle`` fixture.
+pytest plugin (installed with refrt; ``refrt.testing.plugin``) provides the
+``refrt_oracle``, ``refrt_assert_close`` and ``refrt_case`` fixtures, the
+``refrt_reference`` marker and the ``--refrt-max-prec`` option (docs/testing.md).
 """
 from __future__ import annotations
 
@@ -17,11 +19,9 @@ from .. import oracle
 from ..metrics import bits_error, ulp_distance
 from ..registry import get
 from ..rounding import format_of
+from ._report import failure_message
 
-__all__ = ["assert_close_to_reference", "UndecidedReferenceWarning"]
-
-_SHOW = 5          # worst elements listed in a failure message
-_REPRO_MAX = 64    # inputs up to this many elements are written out in the reproducer
+__all__ = ["assert_close_to_reference", "default_ulps", "UndecidedReferenceWarning"]
 
 
 class UndecidedReferenceWarning(UserWarning):
@@ -36,86 +36,117 @@ def _dtype_name(actual):
     return format_of(name).name
 
 
-def _array_literal(a):
-    a = np.asarray(a)
-    if a.dtype.kind in "iu":
-        return f"np.array({a.tolist()!r}, dtype=np.int64)"
-    vals = np.asarray(a, dtype=np.float64).tolist()
-    text = repr(vals).replace("inf", "np.inf").replace("nan", "np.nan")
-    return f"np.array({text}, dtype=np.{a.dtype.name})"
+def default_ulps(op_name, dtype) -> float:
+    """The registry's ulp budget of ``op_name`` for results in ``dtype``: the op's
+    float64 tolerance for float64, its float32 tolerance for float32, float16 and
+    bfloat16 (counted in ulps of that format: a half-precision result computed in float32
+    and rounded once is within 0.5 ulp of the reference, a budget of a few ulps leaves
+    room for half-precision arithmetic in between)."""
+    name = format_of(dtype if isinstance(dtype, str) else np.dtype(dtype).name).name
+    return get(op_name).tol["float64" if name == "float64" else "float32"]
 
 
-def _reproducer(op_name, inputs, params, dtype, index=None, elementwise=False):
-    arrays = [np.asarray(v) for v in inputs]
-    if elementwise and index is not None and all(a.shape == arrays[0].shape for a in arrays):
-        arrays = [a[index].reshape(1) for a in arrays]
-    if any(a.size > _REPRO_MAX for a in arrays):
-        shapes = ", ".join(str(a.shape) for a in arrays)
-        return (f"(inputs too large to inline: shapes {shapes}) refrt.oracle.evaluate("
-                f"{op_name!r}, *inputs, dtype={dtype!r}{_kw(params)})")
-    args = ", ".join(_array_literal(a) for a in arrays)
-    return f"refrt.oracle.evaluate({op_name!r}, {args}, dtype={dtype!r}{_kw(params)})"
+def _check_tolerances(op, ulps, max_ulp, rtol, atol):
+    if max_ulp is not None:
+        if ulps is not None:
+            raise TypeError(f"{op}: pass ulps= or its older name max_ulp=, not both")
+        ulps = max_ulp
+    if (rtol is None) != (atol is None):
+        # as torch.testing.assert_close: a relative tolerance alone has no meaning near 0
+        raise ValueError(f"{op}: argument 'rtol'/'atol' expected both or neither, got "
+                         f"rtol={rtol!r}, atol={atol!r}")
+    for name, v in (("ulps", ulps), ("rtol", rtol), ("atol", atol)):
+        if v is not None and (isinstance(v, bool) or not np.isfinite(v) or v < 0):
+            raise ValueError(f"{op}: argument '{name}' expected a finite number >= 0, got {v!r}")
+    return ulps
 
 
-def _kw(params):
-    return "".join(f", {k}={v!r}" for k, v in params.items())
+def _axis_alias(spec, params, dim):
+    if dim is None:
+        return params
+    if "axis" in params:
+        raise TypeError(f"{spec.name}: pass axis= or its torch name dim=, not both")
+    if "axis" not in spec.param_names:
+        raise TypeError(f"{spec.name}: argument 'dim' (an alias of axis=) is not a parameter "
+                        f"of {spec.name}; its parameters are "
+                        f"{', '.join(sorted(spec.param_names)) or 'none'}")
+    return {**params, "axis": dim}
 
 
-def assert_close_to_reference(actual, op_name, *inputs, max_ulp=None, **params):
-    """Assert that ``actual`` is within ``max_ulp`` ulps of the correctly rounded exact
-    result of ``op_name(*inputs, **params)`` in the dtype of ``actual``.
+def assert_close_to_reference(actual, op_name, *inputs, ulps=None, rtol=None, atol=None,
+                              dim=None, max_prec=None, reproducer_dir=None, max_ulp=None,
+                              **params):
+    """Assert that ``actual`` matches the correctly rounded exact result of
+    ``op_name(*inputs, **params)`` in the dtype of ``actual``.
 
-    ``max_ulp`` defaults to the op's registry tolerance for that dtype (float16 and
-    bfloat16 use the float32 budget).  A NaN or infinity where the exact result is
-    finite always fails, and is named as such.  Elements the oracle cannot certify are
-    skipped with an ``UndecidedReferenceWarning``.
+    Tolerance: ``ulps`` (default: the op's registry budget for that dtype, see
+    ``default_ulps``; ``max_ulp`` is its older name), or ``rtol`` and ``atol`` together
+    as in ``torch.testing.assert_close`` (``|actual - want| <= atol + rtol * |want|``).
+    Given both, an element passes when it meets either.  A NaN or infinity where the
+    exact result is finite always fails, and is named as such.
+
+    ``dim`` is an alias of ``axis`` (torch's name).  ``max_prec`` caps the oracle's
+    precision (default ``refrt.oracle.DEFAULT_MAX_PREC``); elements it cannot certify are
+    skipped with an ``UndecidedReferenceWarning``.  A failure lists the worst elements,
+    says when one of refrt's TorchLean defaults (eps) differs from the framework's and
+    whether passing the framework's value makes the comparison pass, and gives a one-line
+    reproducer: the failing element or row inline when small, else saved to an ``.npz``
+    in ``reproducer_dir`` (default: beside the running test, or the current directory).
     """
+    __tracebackhide__ = True                     # pytest shows the caller's line, not ours
     spec = get(op_name)
+    ulps = _check_tolerances(spec.name, ulps, max_ulp, rtol, atol)
+    params = _axis_alias(spec, params, dim)
     actual = np.asarray(actual)
     dtype = _dtype_name(actual)
-    if max_ulp is None:
-        max_ulp = spec.tol["float64" if dtype == "float64" else "float32"]
-    enc = oracle.evaluate(op_name, *inputs, dtype=dtype, return_enclosure=True,
-                          on_undecided="nan", **params)
-    want = enc.value
-    if actual.shape != want.shape:
-        raise AssertionError(f"{op_name}: result shape {actual.shape} differs from the "
-                             f"reference shape {want.shape}")
+    if ulps is None and rtol is None:
+        ulps = default_ulps(spec.name, dtype)
+    opts = {} if max_prec is None else {"max_prec": max_prec}
     got = actual.astype(np.float64)
-    want64 = np.asarray(want, dtype=np.float64)
-    checked = ~enc.undecided
-    ulp = np.where(checked, ulp_distance(got, want64, dtype), 0.0)
-    if enc.undecided.any():
-        warnings.warn(f"{op_name}: {int(enc.undecided.sum())} element(s) not compared: the "
-                      "oracle could not certify them", UndecidedReferenceWarning, stacklevel=2)
-    bad = ulp > max_ulp
+    want, ulp, bad, undecided = _compare(spec, got, dtype, inputs, params, ulps, rtol, atol, opts)
+    if undecided:
+        warnings.warn(f"{spec.name}: {undecided} element(s) not compared: the oracle could "
+                      "not certify them", UndecidedReferenceWarning, stacklevel=2)
     if not bad.any():
         return
-    raise AssertionError(_failure(spec, actual, inputs, params, dtype, got, want64, ulp,
-                                  bad, max_ulp))
-
-
-def _failure(spec, actual, inputs, params, dtype, got, want, ulp, bad, max_ulp):
     bits = bits_error(got, want, dtype)
-    flat_bad = np.flatnonzero(bad.ravel()) if bad.ndim else np.array([0])
-    order = flat_bad[np.argsort(-ulp.ravel()[flat_bad], kind="stable")][:_SHOW]
-    arrays = [np.asarray(v) for v in inputs]
-    elementwise = spec.kind in ("unary", "binary") and all(a.shape == actual.shape for a in arrays)
-    nonfinite = (~np.isfinite(got)) & np.isfinite(want) & bad
-    lines = [f"{spec.name} ({dtype}): {int(bad.sum())} of {bad.size} element(s) differ from "
-             f"the correctly rounded reference by more than {max_ulp:g} ulp "
-             f"(max {ulp.max():g} ulp, {bits.max():.1f} bits)"]
-    if nonfinite.any():
-        lines.append(f"  {int(nonfinite.sum())} of them are NaN/Inf where the exact value is "
-                     "finite")
-    for i in order:
-        idx = np.unravel_index(i, actual.shape) if actual.ndim else ()
-        where = tuple(int(j) for j in idx)
-        ins = (", ".join(repr(float(a.ravel()[i])) for a in arrays) if elementwise
-               else "(see reproducer)")
-        lines.append(f"  at {where}: inputs ({ins}) got {float(got.ravel()[i])!r} want "
-                     f"{float(want.ravel()[i])!r} ({ulp.ravel()[i]:g} ulp, {bits.ravel()[i]:.1f} bits)")
-    first = np.unravel_index(order[0], actual.shape) if actual.ndim else None
-    lines.append("  reproduce: " + _reproducer(spec.name, inputs, params, dtype, first,
-                                                elementwise))
-    return "\n".join(lines)
+
+    def passes_with(**changed):
+        *_, bad2, _ = _compare(spec, got, dtype, inputs, {**params, **changed}, ulps, rtol,
+                               atol, opts)
+        return not bad2.any()
+
+    raise AssertionError(failure_message(
+        spec, actual, inputs, params, dtype, got, want, ulp, bits, bad,
+        tolerance=_describe(ulps, rtol, atol), passes_with=passes_with,
+        reproducer_dir=reproducer_dir, oracle_opts=opts))
+
+
+def _compare(spec, got, dtype, inputs, params, ulps, rtol, atol, opts):
+    enc = oracle.evaluate(spec.name, *inputs, dtype=dtype, return_enclosure=True,
+                          on_undecided="nan", **params, **opts)
+    want = np.asarray(enc.value, dtype=np.float64)
+    if got.shape != want.shape:
+        raise AssertionError(f"{spec.name}: result shape {got.shape} differs from the "
+                             f"reference shape {want.shape}")
+    checked = ~enc.undecided
+    ulp = np.where(checked, ulp_distance(got, want, dtype), 0.0)
+    ok = np.zeros(got.shape, dtype=bool)
+    if ulps is not None:
+        ok |= ulp <= ulps
+    if rtol is not None:
+        with np.errstate(invalid="ignore", over="ignore"):
+            close = np.abs(got - want) <= atol + rtol * np.abs(want)
+        same = (got == want) | (np.isnan(got) & np.isnan(want))     # equal infinities, NaN
+        ok |= (close & np.isfinite(got)) | same
+    bad = checked & ~ok
+    return want, ulp, bad, int(enc.undecided.sum())
+
+
+def _describe(ulps, rtol, atol):
+    parts = []
+    if ulps is not None:
+        parts.append(f"{ulps:g} ulp")
+    if rtol is not None:
+        parts.append(f"atol + rtol * |want| (atol={atol:g}, rtol={rtol:g})")
+    return " and ".join(parts)
