@@ -228,7 +228,8 @@ def docs(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="refrt", description=__doc__)
+    parser = argparse.ArgumentParser(prog="refrt", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="cmd")
     p = sub.add_parser("check", help="measure every kernel against the mp reference (default)")

@@ -14,12 +14,14 @@ from refrt.registry import OPS
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir))
 
 
-def test_version(capsys):
+def test_version(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "40")                    # one line, never wrapped
     with pytest.raises(SystemExit) as e:
         cli.main(["--version"])
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"refrt {refrt.__version__} (") and "mpmath" in out
+    assert out.count("\n") == 1
 
 
 def test_version_matches_pyproject():

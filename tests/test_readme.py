@@ -160,10 +160,12 @@ def _env():
     env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="80", PYTHONHASHSEED="0",
                PYTHONDONTWRITEBYTECODE="1")
     env.pop("REFRT_NUM_THREADS", None)
-    # the refrt under test: the installed package, or this source tree (built in place)
+    # the refrt under test: an installed package is found as it is; a source tree (built in
+    # place) is put on the path
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(refrt.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join([pkg_parent] + [p for p in
-                                         os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    if os.path.basename(pkg_parent) not in ("site-packages", "dist-packages"):
+        env["PYTHONPATH"] = os.pathsep.join(
+            [pkg_parent] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
     return env
 
 
