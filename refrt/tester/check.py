@@ -151,95 +151,35 @@ def _origin_elem(mask, node, idx, bits=None):
 # ------------------------------------------------------------------------ check ----
 def check(fn, *inputs, grad=False, seed=0, budget=5.0, bits=None, **params) -> Report:
     """Check ``fn`` (written with ``refrt.ops``) against its exact value; see the module
-    docstring of ``refrt.tester``."""
+    docstring and docs/tester.md."""
     t0 = time.perf_counter()
     threshold = _validate(budget, bits)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise RefrtTypeError(f"check: argument 'seed' expected an integer, got {seed!r}")
     fixed, ranges, dtype = normalise(inputs)
     graph = trace(fn, *_example(fixed, ranges), **params)
-    name = getattr(fn, "__name__", "fn")
-    report = Report(name, bits=threshold, nodes=len(graph.nodes))
-    deadline = t0 + float(budget)
-    has_range = any(r is not None for r in ranges)
-
-    if has_range:
-        s = Search(graph, fixed, ranges, dtype, threshold, int(seed), deadline)
-        # evaluation counts scale with the budget (deterministic for a seed); the time
-        # fractions are caps for slow machines and big graphs
-        span = float(budget)
-        cap = t0 + 3.0 * span
-        each = screen_cost(graph)
-        runs = s.sample(cap, count=int(np.clip(0.3 * span / each, 50, 20000)))
-        s.bisect(runs, cap, max_pairs=int(np.clip(0.1 * span / (60 * each), 4, 200)))
-        s.climb(cap, steps=int(np.clip(0.15 * span / each, 40, 10000)))
-        report.evaluations = s.evaluations
-        flagged = [c for c in s.best(64) if c.score > threshold]
-        candidates = (flagged or s.best(2))
-        quiet = [c.inputs for c in s.pool if c.score <= threshold]
+    report = Report(getattr(fn, "__name__", "fn"), bits=threshold, nodes=len(graph.nodes))
+    # the clock is only a cap: the counts below decide what is evaluated
+    cap = t0 + 3.0 * float(budget)
+    if any(r is not None for r in ranges):
+        search = _search(graph, fixed, ranges, dtype, threshold, int(seed), float(budget), cap)
+        candidates = [c.inputs for c in search.best(64) if c.score > threshold] or \
+            [c.inputs for c in search.best(2)]
+        quiet = [c.inputs for c in search.pool if c.score <= threshold]
         typical = [quiet[i] for i in np.linspace(0, len(quiet) - 1, min(4, len(quiet))).astype(int)] \
             if quiet else []
         trivials = quiet_trivials(graph, fixed, ranges, dtype, threshold)
     else:
-        s, trivials = None, None
-        candidates = [type("C", (), {"inputs": fixed, "score": math.inf})()]
+        search, trivials, candidates = None, None, [fixed]
         rng = np.random.default_rng(seed)
         typical = [[a * rng.uniform(0.5, 2.0, a.shape).astype(a.dtype) if a.dtype.kind == "f"
                     else a for a in fixed] for _ in range(3)]
-
-    findings = {}
-    for n, cand in enumerate(candidates):
-        if n and time.perf_counter() > t0 + 3 * float(budget):
-            report.truncated = True
-            break
-        try:
-            ev = evaluate(graph, cand.inputs, dtype)
-        except EXACT_FAILURES as err:    # beyond what mpmath can represent (e^(e^100))
-            report.skipped.append(f"{type(err).__name__}: {err}"[:200])
-            continue
-        report.exact_evaluations += 1
-        found = forward_findings(fn, graph, ev, threshold)
-        if n and not set(found) - set(findings):
-            break          # the next-worst candidate adds no new origin: stop confirming
-        for key, f in found.items():
-            if has_range and key not in findings:
-                f = _shrunk(fn, graph, f, key, ranges, dtype, threshold, deadline, report,
-                            trivials)
-            prev = findings.get(key)
-            if prev is None or f.bits_error > prev.bits_error:
-                findings[key] = f
-        if n >= MAX_CONFIRM:
-            break
-
+    shrink_to = (ranges, trivials) if search is not None else None
+    findings = _confirm(fn, graph, candidates, dtype, threshold, report, cap, shrink_to)
     if grad:
-        gcands = [fixed]
-        if has_range:
-            # the gradient can fail where the forward is fine (a masked division):
-            # screen a deterministic subset of the samples by their float gradient
-            pool = s.pool[:: max(1, len(s.pool) // GRAD_SCREENS)]
-            scored = sorted(((gradient_screen(graph, c.inputs, dtype), k, c.inputs)
-                             for k, c in enumerate(pool)), key=lambda t: (-t[0], t[1]))
-            gcands = [x for sc, _, x in scored[:3] if sc > threshold] + \
-                [c.inputs for c in candidates[:1]]
-        for x in gcands:
-            try:
-                deps = gradient_departures(graph, x, dtype, threshold)
-            except EXACT_FAILURES as err:
-                report.skipped.append(f"gradient: {type(err).__name__}: {err}"[:200])
-                continue
-            for i, elem, k, dk, b, got, want in deps:
-                node = graph.nodes[k]
-                kind = {"bits": "accuracy", "zero": "accuracy"}.get(dk, dk)
-                key = ("grad", k)
-                if key not in findings or b > findings[key].bits_error:
-                    f = Finding(kind=kind, phase="gradient", op=node.op,
-                                location=node.location, bits_error=b, input=tuple(x),
-                                got=got, want=want, path=(_fmt_node(node),),
-                                element=(i,) + elem)
-                    f._node = k
-                    findings[key] = f
-            report.exact_evaluations += 1
-
+        gcands = _gradient_candidates(graph, search, candidates, dtype, threshold) \
+            if search is not None else [fixed]
+        findings.update(_gradient_findings(graph, gcands, dtype, threshold, report))
     for f in findings.values():
         res = suggest(graph, f, dtype, threshold, typical, grad=f.phase == "gradient")
         if res is not None:
@@ -248,21 +188,100 @@ def check(fn, *inputs, grad=False, seed=0, budget=5.0, bits=None, **params) -> R
                 pat.suggestion, pat.explanation, True, rb
         f.reproducer = reproducer(fn, f.input, f.phase)
     report.findings = sorted(findings.values(), key=lambda f: (-f.bits_error, f.location))
-    if s is not None:
-        report.evaluations, report.truncated = s.evaluations, s.truncated
+    if search is not None:
+        report.evaluations = search.evaluations
+        report.truncated |= search.truncated
     report.seconds = time.perf_counter() - t0
     return report
 
 
-def _shrunk(fn, graph, f, key, ranges, dtype, threshold, deadline, report, trivials):
+def _search(graph, fixed, ranges, dtype, threshold, seed, span, cap):
+    """Sample, bisect and climb, with evaluation counts from ``screen_cost`` and the
+    budget (deterministic for a seed); ``cap`` is the wall-clock limit."""
+    s = Search(graph, fixed, ranges, dtype, threshold, seed, cap)
+    each = screen_cost(graph)
+    runs = s.sample(cap, count=int(np.clip(0.3 * span / each, 50, 20000)))
+    s.bisect(runs, cap, max_pairs=int(np.clip(0.1 * span / (60 * each), 4, 200)))
+    s.climb(cap, steps=int(np.clip(0.15 * span / each, 40, 10000)))
+    return s
+
+
+def _exact(graph, inputs, dtype, report):
+    """The exact evaluation of one candidate, or None (listed in ``report.skipped``) when
+    mpmath cannot represent it (e^(e^100))."""
+    try:
+        ev = evaluate(graph, inputs, dtype)
+    except EXACT_FAILURES as err:
+        report.skipped.append(f"{type(err).__name__}: {err}"[:200])
+        return None
+    report.exact_evaluations += 1
+    return ev
+
+
+def _confirm(fn, graph, candidates, dtype, threshold, report, cap, shrink_to):
+    """Forward findings of the candidates, worst-screened first, until one adds no new
+    origin (at most MAX_CONFIRM); each new finding's witness is shrunk."""
+    findings = {}
+    for n, inputs in enumerate(candidates[:MAX_CONFIRM]):
+        if n and time.perf_counter() > cap:
+            report.truncated = True
+            break
+        ev = _exact(graph, inputs, dtype, report)
+        if ev is None:
+            continue
+        found = forward_findings(fn, graph, ev, threshold)
+        if n and not set(found) - set(findings):
+            break
+        for key, f in found.items():
+            if shrink_to is not None and key not in findings:
+                f = _shrunk(fn, graph, f, key, *shrink_to, dtype, threshold, cap, report)
+            prev = findings.get(key)
+            if prev is None or f.bits_error > prev.bits_error:
+                findings[key] = f
+    return findings
+
+
+def _gradient_candidates(graph, search, candidates, dtype, threshold):
+    """The gradient can fail where the forward is fine (a masked division): the samples
+    whose float gradient screens worst (a deterministic subset), plus the worst forward
+    candidate."""
+    pool = search.pool[:: max(1, len(search.pool) // GRAD_SCREENS)]
+    scored = sorted(((gradient_screen(graph, c.inputs, dtype), k, c.inputs)
+                     for k, c in enumerate(pool)), key=lambda t: (-t[0], t[1]))
+    return [x for sc, _, x in scored[:3] if sc > threshold] + candidates[:1]
+
+
+def _gradient_findings(graph, candidates, dtype, threshold, report):
+    findings = {}
+    for x in candidates:
+        try:
+            deps = gradient_departures(graph, x, dtype, threshold)
+        except EXACT_FAILURES as err:
+            report.skipped.append(f"gradient: {type(err).__name__}: {err}"[:200])
+            continue
+        report.exact_evaluations += 1
+        for i, elem, k, dk, b, got, want in deps:
+            node = graph.nodes[k]
+            key = ("grad", k)
+            if key in findings and b <= findings[key].bits_error:
+                continue
+            f = Finding(kind={"bits": "accuracy", "zero": "accuracy"}.get(dk, dk),
+                        phase="gradient", op=node.op, location=node.location, bits_error=b,
+                        input=tuple(x), got=got, want=want, path=(_fmt_node(node),),
+                        element=(i,) + elem)
+            f._node = k
+            findings[key] = f
+    return findings
+
+
+def _shrunk(fn, graph, f, key, ranges, trivials, dtype, threshold, cap, report):
     """The finding on a shrunk witness when the shrunk witness still shows it (exactly),
     else the finding as it was."""
-    still = lambda x: screen_score(graph, x, dtype)[0] > threshold
+    def still(x):
+        return screen_score(graph, x, dtype)[0] > threshold
     if not still(list(f.input)):
         return f
-    small = shrink(graph, list(f.input), ranges, dtype, still,
-                   deadline + 1.0, trivials)
-    ev = evaluate(graph, small, dtype)
-    report.exact_evaluations += 1
-    again = forward_findings(fn, graph, ev, threshold).get(key)
+    small = shrink(graph, list(f.input), ranges, dtype, still, cap, trivials)
+    ev = _exact(graph, small, dtype, report)
+    again = forward_findings(fn, graph, ev, threshold).get(key) if ev is not None else None
     return again if again is not None else f
