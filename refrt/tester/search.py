@@ -182,9 +182,11 @@ class Search:
         return runs
 
     def _interp(self, a, b, t):
-        return [x if r is None else r.clip((x.astype(np.float64) * (1 - t)
-                                            + y.astype(np.float64) * t))
-                for x, y, r in zip(a.inputs, b.inputs, self.ranges)]
+        with np.errstate(all="ignore"):   # inf ends of an unbounded box
+            return [x if r is None else r.clip(np.nan_to_num(
+                        x.astype(np.float64) * (1 - t) + y.astype(np.float64) * t,
+                        nan=0.0, posinf=np.inf, neginf=-np.inf))
+                    for x, y, r in zip(a.inputs, b.inputs, self.ranges)]
 
     def bisect(self, runs, until, max_pairs=48):
         pairs = 0
