@@ -179,4 +179,92 @@ static inline void refrt_sa_sum_##SUF(const FT *x, int64_t n, int k, FT *hi, FT 
 REFRT_SA_DEFINE(f64, double, uint64_t, REFRT_SA_CHUNKS64, 53, 1074, 11, 52, 1024, ldexp)
 REFRT_SA_DEFINE(f32, float, uint32_t, REFRT_SA_CHUNKS32, 24, 149, 8, 23, (1 << 30), ldexpf)
 
+
+/* ---- exact dot products (the rescue path of linalg.pyx, its Design c) ----------------
+ * refrt_dot_exact_{f64,f32}(a, b, n, init) = fl(init + sum_j a_j b_j), correctly
+ * rounded, for finite inputs (the caller handles inf/NaN).  Each product is exact as
+ * (p + q) 2^(ea + eb): a_j = fa 2^ea, b_j = fb 2^eb (frexp, fa, fb in [0.5, 1)) and
+ * fa fb = p + q exactly (TwoProduct by fma: neither can under- or overflow there); a
+ * float32 product is exact in double, q = 0.  p and q 2^(ea + eb) go into a wide
+ * accumulator with the same digits as above, its bit 0 at 2^-(1074 + WOFF): products of
+ * subnormals (2^-2148) up to n products of the largest (2^2048) fit, with 64 bits of
+ * carry room.  One carry pass every 512 products (two adds each, below 2^52 per chunk).
+ * Rounding as in (c), to 53 bits (float64) or 24 (float32, whose smallest subnormal
+ * 2^-149 is bit 925 + WOFF). */
+#define REFRT_SA_WOFF 1240
+#define REFRT_SA_WCHUNKS 138   /* (1240 + 1022 + 2048 + 64) / 32, rounded up */
+
+static inline void refrt_sa_wide_add(int64_t *d, double x, int e) {
+    uint64_t bits, m, E;
+    int64_t s;
+    memcpy(&bits, &x, sizeof bits);
+    E = (bits >> 52) & 0x7ff;
+    m = bits & ((((uint64_t)1) << 52) - 1);
+    if (E == 0 && m == 0) return;
+    s = -(int64_t)(bits >> 63);
+    if (E) m |= ((uint64_t)1) << 52; else E = 1;
+    {
+        int pos = (int)E - 1 + e + REFRT_SA_WOFF, i = pos >> 5, sh = pos & 31;
+        int64_t lowp = (int64_t)((m << sh) & 0xffffffffu);
+        int64_t highp = (int64_t)(m >> (32 - sh));
+        d[i] += (lowp ^ s) - s;
+        d[i + 1] += (highp ^ s) - s;
+    }
+}
+
+/* the rounded value of the wide accumulator to p bits, smallest kept bit minpos, as a
+ * double M 2^(L - 1074 - WOFF) (exact: M has at most p bits, the exponent is in range
+ * or overflows to inf) */
+static inline double refrt_sa_wide_value(int64_t *d, int p, int minpos, int *is_zero) {
+    int L, neg;
+    uint64_t M;
+    double v;
+    refrt_sa_carry(d, REFRT_SA_WCHUNKS);
+    neg = d[REFRT_SA_WCHUNKS - 1] < 0;
+    if (neg) refrt_sa_negate(d, REFRT_SA_WCHUNKS);
+    M = refrt_sa_round(d, REFRT_SA_WCHUNKS, p, minpos, &L);
+    *is_zero = (M == 0);
+    v = ldexp((double)M, L - 1074 - REFRT_SA_WOFF);
+    return neg ? -v : v;
+}
+
+static inline double refrt_dot_exact_f64(const double *a, const double *b, int64_t n,
+                                         double init, int *is_zero) {
+    int64_t d[REFRT_SA_WCHUNKS];
+    int64_t j;
+    int since = 0, ea, eb;
+    memset(d, 0, sizeof d);
+    refrt_sa_wide_add(d, init, 0);
+    for (j = 0; j < n; j++) {
+        double fa, fb, pp, qq;
+        if (a[j] == 0 || b[j] == 0) continue;
+        fa = frexp(a[j], &ea);
+        fb = frexp(b[j], &eb);
+        pp = fa * fb;
+        qq = fma(fa, fb, -pp);
+        refrt_sa_wide_add(d, pp, ea + eb);
+        refrt_sa_wide_add(d, qq, ea + eb);
+        if (++since == 512) { refrt_sa_carry(d, REFRT_SA_WCHUNKS); since = 0; }
+    }
+    /* ldexp below rounds nothing: M 2^(L - 1074 - WOFF) is a double (L >= WOFF) */
+    return refrt_sa_wide_value(d, 53, REFRT_SA_WOFF, is_zero);
+}
+
+static inline float refrt_dot_exact_f32(const float *a, const float *b, int64_t n,
+                                        float init, int *is_zero) {
+    int64_t d[REFRT_SA_WCHUNKS];
+    int64_t j;
+    int since = 0;
+    memset(d, 0, sizeof d);
+    refrt_sa_wide_add(d, (double)init, 0);
+    for (j = 0; j < n; j++) {
+        /* a float32 product is exact in double (48 bits, exponents within range) */
+        refrt_sa_wide_add(d, (double)a[j] * (double)b[j], 0);
+        if (++since == 1024) { refrt_sa_carry(d, REFRT_SA_WCHUNKS); since = 0; }
+    }
+    /* M has at most 24 bits and M 2^(L - 1074 - WOFF) is a float32 (L >= 925 + WOFF) or
+     * beyond its range, where the conversion gives inf as IEEE rounding does */
+    return (float)refrt_sa_wide_value(d, 24, 925 + REFRT_SA_WOFF, is_zero);
+}
+
 #endif

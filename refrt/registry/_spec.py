@@ -101,7 +101,8 @@ class OpSpec:
     vjp_tol: Tol | None = None
     conventions: str = ""
     preconditions: tuple = ()
-    families: tuple = ("normal", "wide", "extremal")
+    # input families (refrt.families.DESCRIPTIONS); the adversarial ones of issue 9 by default
+    families: tuple = ("normal", "wide", "extremal", "large_mean", "subnormal", "cancel_max")
     stable_alternative: str = ""
     # shape(spec, arrays, params) -> output shape; validates and may normalise params.
     shape: Callable | None = None

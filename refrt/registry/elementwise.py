@@ -44,13 +44,19 @@ POSITIVE_X = Precondition("x > 0", "derivative undefined for x <= 0", _any_nonpo
 NO_TIES = Precondition("x != y", "tie: the gradient is split 0.5/0.5 by convention", _any_tie)
 
 
-def _families(domain):
+# ops with a root where relative accuracy is hardest (log(1) = 0, log1p(0) = 0, ...):
+# they get the near_root family
+NEAR_ROOT = frozenset({"log", "log1p", "safe_log", "expm1"})
+
+
+def _families(domain, name=""):
     edge = math.isfinite(domain.low) or math.isfinite(domain.high)
-    return ("normal", "wide", "extremal") + (("domain_edge",) if edge else ())
+    return (("normal", "wide", "extremal", "large_mean", "subnormal")
+            + (("domain_edge",) if edge else ()) + (("near_root",) if name in NEAR_ROOT else ()))
 
 
 def unary(name, doc, tol=LIBM, cases=(), vjp=None, domain=REALS, params=(), **kw):
-    kw.setdefault("families", _families(domain))
+    kw.setdefault("families", _families(domain, name))
     return OpSpec(name=name, signature=f"{name}(x{''.join(', ' + p.name + '=' + repr(p.default) for p in params)}) -> y",
                   kind="unary", args=(Arg("x", domain),), doc=doc, tol=tol,
                   special_cases=tuple(cases), params=tuple(params), vjp=vjp,

@@ -37,14 +37,16 @@ def loss(name, args, doc, vjp, shape=_shapes.pairwise_loss, cases=(), params=(),
                   vjp=vjp, shape=shape, **kw)
 
 
-FAMILIES = ("normal", "wide", "large_spread", "dominant", "probs_near_0_1", "zero_targets")
+FAMILIES = ("normal", "wide", "large_spread", "dominant", "probs_near_0_1", "zero_targets",
+            "margins", "large_mean", "inf_logits")
+NORM_FAMILIES = ("normal", "wide", "large_mean", "subnormal")
 
 SPECS = [
     loss("mse_loss", (Arg("pred"), Arg("target")),
          "sum((pred - target)^2) / meanDenom, meanDenom = size or 1 when empty",
          "pred: g * 2 * (pred - target) / n; target: -g * 2 * (pred - target) / n",
          cases=[Case(((1.0, 3.0), (0.0, 0.0)), 5.0), Case(((INF,), (INF,)), NAN)],
-         families=("normal", "wide", "zero_targets"), torchlean="mseSpec / mseLoss"),
+         families=("normal", "wide", "zero_targets", "large_mean"), torchlean="mseSpec / mseLoss"),
     loss("cross_entropy_logits", (Arg("logits"), Arg("target", PROBS, False, "class_target")),
          "-sum(target * log_softmax(logits, -1)) / (number of last-axis slices); target is "
          "class probabilities / one-hot rows, or integer class ids",
@@ -111,7 +113,7 @@ SPECS = [
            vjp="x: g * gamma / std; gamma: sum(g * xhat); beta: sum(g)",
            preconditions=(Precondition("var + eps > 0", "normalisation by sqrt(var + eps) needs "
                                        "var + eps > 0", _var_eps_nonpositive_bn),),
-           shape=_shapes.batch_norm, families=("normal", "wide"),
+           shape=_shapes.batch_norm, families=NORM_FAMILIES,
            example_shapes=((3, 4, 5),) + ((3,),) * 4,
            torchlean="batchNormInference"),
     OpSpec(name="layer_norm", signature="layer_norm(x, gamma, beta, eps=1e-06) -> y", kind="norm",
@@ -123,6 +125,6 @@ SPECS = [
            "gamma: sum(g * xhat); beta: sum(g)",
            preconditions=(Precondition("var + eps > 0", "layer norm needs var + eps > 0",
                                        _var_eps_nonpositive_ln),),
-           shape=_shapes.layer_norm, families=("normal", "wide"), torchlean="layerNorm",
+           shape=_shapes.layer_norm, families=NORM_FAMILIES, torchlean="layerNorm",
            example_shapes=((4, 8), (8,), (8,))),
 ]

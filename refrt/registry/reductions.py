@@ -15,7 +15,9 @@ AXIS_LAST = Param("axis", -1, "axis", "the axis the op runs along")
 
 SUM_TOL = Tol(float32=2, float64=2)
 SOFTMAX_TOL = Tol(float32=4, float64=4)
-LOSS_FAMILIES = ("normal", "wide", "extremal", "large_spread", "dominant")
+LOSS_FAMILIES = ("normal", "wide", "extremal", "large_spread", "dominant", "margins",
+                 "large_mean", "subnormal", "inf_logits")
+LINALG_FAMILIES = ("normal", "wide", "large_mean", "subnormal", "cancel_max")
 
 
 def reduction(name, doc, tol=SUM_TOL, cases=(), vjp=None, params=(AXIS_NONE,), **kw):
@@ -73,7 +75,7 @@ SPECS = [
            "an FMA-based compensated dot (Ogita-Rump-Oishi Dot2), so it is as accurate as if "
            "computed in twice the working precision", tol=Tol(float32=2, float64=2),
            special_cases=(Case((((1.0, 1.0),), ((1.0,), (-1.0,))), 0.0),),
-           vjp="a: g @ b^T; b: a^T @ g", shape=_shapes.matmul, example_shapes=((5, 7), (7, 3)), families=("normal", "wide"),
+           vjp="a: g @ b^T; b: a^T @ g", shape=_shapes.matmul, example_shapes=((5, 7), (7, 3)), families=LINALG_FAMILIES,
            torchlean="matMulSpec / bmmSpec"),
     OpSpec(name="linear", signature="linear(x, weight, bias) -> y", kind="linalg",
            args=(Arg("x"), Arg("weight"), Arg("bias")),
@@ -85,5 +87,5 @@ SPECS = [
                           Case((((1.0,),), ((np.inf,),), (-np.inf,)), np.nan)),
            vjp="x: g @ weight; weight: g^T @ x; bias: sum(g, 0)", shape=_shapes.linear,
            example_shapes=((4, 7), (3, 7), (3,)),
-           families=("normal", "wide"), torchlean="linearSpec / linearBatchedSpec"),
+           families=LINALG_FAMILIES, torchlean="linearSpec / linearBatchedSpec"),
 ]
