@@ -296,7 +296,7 @@ cdef inline floating _mean_row(const floating *x, Py_ssize_t n) noexcept nogil:
 # Any non-finite input gives NaN (inf - inf in the deviations, as in the real-number
 # formula evaluated in the extended reals).
 cdef inline floating _var_row(const floating *x, Py_ssize_t n) noexcept nogil:
-    cdef floating big, scale, m, mlo, lo, s, c, corr, bound, fn, ph, pl, tiny
+    cdef floating big, scale, m, mlo, c, corr, s, tiny
     cdef int E
     if n == 0:
         return 0
@@ -311,18 +311,31 @@ cdef inline floating _var_row(const floating *x, Py_ssize_t n) noexcept nogil:
         return 0
     E = _exponent(big)
     scale = _ldexp(<floating>1, -E)
-    fn = <floating>n
-    s = _sum_dw(x, n, scale, &lo, &bound)
-    if not (4 * (bound + f_abs(lo)) <= f_abs(s + lo)):
-        s = _exact_sum(x, n, E, &lo)       # heavy cancellation: the exact sum, scaled
+    m = _mean_dw(x, n, E, &mlo)
+    s = _sq_dev_sum(x, n, scale, m, mlo, &c, &corr)
+    return _ldexp(_div_dw(s, c + corr, <floating>n), 2 * E)
+
+
+# The mean of x[0:n] times 2^-E as a double word m + *mlo, |error| = O(u^2) |mean| plus
+# the underflow of 2^-E scaling: the row sum is the correctly rounded (hi, lo) of
+# _row_sum (scaled by 2^-k when it overflows), m = (hi + lo) / n rounded once (_div_dw),
+# m_lo = ((hi + lo) - n m) / n with n m = ph + pl exactly (fma) and hi - ph exact
+# (Sterbenz: ph is within a factor 2 of hi), the rest second order; both scaled by
+# 2^(k - E) at the end.  (Summing the scaled row instead lost the bits of entries far
+# below max|x|: in a row of +-max and O(1) entries they became subnormal.)
+cdef inline floating _mean_dw(const floating *x, Py_ssize_t n, int E,
+                              floating *mlo) noexcept nogil:
+    cdef floating s, lo, m, ph, pl, fn = <floating>n
+    cdef int k
+    s = _row_sum(x, n, &lo, &k, True)
     m = _div_dw(s, lo, fn)
-    # m_lo = ((s + lo) - n m_hi) / n: n m_hi = ph + pl exactly (fma); s - ph is exact
-    # (Sterbenz: ph is within a factor 2 of s), the rest is second order
+    if not isfinite(m) or m == 0:
+        mlo[0] = 0
+        return _ldexp(m, k - E)
     ph = fn * m
     pl = f_fma(fn, m, -ph)
-    mlo = ((s - ph) - pl + lo) / fn
-    s = _sq_dev_sum(x, n, scale, m, mlo, &c, &corr)
-    return _ldexp(_div_dw(s, c + corr, fn), 2 * E)
+    mlo[0] = _ldexp(((s - ph) - pl + lo) / fn, k - E)
+    return _ldexp(m, k - E)
 
 
 # max |x_j| of a row (inf if any entry is inf or NaN): the absolute value's bits read as
@@ -580,13 +593,27 @@ def var_vjp(const floating[:, ::1] x,       # IN  (rows, n)
             const floating[::1] g,          # IN  upstream gradient per row
             floating[:, ::1] gx,            # OUT g * 2 (x - mean) / n
             int threads=1):
+    """gx_j = (2 g / n) (x_j - m) with the double-word mean m = m_hi + m_lo of _mean_dw
+    (finite for a row of +-max entries): x_j - m_hi =
+    d + e exactly (TwoSum), x_j - m = d + (e - m_lo) up to O(u^2) |x|.  With m rounded
+    once, x_j - m^ is off by |m - m^| ~ u |m|: under a mean of 1e12 and a spread of 1
+    that was ~4e13 ulp of the float64 gradient.  Rows with inf/NaN follow IEEE on the
+    plain formula."""
     cdef Py_ssize_t i, j, rows = x.shape[0], n = x.shape[1]
-    cdef floating m, w
+    cdef floating m, mlo, w, d, e, big
+    cdef int E
     if rows == 0 or n == 0:
         return
     with nogil:
         for i in prange(rows, num_threads=threads, schedule="static"):
-            m = _mean_row(&x[i, 0], n)
+            big = _max_abs(&x[i, 0], n)
             w = 2 * g[i] / <floating>n
+            if not isfinite(big):          # IEEE on the real formula: x - inf etc.
+                m = _mean_row(&x[i, 0], n)
+                for j in range(n):
+                    gx[i, j] = w * (x[i, j] - m)
+                continue
+            m = _mean_dw(&x[i, 0], n, 0, &mlo)
             for j in range(n):
-                gx[i, j] = w * (x[i, j] - m)
+                d = two_sum(x[i, j], -m, &e)
+                gx[i, j] = w * (d + (e - mlo))

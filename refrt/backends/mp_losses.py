@@ -77,9 +77,19 @@ def _target_rows(x, t):
 
 
 def _log_softmax_row(ctx, z):
-    """z_j - log(sum exp z): mp's exponent is unbounded, so no shift is needed."""
+    """z_j - log(sum exp z), as (z_j - m) - log1p(sum_{j != a} exp(z_j - m)) with m = z_a
+    the first max: at a fixed precision, log(e^m + tiny) - m cancels to 0 once the other
+    terms are below 2^-prec e^m (a dominant logit 5000 above the rest), while log1p
+    keeps them; exact in the reals either way.  Non-finite rows use the direct form."""
     if any(_isnan(ctx, v) for v in z):
         return [ctx.nan] * len(z)
+    finite = [v for v in z if ctx.isfinite(v)]
+    if z and len(finite) == len(z):
+        a = max(range(len(z)), key=lambda j: (z[j], -j))
+        m = z[a]
+        rest = _sum(ctx, [ctx.exp(v - m) for j, v in enumerate(z) if j != a]) if len(z) > 1 else ctx.zero
+        l1 = ctx.log1p(rest)
+        return [(v - m) - l1 for v in z]
     lse = _log(ctx, _sum(ctx, [ctx.exp(v) for v in z]))
     out = []
     for v in z:
@@ -232,6 +242,10 @@ def _row_vjp(ctx, x, t, g, score_grad, target_grad):
 @mp_vjp("cross_entropy_logits")
 def cross_entropy_logits_vjp(ctx, arrays, params, out, g):
     def dz(z, tr, k):
+        # a +inf logit (or NaN, or an all -inf row): softmax is undefined, so is d/dz
+        # (the softmax family's convention); -inf logits are exact zeros of softmax
+        if any(v == ctx.inf or _isnan(ctx, v) for v in z) or all(v == ctx.ninf for v in z):
+            return [ctx.nan] * len(z)
         e = [ctx.exp(v) for v in z]
         s, st = ctx.fsum(e), ctx.fsum([ctx.mpf(v) for v in tr])
         return [k * (ej / s * st - tj) for ej, tj in zip(e, tr)]

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from . import _shapes
+from . import _shapes, _terms
 from ._spec import Arg, Case, OpSpec, Param, Tol
 
 INF, NAN = math.inf, math.nan
@@ -61,13 +61,14 @@ SPECS = [
            tol=SOFTMAX_TOL, params=(AXIS_LAST,),
            special_cases=(Case(((0.0, -INF),), 1.0), Case(((1000.0, 1000.0),), 0.5)),
            vjp="x: y * (g - sum(g * y, axis))", shape=_shapes.along_axis,
-           families=LOSS_FAMILIES, torchlean="softmaxSpec"),
+           families=LOSS_FAMILIES, vjp_terms=_terms.softmax, torchlean="softmaxSpec"),
     OpSpec(name="log_softmax", signature="log_softmax(x, axis=-1) -> y", kind="softmax",
            args=X, doc="(x - m) - log1p(sum_{j != argmax} exp(x_j - m)) along axis; "
            "a 0-d input gives 0", tol=SOFTMAX_TOL, params=(AXIS_LAST,),
            special_cases=(Case(((0.0, -INF),), 0.0), Case(((10.0, 0.0),), -math.log1p(math.exp(-10.0)))),
            vjp="x: g - exp(y) * sum(g, axis)", shape=_shapes.along_axis,
            families=LOSS_FAMILIES, stable_alternative="log_softmax instead of log(softmax(x))",
+           vjp_terms=_terms.log_softmax,
            torchlean="logSoftmaxSpec"),
     OpSpec(name="matmul", signature="matmul(a, b) -> c", kind="linalg",
            args=(Arg("a"), Arg("b")),
