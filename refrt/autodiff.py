@@ -17,6 +17,7 @@ import numpy as np
 
 from . import backends
 from ._prepare import prepare, resolve_threads
+from .errors import bad_type, bad_value
 from .backends.mpctx import MPMATH_LOCK, make_context, to_ctx
 from .graph import BACKEND_DTYPE, trace
 from .metrics import ulp_distance
@@ -67,7 +68,7 @@ def _vjp_op_float(spec, arrays, params, out, g, backend, threads, prepared):
         arrays, params, dtype, shape = prepare(spec, arrays, params, backend)
         if out is None:
             with np.errstate(all="ignore"):
-                out = backends.FLOAT[name](arrays, params, resolve_threads(threads))
+                out = backends.FLOAT[name](arrays, params, resolve_threads(threads, name))
         out = np.asarray(out).reshape(shape)
     dtype = out.dtype
     g = np.asarray(g)
@@ -79,7 +80,7 @@ def _vjp_op_float(spec, arrays, params, out, g, backend, threads, prepared):
         raise NotImplementedError(f"{name}: no float VJP kernel is bound (FLOAT_VJP[{name!r}])")
     with np.errstate(all="ignore"):
         res = rule(arrays, params, out, np.asarray(g, dtype=dtype, order="C"),
-                   resolve_threads(threads) if not prepared else (threads or 1))
+                   resolve_threads(threads, name) if not prepared else (threads or 1))
     return _checked(spec, arrays, res)
 
 
@@ -119,10 +120,21 @@ def grad(fn, argnums=0):
     """``grad(fn, argnums)(*inputs, backend=None, prec=256, threads=None, **params)``: the
     gradient of ``fn``'s 0-d output with respect to input ``argnums`` (an int, or a tuple
     of ints for a tuple of gradients)."""
+    name = getattr(fn, "__name__", "fn")
+    nums = (argnums,) if isinstance(argnums, (int, np.integer)) else argnums
+    if isinstance(argnums, (bool, np.bool_)) or not isinstance(nums, tuple) or not all(
+            isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)) for i in nums):
+        raise bad_type("grad", "argnums", "an int or a tuple of ints", repr(argnums))
+
     def grad_fn(*inputs, backend=None, prec=256, threads=None, **params):
+        if backend not in (None, "f32", "f64", "mp"):
+            raise bad_value("grad", "backend", "one of None, 'f32', 'f64', 'mp'", repr(backend))
+        bad = [i for i in nums if not -len(inputs) <= i < len(inputs)]
+        if bad:
+            raise bad_value("grad", "argnums", f"indices of {name}'s {len(inputs)} inputs "
+                            f"(-{len(inputs)} .. {len(inputs) - 1})", repr(argnums))
         outputs, vjp_fn = vjp(fn, *inputs, backend=backend, prec=prec, threads=threads,
                               **params)
-        name = getattr(fn, "__name__", "fn")
         if isinstance(outputs, tuple) or np.shape(outputs) != ():
             got = (f"{len(outputs)} outputs" if isinstance(outputs, tuple)
                    else f"an output of shape {np.shape(outputs)}")
@@ -130,7 +142,7 @@ def grad(fn, argnums=0):
                              f"{got}; reduce it (e.g. refrt.ops.sum) or use refrt.vjp with "
                              "an explicit cotangent")
         grads = vjp_fn(tape.seed_like(vjp_fn.run, outputs))
-        if isinstance(argnums, int):
+        if isinstance(argnums, (int, np.integer)):
             return grads[argnums]
         return tuple(grads[i] for i in argnums)
 

@@ -355,6 +355,11 @@ def evaluate(op_name, *inputs, dtype=np.float64, max_prec=DEFAULT_MAX_PREC,
         raise ValueError(f"{spec.name}: argument 'on_undecided' expected 'raise' or 'nan', "
                          f"got {on_undecided!r}")
     arrays, full, _, out_shape = prepare(spec, _widen_inputs(inputs), params)
+    if 0 in out_shape:                 # nothing to certify: iterate only over what exists
+        value = np.empty(out_shape, dtype=storage_dtype(fmt.name))
+        empty = np.empty(out_shape, dtype=object)
+        enc = Enclosure(value, empty, empty.copy(), np.zeros(out_shape, dtype=bool), 0)
+        return enc if return_enclosure else enc.value
     with _LOCK:
         enc = certify(spec, arrays, full, out_shape, fmt.name, max_prec)
     if on_undecided == "raise" and enc.undecided.any():

@@ -19,12 +19,16 @@ def _count(n):
 
 
 def _rows(x):
-    return int(np.prod(x.shape[:-1], dtype=np.int64)) if x.ndim > 1 else 1
+    """The mean's denominator: the number of last-axis slices, at least 1 (an empty batch
+    (0, C) gives a loss of 0, as the float kernels' max(m, 1))."""
+    return max(int(np.prod(x.shape[:-1], dtype=np.int64)), 1) if x.ndim > 1 else 1
 
 
 def _exact(v):
-    """An input value as an exact rational (inputs and eps are binary floats)."""
-    return Fraction(float(v))
+    """An input value as an exact rational (inputs and eps are binary floats); +-inf and
+    NaN stay floats (they compare correctly with Fractions; Fraction(inf) raises)."""
+    f = float(v)
+    return Fraction(f) if f == f and abs(f) != float("inf") else f
 
 
 def _isnan(ctx, v):
@@ -65,7 +69,9 @@ def _target_rows(x, t):
     """Yield (score row, target row) pairs over the last-axis slices; integer class ids
     become one-hot rows (of the ctx's 0 and 1 via Python ints)."""
     C = x.shape[-1]
-    xs = x.reshape(-1, C) if C else np.zeros((0, 0), dtype=object)
+    if C == 0 or x.size == 0:          # no terms (N, 0) or no rows (0, C): nothing to yield
+        return
+    xs = x.reshape(-1, C)
     if t.dtype.kind in "iu":
         ids = t.reshape(-1)
         for r in range(xs.shape[0]):

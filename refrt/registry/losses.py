@@ -66,7 +66,9 @@ SPECS = [
          shape=_shapes.class_loss, params=(EPS,),
          cases=[Case((((0.0, 1.0),), ((1.0, 0.0),)), -math.log(1e-6))],
          families=("normal", "probs_near_0_1", "zero_targets"),
-         stable_alternative="cross_entropy_logits on logits", torchlean="crossEntropySpec"),
+         stable_alternative="cross_entropy_logits on logits", conventions="refrt's choice: the clip bound is the exact real 1 - eps (eps rounded "
+         "to the input dtype), in every backend; TorchLean's float32 code clips at "
+         "fl32(1 - eps)", torchlean="crossEntropySpec"),
     loss("nll_loss", (Arg("log_probs", Interval(-INF, 0.0, False, True)),
                       Arg("target", PROBS, False, "class_target")),
          "-sum(target * log_probs) / (number of last-axis slices)",

@@ -27,15 +27,20 @@ def reduction(name, doc, tol=SUM_TOL, cases=(), vjp=None, params=(AXIS_NONE,), *
 
 
 SPECS = [
-    reduction("sum", "sum over axis (Neumaier-compensated, so the result is as if summed in "
-              "twice the working precision and rounded once)",
+    reduction("sum", "sum over axis, correctly rounded (the exact sum rounded once: a "
+              "certified compensated sum, else an exact superaccumulator), so +-max terms "
+              "that cancel give the exact small remainder",
               cases=[Case(((1e308, 1e308),), INF), Case(((INF, -INF),), NAN),
                      Case(((1.0, 1e-30, -1.0),), 1e-30)],
-              vjp="x: broadcast(g)", torchlean="sumSpec / reduceSum"),
+              vjp="x: broadcast(g)", conventions="refrt's choice: an all -0 row sums to -0 "
+              "(IEEE 754 addition, as NumPy and PyTorch); TorchLean's foldl seeded with +0 "
+              "gives +0; an empty row gives +0", torchlean="sumSpec / reduceSum"),
     reduction("mean", "sum / count along axis; an empty reduction divides by 1 (TorchLean "
               "meanDenom), so mean of an empty axis is 0",
               cases=[Case(((1.0, 2.0),), 1.5), Case(((),), 0.0)],
-              vjp="x: broadcast(g) / count", torchlean="meanSpec / reduceMean"),
+              vjp="x: broadcast(g) / count", conventions="the exact sum divided by count "
+              "(TorchLean's meanSpec is a mean of means: the same real number); an all -0 "
+              "row gives -0 (IEEE, see sum)", torchlean="meanSpec / reduceMean"),
     reduction("amax", "maximum along axis (NaN propagates)", Tol(0, 0),
               cases=[Case(((1.0, NAN, 3.0),), NAN), Case(((-INF, -1.0),), -1.0)],
               vjp="x: g split equally among the tied maxima",
