@@ -340,23 +340,31 @@ def cotangent(name, shape, dtype, key=""):
 def measure_vjp(spec, dtype, family, seed=0, prec=256, reference="mp"):
     """Float VJP kernel vs the exact VJP rounded to ``dtype``, on one family draw.
 
-    ``reference="certified"``: ``refrt.oracle.vjp`` (the mp VJP rule in the interval
-    context under the Ziv loop; an element it cannot decide is NaN and counts as a
-    maximal error), used for docs/vjp_accuracy.md.  ``"mp"`` (default, the generic
-    tests: ~1-3x faster and never climbs to 2^16 bits on a whole draw): the plain mp
-    VJP at ``prec`` bits rounded once (uncertified).
-
     Returns ``{arg name: (max raw ulps, max ulps under the tolerance model)}`` for every
     input that receives a cotangent; raises AssertionError if the float and mp rules
-    disagree on which inputs get one."""
+    disagree on which inputs get one.  ``reference="certified"``: ``refrt.oracle.vjp``
+    (the mp VJP rule in the interval context under the Ziv loop; an element it cannot
+    decide is NaN and counts as a maximal error), used for docs/vjp_accuracy.md.
+    ``"mp"`` (default, the generic tests: ~1-3x faster and never climbs to 2^16 bits on a
+    whole draw): the plain mp VJP at ``prec`` bits rounded once (uncertified)."""
     from . import families
-    from .rounding import round_array
     dtype = np.dtype(dtype)
     arrays, params = families.generate(spec, family, dtype, seed)
+    return vjp_errors(spec, arrays, params, dtype, key=f"{family}/{seed}", prec=prec,
+                      reference=reference)
+
+
+def vjp_errors(spec, arrays, params, dtype, g=None, key="", prec=256, reference="mp"):
+    """``measure_vjp`` on given inputs (the hypothesis hunt): ``g`` defaults to the
+    seeded cotangent of ``cotangent(spec.name, shape, dtype, key)``."""
+    from .rounding import round_array
+    dtype = np.dtype(dtype)
     backend = {"float32": "f32", "float64": "f64"}[dtype.name]
     prepared, full, _, shape = prepare(spec, arrays, params, backend)
-    g = cotangent(spec.name, shape, dtype, f"{family}/{seed}")
-    got = vjp_op(spec.name, prepared, full, None, g, backend)
+    if g is None:
+        g = cotangent(spec.name, shape, dtype, key)
+    with np.errstate(all="ignore"):
+        got = vjp_op(spec.name, prepared, full, None, g, backend)
     if reference == "certified":
         from . import oracle
         from .accuracy import MEASURE_MAX_PREC

@@ -325,16 +325,22 @@ cdef inline floating _var_row(const floating *x, Py_ssize_t n) noexcept nogil:
 # below max|x|: in a row of +-max and O(1) entries they became subnormal.)
 cdef inline floating _mean_dw(const floating *x, Py_ssize_t n, int E,
                               floating *mlo) noexcept nogil:
-    cdef floating s, lo, m, ph, pl, fn = <floating>n
+    cdef floating s, lo, m, m4, ph, pl, fn = <floating>n
     cdef int k
     s = _row_sum(x, n, &lo, &k, True)
     m = _div_dw(s, lo, fn)
     if not isfinite(m) or m == 0:
         mlo[0] = 0
         return _ldexp(m, k - E)
-    ph = fn * m
-    pl = f_fma(fn, m, -ph)
-    mlo[0] = _ldexp(((s - ph) - pl + lo) / fn, k - E)
+    # the residual at a quarter of the scale: n m can round above the largest float
+    # when the sum is near it ([0, 0, max]: n m = inf gave a NaN variance); quartering
+    # is exact for these normal values and leaves the quotient's rounding unchanged
+    s = s * <floating>0.25
+    lo = lo * <floating>0.25
+    m4 = m * <floating>0.25
+    ph = fn * m4
+    pl = f_fma(fn, m4, -ph)
+    mlo[0] = _ldexp(((s - ph) - pl + lo) / fn, k - E + 2)
     return _ldexp(m, k - E)
 
 
