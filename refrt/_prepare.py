@@ -16,19 +16,33 @@ BACKEND_DTYPE = {"f32": np.dtype(np.float32), "f64": np.dtype(np.float64)}
 
 
 def _as_array(spec, arg, value):
+    # ndarray subclasses (np.matrix, masked arrays, memmaps, user subclasses) become the
+    # plain ndarray view at the boundary: np.matrix keeps every result 2-d and makes
+    # `*` a matrix product, which turned the oracle's mean of a matrix into [nan, nan]
+    # with no undecided element.  Masked arrays lose their mask (refrt has no masks).
     if isinstance(value, np.ndarray):
-        return value
+        return np.asarray(value)
     if isinstance(value, (bool, np.bool_)) and arg.role != "condition":
         raise bad_type(spec.name, arg.name, "a float32 or float64 array", "a bool")
     if isinstance(value, (int, float, list, tuple, np.generic)):
-        arr = np.asarray(value)
+        # Python scalars, lists and tuples are accepted as array_like (NumPy's rules),
+        # documented in docs/accuracy.md ("Inputs"); ragged nesting is an error
+        try:
+            arr = np.asarray(value)
+        except ValueError:
+            raise bad_value(spec.name, arg.name, "a rectangular (non-ragged) nested list",
+                            "a ragged list") from None
+        if arr.dtype == object:
+            raise bad_value(spec.name, arg.name, "a rectangular list of numbers",
+                            "a list of objects")
         if arr.dtype.kind in "iu" and arg.role != "class_target":
             arr = arr.astype(np.float64)
         if arr.dtype == np.float64 or arr.dtype.kind in "iu":
             return arr
         return arr
     if hasattr(value, "__array__") or hasattr(value, "__dlpack__"):
-        return np.asarray(value)
+        # torch tensors, JAX arrays, ...: converted by np.asarray (a CPU copy or view)
+        return np.asarray(np.asarray(value))
     raise bad_type(spec.name, arg.name, "a NumPy array", type(value).__name__)
 
 
@@ -53,7 +67,16 @@ def check_param(spec, p, value, dtype):
             raise bad_value(spec.name, p.name, "a finite number", value)
         if kind == "eps" and v < 0:
             raise bad_value(spec.name, p.name, "eps >= 0", value)
-        return float(dtype.type(v)) if dtype is not None else v
+        if dtype is None:
+            return v
+        with np.errstate(over="ignore"):
+            r = float(dtype.type(v))
+        if not math.isfinite(r):
+            # rounded to the input dtype it would be +-inf (scale(x32, c=1e300)): refuse
+            # rather than return inf/NaN silently
+            raise bad_value(spec.name, p.name, f"a value representable in {dtype} "
+                            f"(|{p.name}| <= {float(np.finfo(dtype).max):.7g})", value)
+        return r
     if kind in ("int", "axis"):
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
             raise bad_type(spec.name, p.name, "an integer", f"{type(value).__name__} {value!r}")
@@ -96,11 +119,12 @@ def prepare(spec, values, params, backend=None, cast=False):
                 raise bad_type(spec.name, arg.name, "a bool array", f"dtype {a.dtype}")
             continue
         if a.dtype.kind not in "f" or a.dtype.itemsize not in (4, 8):
-            if cast and a.dtype.kind in "fiu" and want is not None:
-                continue
+            if cast and (a.dtype.kind in "fiu" or a.dtype.name == "bfloat16"):
+                continue               # converted below (float16 is exact in float32)
             raise bad_type(spec.name, arg.name, "a float32 or float64 array",
                            f"dtype {a.dtype}" + ("" if a.dtype.kind != "f" else
-                                                " (float16/bfloat16 inputs: cast explicitly)"))
+                                                " (float16/bfloat16 inputs: pass cast=True "
+                                                "or convert with .astype(np.float32))"))
         dt = a.dtype.newbyteorder("=")
         if dtype is None:
             dtype = dt
@@ -114,10 +138,14 @@ def prepare(spec, values, params, backend=None, cast=False):
                            f"{want} for backend={backend!r} (or cast=True)", f"dtype {dtype}")
         dtype = want
     elif cast and dtype is not None:
-        dtype = max(dtype, *(a.dtype for a in arrays if a.dtype.kind == "f"),
-                    key=lambda d: d.itemsize)
+        dtype = max(dtype, *(a.dtype for a in arrays if a.dtype.kind == "f"
+                             and a.dtype.itemsize in (4, 8)), key=lambda d: d.itemsize)
     if dtype is None:
-        dtype = np.dtype(np.float64)
+        # cast=True with only narrow floats: float32 holds float16/bfloat16 exactly
+        narrow = cast and all(a.dtype.kind == "f" or a.dtype.name == "bfloat16"
+                              for arg, a in zip(spec.args, arrays)
+                              if not (arg.role == "class_target" and a.dtype.kind in "iu"))
+        dtype = np.dtype(np.float32) if narrow and arrays else np.dtype(np.float64)
 
     out = []
     for arg, a in zip(spec.args, arrays):
@@ -132,7 +160,45 @@ def prepare(spec, values, params, backend=None, cast=False):
     for p in spec.params:
         full[p.name] = check_param(spec, p, params.get(p.name, p.default), dtype)
     out_shape = spec.shape(spec, out, full) if spec.shape else out[0].shape
+    _check_size(spec, out_shape, dtype, backend)
     return out, full, dtype, tuple(out_shape)
+
+
+# Per-element cost of a result: the float dtype's size, or ~100 bytes for an mpf (an
+# object pointer plus the mpf and its mantissa).  A result that would not fit in the
+# machine's memory is refused before anything is allocated.
+_MP_ELEMENT_BYTES = 100
+
+
+def _memory_bytes():
+    try:
+        from os import sysconf
+        return sysconf("SC_PAGE_SIZE") * sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def _check_size(spec, out_shape, dtype, backend):
+    n = math.prod(int(s) for s in out_shape)
+    per = _MP_ELEMENT_BYTES if backend == "mp" else dtype.itemsize
+    need, have = n * per, _memory_bytes()
+    if need > have:
+        raise bad_value(spec.name, "output", f"a result that fits in memory "
+                        f"({have / 2**30:.1f} GiB here)",
+                        f"shape {tuple(out_shape)}, which would allocate "
+                        f"{need / 2**30:.0f} GiB")
+
+
+# mp precision: at most MAX_PREC bits (2^22: ~1.3 million decimal digits; an mpf of
+# 10**30 bits cannot be allocated)
+MAX_PREC = 1 << 22
+
+
+def check_prec(op, prec):
+    if isinstance(prec, (bool, np.bool_)) or not isinstance(prec, (int, np.integer)) \
+            or not 2 <= prec <= MAX_PREC:
+        raise bad_value(op, "prec", f"an integer number of bits in [2, {MAX_PREC}]", repr(prec))
+    return int(prec)
 
 
 # REFRT_NUM_THREADS is read once, when refrt is imported (the threads= keyword changes
@@ -141,15 +207,29 @@ _env_threads = _environ.get("REFRT_NUM_THREADS")
 _DEFAULT_THREADS = int(_env_threads) if _env_threads else None
 
 
-def resolve_threads(threads):
+# threads= is clamped to MAX_THREADS_PER_CPU x the CPU count: libgomp exits the process
+# at ~60,000 threads and segfaults at 100,000, and more threads than ~cores buy nothing.
+MAX_THREADS_PER_CPU = 4
+
+
+def max_threads():
+    """The largest accepted ``threads=``: 4 x the number of CPUs (documented)."""
+    from os import cpu_count
+    return MAX_THREADS_PER_CPU * (cpu_count() or 1)
+
+
+def resolve_threads(threads, op="refrt"):
     """Thread count for OpenMP kernels: the ``threads=`` keyword, else REFRT_NUM_THREADS,
-    else 1 (single-threaded by default, so results and timings are reproducible)."""
+    else 1 (single-threaded by default, so results and timings are reproducible).
+    Python and NumPy integers >= 1 are accepted; values above ``max_threads()`` are
+    clamped to it (results do not depend on the thread count)."""
     if threads is None:
         if _DEFAULT_THREADS is None:
             return 1
         threads = _DEFAULT_THREADS
-    if threads.__class__ is int and threads >= 1:
+    if threads.__class__ is int and 1 <= threads <= 64:
         return threads
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads: expected a positive integer, got {threads!r}")
-    return threads
+    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) \
+            or threads < 1:
+        raise bad_value(op, "threads", "a positive integer", repr(threads))
+    return min(int(threads), max_threads())

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import backends
 from ._prepare import prepare, resolve_threads
+from .errors import bad_type, bad_value
 from .backends.mpctx import MPMATH_LOCK, make_context, to_ctx
 from .graph import BACKEND_DTYPE, trace
 from .metrics import ulp_distance
@@ -67,7 +68,7 @@ def _vjp_op_float(spec, arrays, params, out, g, backend, threads, prepared):
         arrays, params, dtype, shape = prepare(spec, arrays, params, backend)
         if out is None:
             with np.errstate(all="ignore"):
-                out = backends.FLOAT[name](arrays, params, resolve_threads(threads))
+                out = backends.FLOAT[name](arrays, params, resolve_threads(threads, name))
         out = np.asarray(out).reshape(shape)
     dtype = out.dtype
     g = np.asarray(g)
@@ -79,7 +80,7 @@ def _vjp_op_float(spec, arrays, params, out, g, backend, threads, prepared):
         raise NotImplementedError(f"{name}: no float VJP kernel is bound (FLOAT_VJP[{name!r}])")
     with np.errstate(all="ignore"):
         res = rule(arrays, params, out, np.asarray(g, dtype=dtype, order="C"),
-                   resolve_threads(threads) if not prepared else (threads or 1))
+                   resolve_threads(threads, name) if not prepared else (threads or 1))
     return _checked(spec, arrays, res)
 
 
@@ -119,10 +120,21 @@ def grad(fn, argnums=0):
     """``grad(fn, argnums)(*inputs, backend=None, prec=256, threads=None, **params)``: the
     gradient of ``fn``'s 0-d output with respect to input ``argnums`` (an int, or a tuple
     of ints for a tuple of gradients)."""
+    name = getattr(fn, "__name__", "fn")
+    nums = (argnums,) if isinstance(argnums, (int, np.integer)) else argnums
+    if isinstance(argnums, (bool, np.bool_)) or not isinstance(nums, tuple) or not all(
+            isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)) for i in nums):
+        raise bad_type("grad", "argnums", "an int or a tuple of ints", repr(argnums))
+
     def grad_fn(*inputs, backend=None, prec=256, threads=None, **params):
+        if backend not in (None, "f32", "f64", "mp"):
+            raise bad_value("grad", "backend", "one of None, 'f32', 'f64', 'mp'", repr(backend))
+        bad = [i for i in nums if not -len(inputs) <= i < len(inputs)]
+        if bad:
+            raise bad_value("grad", "argnums", f"indices of {name}'s {len(inputs)} inputs "
+                            f"(-{len(inputs)} .. {len(inputs) - 1})", repr(argnums))
         outputs, vjp_fn = vjp(fn, *inputs, backend=backend, prec=prec, threads=threads,
                               **params)
-        name = getattr(fn, "__name__", "fn")
         if isinstance(outputs, tuple) or np.shape(outputs) != ():
             got = (f"{len(outputs)} outputs" if isinstance(outputs, tuple)
                    else f"an output of shape {np.shape(outputs)}")
@@ -130,7 +142,7 @@ def grad(fn, argnums=0):
                              f"{got}; reduce it (e.g. refrt.ops.sum) or use refrt.vjp with "
                              "an explicit cotangent")
         grads = vjp_fn(tape.seed_like(vjp_fn.run, outputs))
-        if isinstance(argnums, int):
+        if isinstance(argnums, (int, np.integer)):
             return grads[argnums]
         return tuple(grads[i] for i in argnums)
 
@@ -139,26 +151,29 @@ def grad(fn, argnums=0):
 
 
 # ---------------------------------------------------------------- tolerance model
-# The one place that decides how close a float VJP kernel must be to the mp VJP rounded
-# to its dtype.
+# The one place that decides how close a float VJP kernel must be to the exact VJP
+# rounded to its dtype.
 #
 # ulps: ``OpSpec.vjp_tol`` when declared, else the forward budget doubled plus 4 ulps (a
-#   VJP re-reads the rounded forward output and multiplies by g).
-# floor: gradients that subtract nearly equal terms (softmax*sum(t) - t, y*(g - <g, y>),
-#   mean-centred norms, matmul/sum adjoints of mixed-sign data) are accurate in
-#   *absolute* terms only, to about eps * (size of the terms); a component far below
-#   the terms can then be many ulps off while the gradient is correct to working
-#   precision.  So a component also passes when
-#       |got - want| <= floor * eps * scale,
-#       scale = max(max|want|, J * max|g|)   (max over finite components),
-#   where J bounds the Jacobian entries: 1 for the softmax kind (|dy_i/dx_j| <= 1),
-#   0 elsewhere (the gradient's own scale).  ``floor`` is ``OpSpec.vjp_floor`` when the
-#   registry declares one, else 16 for the kinds with cancelling sums and 0 for
-#   elementwise kinds (whose components must each be right in ulps).
+#   VJP re-reads the rounded forward output and multiplies by g).  Every component must
+#   be within ``ulps`` of the exact value, with two documented exceptions:
+# condition-number budget (``OpSpec.vjp_terms``, refrt/registry/_terms.py): where a
+#   component is a difference of terms that cancel for some inputs (p_j sum(t) - t_j with
+#   soft targets, g_i - p_i sum(g), y_i (g_i - <g, y>), log t + 1 - lp), the exact
+#   problem is ill-conditioned there and a component also passes when
+#       |got - want| <= ulps * eps * terms_i,
+#   terms_i = |a| + |b| of that component's terms: ``ulps`` ulps of the terms, i.e.
+#   ``ulps * kappa_i`` ulps of the result with kappa_i the relative condition number of
+#   the last subtraction.  The kernels use stable forms (the dominant class' p_a - 1 =
+#   -sum_{j != a} p_j, exp(x_j - m) with the shift's rounding compensated, sigmoid(x) - t
+#   as one fma over 1 + e), so where the terms do not cancel this is the plain budget.
+# absolute floor (``OpSpec.vjp_floor``, in eps * scale, scale = max(max|want|,
+#   J max|g|), J = 1 for the softmax kind): the former default for every non-elementwise
+#   kind (16), removed wherever a stable formula exists; declared only where one does
+#   not exist yet (see the registry entries that set it, and docs/vjp_accuracy.md).
 # mp numbers have no signed zero: where an input is +-0 and both results are infinite,
 #   the sign of the infinity (IEEE: g / -0 = -inf) is not checked.
 ELEMENTWISE_KINDS = ("unary", "binary")
-CANCELLING_FLOOR = 16.0
 
 
 def vjp_tolerance(spec, dtype):
@@ -166,33 +181,47 @@ def vjp_tolerance(spec, dtype):
     dtype = np.dtype(dtype)
     ulps = spec.vjp_tol[dtype] if spec.vjp_tol is not None else 2 * spec.tol[dtype] + 4
     floor = getattr(spec, "vjp_floor", None)
-    if floor is None:
-        floor = 0.0 if spec.kind in ELEMENTWISE_KINDS else CANCELLING_FLOOR
-    return float(ulps), float(floor)
+    return float(ulps), float(floor or 0.0)
 
 
-def vjp_error(got, want, dtype, spec, g=None, zero_inputs=None):
+def vjp_error(got, want, dtype, spec, g=None, zero_inputs=None, terms=None):
     """Per-component error in ulps of ``dtype`` under the model above (0 where the
-    absolute floor or the signed-zero rule accepts the component)."""
+    condition-number budget, the absolute floor or the signed-zero rule accepts the
+    component).  ``terms``: this input's entry of ``spec.vjp_terms``."""
     dtype = np.dtype(dtype)
-    _, floor = vjp_tolerance(spec, dtype)
+    ulps, floor = vjp_tolerance(spec, dtype)
+    eps = float(np.finfo(dtype).eps)
     got = np.asarray(got, dtype=dtype)
     want = np.asarray(want, dtype=dtype)
     d = ulp_distance(got, want, dtype)
     if zero_inputs is not None:
         d = np.where(zero_inputs & np.isinf(got) & np.isinf(want), 0.0, d)
-    if floor and d.size:
-        fin = np.isfinite(want)
-        scale = float(np.max(np.abs(want[fin].astype(np.float64)))) if fin.any() else 0.0
+    if not d.size:
+        return d
+    with np.errstate(all="ignore"):
+        err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    fin = np.isfinite(want) & np.isfinite(got)
+    if terms is not None:
+        t = np.broadcast_to(np.asarray(terms, dtype=np.float64), d.shape)
+        ok = fin & np.isfinite(t) & (err <= ulps * eps * t)
+        d = np.where(ok, 0.0, d)
+    if floor:
+        finw = np.isfinite(want)
+        scale = float(np.max(np.abs(want[finw].astype(np.float64)))) if finw.any() else 0.0
         if spec.kind == "softmax" and g is not None:
             gf = np.abs(np.asarray(g, dtype=np.float64))
             gf = gf[np.isfinite(gf)]
             scale = max(scale, float(gf.max()) if gf.size else 0.0)
-        with np.errstate(all="ignore"):
-            err = np.abs(got.astype(np.float64) - want.astype(np.float64))
-        ok = fin & np.isfinite(got) & (err <= floor * float(np.finfo(dtype).eps) * scale)
-        d = np.where(ok, 0.0, d)
+        d = np.where(fin & (err <= floor * eps * scale), 0.0, d)
     return d
+
+
+def vjp_terms(spec, arrays, params, g):
+    """``spec.vjp_terms`` on prepared inputs (a tuple with one entry per input, None
+    where the op declares no condition-number budget)."""
+    if spec.vjp_terms is None:
+        return (None,) * len(spec.args)
+    return tuple(spec.vjp_terms(arrays, params, g))
 
 
 def graph_tolerance(graph, dtype):
@@ -308,42 +337,65 @@ def cotangent(name, shape, dtype, key=""):
     return np.asarray(rng.standard_normal(shape), dtype=dtype)
 
 
-def measure_vjp(spec, dtype, family, seed=0, prec=256):
-    """Float VJP kernel vs the mp VJP rounded to ``dtype``, on one family draw.
+def measure_vjp(spec, dtype, family, seed=0, prec=256, reference="mp"):
+    """Float VJP kernel vs the exact VJP rounded to ``dtype``, on one family draw.
 
     Returns ``{arg name: (max raw ulps, max ulps under the tolerance model)}`` for every
     input that receives a cotangent; raises AssertionError if the float and mp rules
-    disagree on which inputs get one."""
+    disagree on which inputs get one.  ``reference="certified"``: ``refrt.oracle.vjp``
+    (the mp VJP rule in the interval context under the Ziv loop; an element it cannot
+    decide is NaN and counts as a maximal error), used for docs/vjp_accuracy.md.
+    ``"mp"`` (default, the generic tests: ~1-3x faster and never climbs to 2^16 bits on a
+    whole draw): the plain mp VJP at ``prec`` bits rounded once (uncertified)."""
     from . import families
-    from .rounding import round_array
     dtype = np.dtype(dtype)
     arrays, params = families.generate(spec, family, dtype, seed)
+    return vjp_errors(spec, arrays, params, dtype, key=f"{family}/{seed}", prec=prec,
+                      reference=reference)
+
+
+def vjp_errors(spec, arrays, params, dtype, g=None, key="", prec=256, reference="mp"):
+    """``measure_vjp`` on given inputs (the hypothesis hunt): ``g`` defaults to the
+    seeded cotangent of ``cotangent(spec.name, shape, dtype, key)``."""
+    from .rounding import round_array
+    dtype = np.dtype(dtype)
     backend = {"float32": "f32", "float64": "f64"}[dtype.name]
     prepared, full, _, shape = prepare(spec, arrays, params, backend)
-    g = cotangent(spec.name, shape, dtype, f"{family}/{seed}")
-    got = vjp_op(spec.name, prepared, full, None, g, backend)
-    want = vjp_op(spec.name, prepared, full, None, g, "mp", prec=prec)
+    if g is None:
+        g = cotangent(spec.name, shape, dtype, key)
+    with np.errstate(all="ignore"):
+        got = vjp_op(spec.name, prepared, full, None, g, backend)
+    if reference == "certified":
+        from . import oracle
+        from .accuracy import MEASURE_MAX_PREC
+        certified = oracle.vjp(spec.name, *prepared, cotangent=np.asarray(g, np.float64),
+                               dtype=dtype, max_prec=MEASURE_MAX_PREC, on_undecided="nan",
+                               **full)
+        want = [None if c is None else np.asarray(c, dtype=object) for c in certified]
+    else:
+        want = vjp_op(spec.name, prepared, full, None, g, "mp", prec=prec)
+    terms = vjp_terms(spec, prepared, full, g)
     result = {}
-    for arg, a, b in zip(spec.args, got, want):
+    for k, (arg, a, b) in enumerate(zip(spec.args, got, want)):
         assert (a is None) == (b is None), (
             f"{spec.name}: input '{arg.name}': the float VJP returns "
             f"{'None' if a is None else 'a cotangent'}, the mp VJP "
             f"{'None' if b is None else 'a cotangent'}")
         if a is None:
             continue
-        ref = round_array(b, dtype)
+        ref = np.asarray(b, dtype=dtype) if reference == "certified" else round_array(b, dtype)
         raw = ulp_distance(a, ref, dtype)
         zeros = np.zeros(np.shape(a), bool)
         for x in prepared:
             if x.shape == zeros.shape and x.dtype.kind == "f":
                 zeros |= x == 0
-        model = vjp_error(a, ref, dtype, spec, g, zeros)
+        model = vjp_error(a, ref, dtype, spec, g, zeros, terms[k])
         result[arg.name] = (float(raw.max()) if raw.size else 0.0,
                             float(model.max()) if model.size else 0.0)
     return result
 
 
-def vjp_table(specs, dtypes=("float32", "float64"), seeds=(0, 1)):
+def vjp_table(specs, dtypes=("float32", "float64"), seeds=(0, 1), reference="certified"):
     """``{(op, dtype): (max raw ulps, max ulps under the model, budget, worst family)}``
     over each op's families and ``seeds`` (ops without a bound VJP are left out)."""
     backends.load()
@@ -356,7 +408,7 @@ def vjp_table(specs, dtypes=("float32", "float64"), seeds=(0, 1)):
             for family in spec.families:
                 for seed in seeds:
                     try:
-                        res = measure_vjp(spec, dt, family, seed)
+                        res = measure_vjp(spec, dt, family, seed, reference=reference)
                     except Exception as err:  # a binding that cannot run this family
                         res, worst = {}, f"{family}: {type(err).__name__}"
                     for raw, model in res.values():

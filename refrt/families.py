@@ -13,6 +13,14 @@ Families:
   probs_near_0_1  probabilities within a few ulp of 0 and of 1
   zero_targets    targets with exact zeros
   domain_edge     values a few ulp inside each finite domain edge
+Adversarial families (issue 9; found from outside the families above):
+  large_mean      rows with a large mean and a small spread (1e5 / 1e12 +- N(0, 1))
+  subnormal       rows of subnormals and zeros (both signs)
+  cancel_max      +-max and +-max/2 terms that cancel to a small remainder
+  margins         one logit per row above the rest by a margin from 1 to 100
+  inf_logits      +-inf logits among finite ones, with soft (fractional) targets
+  near_root       within 1e-9 (and a few ulp) of the function's root (1 for log, 0 for log1p)
+``DESCRIPTIONS`` holds these one-line descriptions (the docs' legend).
 """
 from __future__ import annotations
 
@@ -21,8 +29,28 @@ import zlib
 
 import numpy as np
 
-FAMILIES = ("normal", "wide", "extremal", "large_spread", "dominant", "probs_near_0_1",
-            "zero_targets", "domain_edge")
+DESCRIPTIONS = {
+    "normal": "N(0, 3^2) values (clipped into the domain)",
+    "wide": "random signs, magnitudes log-uniform over the dtype's whole range",
+    "extremal": "+-0, +-tiny, +-smallest subnormal, +-max, +-1, +-eps, inf edges",
+    "large_spread": "rows with a spread of ~1e3 (float32) / ~1e4 (float64) between logits",
+    "dominant": "one logit per row 30-80 above the rest",
+    "probs_near_0_1": "probabilities within a few ulp of 0 and of 1",
+    "zero_targets": "targets with exact zeros",
+    "domain_edge": "values a few ulp inside each finite domain edge",
+    "large_mean": "rows with a large mean and a small spread (1e5 (float32) / 1e12 (float64) "
+                  "of either sign, + N(0, 1))",
+    "subnormal": "rows of subnormals (random multiples of the smallest one) and zeros",
+    "cancel_max": "+-max and +-max/2 terms that cancel exactly, plus a small remainder",
+    "margins": "one logit per row above the rest by a margin from 1 to 100 "
+               "(1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, cycling over rows)",
+    "inf_logits": "+-inf logits among finite ones, with soft (fractional) targets",
+    "near_root": "within 1e-9 relative (and a few ulp) of the function's root: 1 for "
+                 "log/safe_log, 0 for log1p/expm1",
+}
+FAMILIES = tuple(DESCRIPTIONS)
+ADVERSARIAL = ("large_mean", "subnormal", "cancel_max", "margins", "inf_logits", "near_root")
+MARGINS = (1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0, 70.0, 100.0)
 
 
 def _rng(spec, family, dtype, seed):
@@ -94,11 +122,56 @@ def _values(family, shape, domain, dtype, rng):
             v[i] = w
     elif family == "large_spread":
         v = rng.standard_normal(n) * (1e3 if dtype == np.float32 else 1e4)
+    elif family in ("large_mean", "subnormal", "cancel_max"):
+        v = _row_family(family, (n,), dtype, rng).ravel()
+    elif family == "near_root":
+        # half around 1 (log's root), half around 0 (log1p's): a relative offset of
+        # ~1e-9 or a walk of a few ulp
+        root = np.where(rng.random(n) < 0.5, 1.0, 0.0)
+        rel = rng.standard_normal(n) * 1e-9
+        v = np.where(root == 1.0, 1.0 + rel, rel * 1e-3)
+        walk = rng.random(n) < 0.3
+        steps = rng.integers(-6, 7, n)
+        for i in np.flatnonzero(walk):
+            w = dtype.type(root[i])
+            for _ in range(abs(int(steps[i]))):
+                w = np.nextafter(w, dtype.type(np.sign(steps[i])))
+            v[i] = w
     else:
         v = rng.standard_normal(n) * 3.0
     with np.errstate(over="ignore", invalid="ignore"):
         v = np.asarray(v, dtype=dtype)
     return _clip_domain(v, domain, dtype).reshape(shape)
+
+
+def _row_family(family, shape, dtype, rng):
+    """The row-structured adversarial families, as float64 arrays exact in ``dtype``."""
+    fi = np.finfo(dtype)
+    n = int(np.prod(shape)) if shape else 1
+    if family == "large_mean":
+        big = 1e5 if dtype == np.float32 else 1e12
+        rows = shape[:-1] if len(shape) > 1 else ()
+        sign = np.where(rng.random(rows + (1,) if rows else (1,)) < 0.5, -1.0, 1.0)
+        v = sign * big + rng.standard_normal(shape if shape else (1,))
+        return np.asarray(v, dtype=dtype).astype(np.float64).reshape(shape)
+    if family == "subnormal":
+        sub = float(fi.smallest_subnormal)
+        k = rng.integers(-(2 ** 20), 2 ** 20, n) * (rng.random(n) < 0.8)
+        return (k * sub).reshape(shape)
+    # cancel_max: along the last axis, pairs +-max, +-max/2 placed at random positions,
+    # the rest small (N(0, 3^2)): every row's exact sum is the sum of its small entries
+    M = float(fi.max)
+    v = rng.standard_normal(shape if shape else (1,)) * 3.0
+    v2 = v.reshape(-1, v.shape[-1]) if v.ndim else v.reshape(1, 1)
+    for row in v2:
+        m = row.size
+        k = min(4, m // 2)
+        pos = rng.permutation(m)[:2 * k]
+        for t in range(k):
+            mag = M if t % 2 == 0 else M / 2
+            row[pos[2 * t]] = mag
+            row[pos[2 * t + 1]] = -mag
+    return np.asarray(v2.reshape(shape), dtype=dtype).astype(np.float64)
 
 
 def _probs(shape, family, dtype, rng, normalise):
@@ -130,6 +203,22 @@ def _probs(shape, family, dtype, rng, normalise):
 
 
 def _logits(shape, family, dtype, rng):
+    if family == "margins":
+        # row r: one logit MARGINS[r mod 12] above the largest of the others (N(0, 1))
+        x = rng.standard_normal(shape)
+        x2 = x.reshape(-1, shape[-1])
+        for r, row in enumerate(x2):
+            k = rng.integers(0, row.size)
+            rest = np.delete(row, k)
+            row[k] = (rest.max() if rest.size else 0.0) + MARGINS[r % len(MARGINS)]
+        return x2.reshape(shape).astype(dtype)
+    if family == "inf_logits":
+        x = rng.standard_normal(shape) * 3.0
+        u = rng.random(shape)
+        x = np.where(u < 0.15, np.inf, np.where(u < 0.3, -np.inf, x))
+        return x.astype(dtype)
+    if family in ("large_mean", "subnormal", "cancel_max"):
+        return _row_family(family, shape, dtype, rng).astype(dtype)
     if family == "dominant":
         x = rng.standard_normal(shape)
         idx = rng.integers(0, shape[-1], shape[:-1])
@@ -140,6 +229,11 @@ def _logits(shape, family, dtype, rng):
     if family == "wide":
         return (np.sign(rng.standard_normal(shape)) * 10.0 ** rng.uniform(-30, 4, shape)).astype(dtype)
     return (rng.standard_normal(shape) * 3.0).astype(dtype)
+
+
+def describe(family) -> str:
+    """The family's one-line description (``DESCRIPTIONS``)."""
+    return DESCRIPTIONS[family]
 
 
 def applies(spec, family) -> bool:
@@ -166,7 +260,8 @@ def generate(spec, family, dtype, seed=0):
             lp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
             arrays.append(np.minimum(lp, 0.0).astype(dtype))
         elif spec.kind in ("loss", "softmax") or spec.name == "logsumexp":
-            if family in ("normal", "wide", "large_spread", "dominant"):
+            if family in ("normal", "wide", "large_spread", "dominant", "margins",
+                          "inf_logits", "large_mean", "subnormal", "cancel_max"):
                 arrays.append(_logits(shape, family, dtype, rng))
             else:
                 arrays.append(_values(family, shape, arg.domain, dtype, rng))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backends
-from ._prepare import prepare, resolve_threads
+from ._prepare import check_prec, prepare, resolve_threads
 from .backends.mpctx import MPMATH_LOCK, make_context, to_ctx
 from .graph import current_trace
 from .registry import OPS, get
@@ -29,18 +29,20 @@ def evaluate(name, *arrays, backend=None, prec=256, cast=False, threads=None, **
     arrays, params, dtype, out_shape = prepare(spec, arrays, params, backend, cast)
     backends.load()
     if backend == "mp":
+        if 0 in out_shape:             # iterate only over elements that exist
+            check_prec(spec.name, prec)
+            return np.empty(out_shape, dtype=object)
         return evaluate_mp(spec, arrays, params, prec)
     impl = backends.FLOAT.get(spec.name)
     if impl is None:
         raise NotImplementedError(f"{name}: no float kernel is bound")
-    out = impl(arrays, params, resolve_threads(threads))
+    out = impl(arrays, params, resolve_threads(threads, name))
     return np.asarray(out).reshape(out_shape)
 
 
 def evaluate_mp(spec, arrays, params, prec=256):
     """The mp backend on prepared arrays: a fresh private context at ``prec`` bits."""
-    if not isinstance(prec, int) or prec < 2:
-        raise ValueError(f"{spec.name}: argument 'prec' expected an integer >= 2, got {prec!r}")
+    check_prec(spec.name, prec)
     backends.load()
     formula = backends.MP[spec.name]
     with MPMATH_LOCK:
@@ -74,7 +76,11 @@ def __getattr__(name):
         fn = _make(OPS[name])
         globals()[name] = fn
         return fn
-    raise AttributeError(f"module 'refrt.ops' has no op {name!r}")
+    import difflib
+    close = difflib.get_close_matches(name, list(OPS), n=1, cutoff=0.6) \
+        or [n for n in OPS if n.replace("_", "") == name.replace("_", "")]
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise AttributeError(f"module 'refrt.ops' has no op {name!r}{hint}")
 
 
 def __dir__():

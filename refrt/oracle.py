@@ -284,10 +284,12 @@ def _precisions(fmt, max_prec):
     return out + [max_prec]
 
 
-def certify(spec, arrays, params, out_shape, dtype, max_prec=DEFAULT_MAX_PREC) -> Enclosure:
-    """The oracle on prepared arrays (see ``evaluate``)."""
+def certify(spec, arrays, params, out_shape, dtype, max_prec=DEFAULT_MAX_PREC,
+            formula=None) -> Enclosure:
+    """The oracle on prepared arrays (see ``evaluate``); ``formula`` replaces the op's
+    mp formula (the certified VJPs pass the VJP rule, see ``vjp``)."""
     backends.load()
-    formula = backends.MP.get(spec.name)
+    formula = formula or backends.MP.get(spec.name)
     if formula is None:
         raise NotImplementedError(f"{spec.name}: no mp formula is bound, so the oracle "
                                   "cannot evaluate it")
@@ -355,6 +357,11 @@ def evaluate(op_name, *inputs, dtype=np.float64, max_prec=DEFAULT_MAX_PREC,
         raise ValueError(f"{spec.name}: argument 'on_undecided' expected 'raise' or 'nan', "
                          f"got {on_undecided!r}")
     arrays, full, _, out_shape = prepare(spec, _widen_inputs(inputs), params)
+    if 0 in out_shape:                 # nothing to certify: iterate only over what exists
+        value = np.empty(out_shape, dtype=storage_dtype(fmt.name))
+        empty = np.empty(out_shape, dtype=object)
+        enc = Enclosure(value, empty, empty.copy(), np.zeros(out_shape, dtype=bool), 0)
+        return enc if return_enclosure else enc.value
     with _LOCK:
         enc = certify(spec, arrays, full, out_shape, fmt.name, max_prec)
     if on_undecided == "raise" and enc.undecided.any():
@@ -363,6 +370,144 @@ def evaluate(op_name, *inputs, dtype=np.float64, max_prec=DEFAULT_MAX_PREC,
                              f"be certified in {fmt.name} under {max_prec} bits (first at "
                              f"{where}); pass on_undecided='nan' to get the rest", enc)
     return enc if return_enclosure else enc.value
+
+
+# ---------------------------------------------------------------------------
+# Certified gradients
+# ---------------------------------------------------------------------------
+# The same Ziv loop (design notes b-e) run on a formula that returns every input
+# cotangent, flattened and concatenated: the op's mp forward and its mp VJP rule
+# (``oracle.vjp``), or a traced program's mp forward and reverse walk (``oracle.grad``),
+# in the interval and exact-rational contexts.  The upstream cotangent is one more exact
+# input.  The whole result is one unit (re-evaluated as a whole at the next precision).
+
+def _split(flat, shapes, store):
+    out, k = [], 0
+    for shp in shapes:
+        if shp is None:
+            out.append(None)
+            continue
+        n = int(np.prod(shp, dtype=np.int64))
+        out.append(np.asarray(flat[k:k + n], dtype=store).reshape(shp))
+        k += n
+    return tuple(out)
+
+
+def _certify_flat(name, formula, arrays, shapes, dtype, max_prec, on_undecided):
+    fmt = format_of(dtype)
+    if isinstance(max_prec, bool) or not isinstance(max_prec, int) or max_prec < fmt.prec + 2:
+        raise ValueError(f"{name}: argument 'max_prec' expected an integer >= "
+                         f"{fmt.prec + 2} for {fmt.name}, got {max_prec!r}")
+    if on_undecided not in ("raise", "nan"):
+        raise ValueError(f"{name}: argument 'on_undecided' expected 'raise' or 'nan', "
+                         f"got {on_undecided!r}")
+    total = sum(int(np.prod(s, dtype=np.int64)) for s in shapes if s is not None)
+    unit = _VjpUnit(name)
+    if total == 0:
+        store = storage_dtype(fmt.name)
+        return _split(np.empty(0), shapes, store), np.zeros(0, bool)
+    with _LOCK:
+        enc = certify(unit, arrays, {}, (total,), fmt.name, max_prec, formula=formula)
+    if on_undecided == "raise" and enc.undecided.any():
+        raise UndecidedError(f"{name}: {int(enc.undecided.sum())} gradient element(s) could "
+                             f"not be certified in {fmt.name} under {max_prec} bits; pass "
+                             "on_undecided='nan' to get the rest", enc)
+    return _split(enc.value, shapes, enc.value.dtype), enc.undecided
+
+
+@dataclass(frozen=True)
+class _VjpUnit:
+    """The spec-like object certify needs for a gradient: one 'whole' unit."""
+    name: str
+    kind: str = "vjp"
+    shape: object = None
+
+
+def vjp(op_name, *inputs, cotangent=None, dtype=np.float64, max_prec=DEFAULT_MAX_PREC,
+        on_undecided="raise", return_undecided=False, **params):
+    """Certified VJP of op ``op_name``: the exact input cotangents J^T g of the exact op
+    at ``inputs`` (floats taken exactly), each correctly rounded to ``dtype``.  A tuple
+    with one entry per input (``None`` for class ids).  ``cotangent`` defaults to ones of
+    the output's shape.  Undecided elements under ``max_prec`` bits raise
+    ``UndecidedError`` unless ``on_undecided="nan"``; ``return_undecided=True`` also
+    returns the per-input masks."""
+    spec = get(op_name)
+    backends.load()
+    rule, forward = backends.MP_VJP.get(spec.name), backends.MP.get(spec.name)
+    if rule is None or forward is None:
+        raise NotImplementedError(f"{spec.name}: no mp VJP rule is bound, so the oracle "
+                                  "cannot certify its gradient")
+    arrays, full, _, out_shape = prepare(spec, _widen_inputs(inputs), params)
+    g = np.ones(out_shape) if cotangent is None else np.asarray(cotangent, dtype=np.float64)
+    if g.shape != tuple(out_shape):
+        raise ValueError(f"{spec.name}: argument 'cotangent' expected shape "
+                         f"{tuple(out_shape)} (the output's), got {g.shape}")
+    # which inputs receive a cotangent: the rule's own answer (None for class ids and
+    # non-differentiable inputs), from one plain evaluation at low precision
+    from .autodiff import vjp_op
+    probe = vjp_op(spec.name, arrays, full, None, g, "mp", prec=64, prepared=False)
+    shapes = [None if c is None else a.shape for c, a in zip(probe, arrays)]
+    n_in = len(arrays)
+
+    def formula(ctx, conv, _params):
+        xs, gc = list(conv[:n_in]), np.asarray(conv[n_in], dtype=object).reshape(out_shape)
+        out = np.asarray(forward(ctx, xs, full), dtype=object).reshape(out_shape)
+        cots = rule(ctx, xs, full, out, gc)
+        flat = [np.asarray(c, dtype=object).ravel() for c, shp in zip(cots, shapes)
+                if shp is not None]
+        return np.concatenate(flat) if flat else np.empty(0, dtype=object)
+
+    values, undecided = _certify_flat(f"vjp({spec.name})", formula,
+                                      arrays + [np.ascontiguousarray(g)], shapes, dtype,
+                                      max_prec, on_undecided)
+    return (values, _split(undecided, shapes, bool)) if return_undecided else values
+
+
+def grad(fn, *inputs, argnums=None, dtype=np.float64, max_prec=DEFAULT_MAX_PREC,
+         on_undecided="raise", return_undecided=False, **params):
+    """Certified gradient of a traced program: ``fn`` (built from ``refrt.ops``, with a
+    0-d output) is traced on ``inputs`` and its mp forward and reverse walk run in the
+    certifying contexts; returns the gradient for every input (a tuple), or for
+    ``argnums`` (an int or a tuple).  Each element is the exact gradient correctly
+    rounded to ``dtype`` (undecided elements as in ``vjp``)."""
+    from .graph import Run, _mp_node, trace
+    from . import tape
+    graph = trace(fn, *inputs, **params)
+    name = f"grad({getattr(fn, '__name__', 'fn')})"
+    if len(graph.output_slots) != 1 or graph.example_run is None or \
+            np.shape(graph.example_run.outputs) != ():
+        raise ValueError(f"{name}: expected a program with one 0-d (scalar) output")
+    arrays = [np.ascontiguousarray(np.asarray(a)) for a in inputs]
+    floats = [a.dtype for a in arrays if a.dtype.kind == "f"]
+    run_dtype = max(floats, key=lambda d: d.itemsize) if floats else np.dtype(np.float64)
+    shapes = [None if a.dtype.kind in "iu" else a.shape for a in arrays]
+
+    def formula(ctx, conv, _params):
+        values = [None] * graph.nslots
+        for slot, a in zip(graph.input_slots, conv):
+            values[slot] = a
+        for slot, c in graph.constants.items():
+            values[slot] = _to_objects(ctx, np.ascontiguousarray(c))
+        saved = []
+        for node in graph.nodes:
+            prepared, full_p, out = _mp_node(node, [values[s] for s in node.inputs],
+                                             run_dtype, ctx)
+            values[node.output] = out
+            saved.append((prepared, full_p, out))
+        run = Run(graph, "mp", run_dtype, values, saved, [], 1, ctx)
+        grads = tape.backward(run, [tape.seed_like(run, run.outputs)])
+        flat = [np.asarray(gr, dtype=object).ravel() for gr, shp in zip(grads, shapes)
+                if shp is not None]
+        return np.concatenate(flat) if flat else np.empty(0, dtype=object)
+
+    values, undecided = _certify_flat(name, formula, arrays, shapes, dtype, max_prec,
+                                      on_undecided)
+    masks = _split(undecided, shapes, bool)
+    if argnums is not None:
+        pick = (lambda t: t[argnums]) if isinstance(argnums, int) else \
+            (lambda t: tuple(t[i] for i in argnums))
+        values, masks = pick(values), pick(masks)
+    return (values, masks) if return_undecided else values
 
 
 def _make(spec):

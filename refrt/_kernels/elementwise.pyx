@@ -33,7 +33,7 @@ h) Speed: the arithmetic-only ops (`_unary_arith`) and the binary ops inline int
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport (hypot, hypotf, ldexp, ldexpf, signbit, INFINITY, exp as exp_d,
+from libc.math cimport (isinf, hypot, hypotf, ldexp, ldexpf, signbit, INFINITY, exp as exp_d,
                         log1p as log1p_d, log as log_d, expl, log1pl, logl)
 from ._scalar cimport (f_exp, f_log, f_expm1, f_sqrt, f_abs, f_fma, f_pow, softplus,
                        sigmoid, two_sum, exp_diff)
@@ -695,9 +695,13 @@ cdef inline floating _binary_vjp(int code, floating g, floating x, floating y, f
         return g * y
     elif code == DIV:
         # -g x / y^2 = -(g / y) (x / y); where x / y is 0, g / y may overflow (tiny y)
-        # and inf * 0 would be NaN: then (g (x / y)) / y gives the zero
+        # and inf * 0 would be NaN: then (g (x / y)) / y gives the zero.  The same
+        # order also serves when g / y alone overflows but the product is finite
+        # (subnormal y, |x / y| < 1: float32 y = -1.4e-39 gave inf for 1.5e38)
         q = g / y
-        gy[0] = -q * z if z != 0 else -(g * z) / y
+        gy[0] = -q * z
+        if z == 0 or (isinf(gy[0]) and not isinf(z) and not isinf(g)):
+            gy[0] = -(g * z) / y
         return q
     elif code == POW:
         # d/dy = log(x) x^y, taken as 0 where x^y == 0 (log(0) * 0 would be NaN)

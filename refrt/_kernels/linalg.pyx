@@ -19,11 +19,12 @@ b) Each dot product is Ogita-Rump-Oishi Dot2 (SIAM J. Sci. Comput. 26, 2005): th
    the same for any thread count, tile shape or CPU (AVX-512 or generic panel).
 c) TwoProduct is exact only while a_j b_j neither overflows nor underflows.  When the
    dot of finite inputs comes out non-finite, or below 2^(emin + 2p) in magnitude (where
-   underflowed products could have lost bits), it is recomputed with both rows scaled by
-   powers of two so their largest entries are in [0.5, 1) (exact for normal values), and
-   the result is scaled back once with ldexp (this rare path is the scalar Dot2 in
-   order j = 0..n-1, deterministic as well): a finite true value stays finite and a
-   tiny one keeps its bits.  Entries that are inf/NaN follow IEEE (the plain sum).
+   underflowed products could have lost bits), it is recomputed exactly: every product
+   as (p + q) 2^e into a wide superaccumulator (superacc.h), rounded once, so a finite
+   true value stays finite, a tiny one keeps its bits and an exact overflow is inf.
+   (Scaling the rows by powers of two, the earlier rescue, failed on rows spanning more
+   than the format's range and on rows of subnormals.)  Entries that are inf/NaN follow
+   IEEE (the plain sum).
 d) Blocking: the k loop runs over blocks of Bt rows that fit in ~256 KiB, and all rows
    of A sweep one block before the next, so each block stays in L2.  Tiles of 4 rows of
    A run in parallel (prange); inside, dot2.h computes 2x4 register tiles (8 outputs
@@ -41,22 +42,6 @@ cdef Py_ssize_t BLOCK_BYTES = 256 * 1024
 cdef Py_ssize_t ROWS_PER_TILE = 4       # rows of A per prange iteration (2 panel tiles)
 
 
-# Dot2 of sa * a and sb * b (sa, sb powers of two), starting from init.
-cdef inline floating _dot2(const floating *a, const floating *b, Py_ssize_t n,
-                           floating init, floating sa, floating sb) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef floating s = init, c = 0, p, r, x, y
-    for j in range(n):
-        x = a[j] * sa
-        y = b[j] * sb
-        p = x * y
-        s = two_sum(s, p, &r)
-        c = c + (r + f_fma(x, y, -p))
-    if c == 0:
-        return s
-    return s + c
-
-
 cdef inline floating _max_abs(const floating *a, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t j
     cdef floating m = 0
@@ -66,12 +51,19 @@ cdef inline floating _max_abs(const floating *a, Py_ssize_t n) noexcept nogil:
     return m
 
 
+cdef extern from "superacc.h" nogil:
+    double refrt_dot_exact_f64(const double *a, const double *b, Py_ssize_t n, double init,
+                               int *is_zero)
+    float refrt_dot_exact_f32(const float *a, const float *b, Py_ssize_t n, float init,
+                              int *is_zero)
+
+
 # Design c: the rescue path for overflowed, underflowed or non-finite dots.
 cdef floating _dot_rescue(const floating *a, const floating *b, Py_ssize_t n,
                           floating init, floating first) noexcept nogil:
     cdef Py_ssize_t j
     cdef floating ma = _max_abs(a, n), mb = _max_abs(b, n), s
-    cdef int ea, eb
+    cdef int zero = 0
     if not (isfinite(ma) and isfinite(mb) and isfinite(init)):
         s = init                               # IEEE: inf/NaN entries decide the result
         for j in range(n):
@@ -79,11 +71,18 @@ cdef floating _dot_rescue(const floating *a, const floating *b, Py_ssize_t n,
         return s
     if ma == 0 or mb == 0:
         return first
-    ea = _exponent(ma)
-    eb = _exponent(mb)
-    s = _dot2(a, b, n, _ldexp(init, -ea - eb), _ldexp(<floating>1, -ea),
-              _ldexp(<floating>1, -eb))
-    return _ldexp(s, ea + eb)
+    # the exact dot, correctly rounded (superacc.h): scaling the rows by powers of two
+    # cannot rescue rows whose entries span more than the format's range (+-max next
+    # to O(1) entries: the small ones became subnormal and lost their bits, float32
+    # cancel_max rows were 8-18 ulp off or 0 for an exact overflow), nor rows of
+    # subnormals (2^1074 overflows)
+    if floating is float:
+        s = refrt_dot_exact_f32(a, b, n, init, &zero)
+    else:
+        s = refrt_dot_exact_f64(a, b, n, init, &zero)
+    if zero:
+        return first if first == 0 else 0     # an exact zero: IEEE's sign from Dot2
+    return s
 
 
 cdef inline floating _checked(floating s, const floating *a, const floating *b,

@@ -901,21 +901,31 @@ def mse_vjp(const floating[::1] p,     # IN  pred
             gt[i] = -gp[i]
 
 
-# sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) for x < 0, e = exp(-|x|) <= 1
-# (never overflows, full relative accuracy as sigmoid -> 0), written as one select of
-# the numerator so the loop vectorises; e comes from vexp on a stack buffer.
+# d/dx = k (sigmoid(x) - t) without cancellation.  With e = exp(-|x|) <= 1 (never
+# overflows; from vexp on a stack buffer):
+#   x >= 0: sigmoid(x) = 1 / (1 + e), so sigmoid(x) - t = ((1 - t) - t e) / (1 + e);
+#   x < 0:  sigmoid(x) = e / (1 + e), so sigmoid(x) - t = (e (1 - t) - t) / (1 + e);
+# each numerator one fma of 1 - t (exact for t >= 1/2 by Sterbenz, else one rounding
+# of an exact input), so a large logit with t = 1 gives -e / (1 + e) to full relative
+# accuracy; the former 1 / (1 + e) - t cancelled (609 ulp in float64 on targets near 1,
+# 38 ulp at x ~ 30).  The cancellation left is the problem's own (sigmoid(x) close to a
+# soft t).  x = +-inf: e = 0 gives 1 - t and -t, the limits.  Both numerators are
+# computed and one selected, so the loop stays branch-free and vectorises.
 cdef void bce_logits_vjp_chunk(const floating *x, const floating *t, Py_ssize_t m,
                                floating k, floating *gx, floating *gt) noexcept nogil:
     cdef floating e[512]              # CHUNK
-    cdef floating xi, num
+    cdef floating xi, tj, omt, num
     cdef Py_ssize_t j
     for j in range(m):
         e[j] = -f_abs(x[j])
     vexp(e, e, m)
     for j in range(m):
         xi = x[j]
-        num = 1 if refrt_ge(xi, 0) else e[j]
-        gx[j] = k * (num / (1 + e[j]) - t[j])
+        tj = t[j]
+        omt = 1 - tj
+        num = f_fma(-tj, e[j], omt) if refrt_ge(xi, 0) else f_fma(e[j], omt, -tj)
+        num = num if not isnan(xi) else xi
+        gx[j] = k * (num / (1 + e[j]))
         gt[j] = -k * xi
 
 
@@ -957,25 +967,51 @@ def bce_vjp(const floating[::1] p,     # IN  probabilities
 
 # Row-loss VJPs.  gx: gradient of the scores; gt (probability targets only): of the
 # targets.  ids != NULL selects one-hot rows.
+#
+# Cross entropy, d/dz_j of sum_j t_j (lse - z_j) = p_j sum(t) - t_j (catalog 6.1 item 5:
+# no assumption that rows sum to 1), p = softmax(z); d/dt_j = lse - z_j.  Stable form
+# (issue 9, reproducer 4: the former fma(e_j, sum(t)/S, -t_j) was 7e8 ulp off in float32
+# and 3e11 in float64 with one logit 30 above the rest):
+#   * a = the first argmax, m = z_a; z_j - m = d_j + de_j exactly (TwoSum) and
+#     e_j = exp(z_j - m) = exp(d_j) (1 + de_j) (fma; as _scalar.exp_diff): without the
+#     correction exp amplifies the subtraction's rounding by |d_j| (600 ulp at d = -600
+#     in float64, the "uniform in +-300" rows), so tiny p_j keep their relative accuracy.
+#   * R = sum_{j != a} e_j (compensated), S = 1 + R, so p_a = 1 / S and
+#       p_a sum(t) - t_a = (T' - t_a R) / S,   T' = sum_{j != a} t_j,
+#     which has no cancellation for a one-hot target on a (T' = 0: -R / S, the identity
+#     p_a - 1 = -sum_{j != a} p_j); for soft targets T' - t_a R is one fma, and what
+#     cancellation is left is the problem's own (p_a sum(t) close to t_a).
+#   * j != a: fma(e_j, q, -t_j), q = sum(t) / S (the same as before: p_j <= 1/2 there,
+#     and p_j sum(t) - t_j cancels only where the exact values do).
+#   * d/dt_j = log1p(R) - d_j - de_j: log1p keeps lse - m = log(1 + R) accurate when R is
+#     tiny (log(fl(1 + R)) lost it all: the dominant class' target gradient).
+# Rows whose max is not finite (+inf, NaN, all -inf): see the special-row comment below.
+# Passes: key max; shift (TwoSum); vexp; correction; the Sum2 of the exps and of t in
+# one lane loop (exps S, E; targets T, F), e_a excluded; output.
 cdef void ce_row_vjp(const floating *z, const floating *t, int64_t k_id, Py_ssize_t C,
                      floating k, floating *gz, floating *gt, floating *dh,
-                     floating *ex) noexcept nogil:
-    # d/dz of sum_j t_j (lse - z_j) = softmax * sum(t) - t (catalog 6.1 item 5: no
-    # assumption that rows sum to 1); d/dt_j = -log_softmax_j = lse - z_j.  A NaN logit
-    # is skipped by the key max and makes S, hence the whole row, NaN.
-    # Passes: key max; shift; vexp; the Sum2 of the exps and of t in one lane loop
-    # (exps S, E; targets T, F); output.  Both sums deal term j to lane j mod LANES,
-    # as lanes_add1 does.
+                     floating *ex, floating *de) noexcept nogil:
     cdef floating S[16]               # LANES
     cdef floating E[16]
     cdef floating T[16]
     cdef floating F[16]
-    cdef floating m, sh, sc, St = 1, lse_shift, tj, q
-    cdef Py_ssize_t j, l, full = C - C % LANES
+    cdef floating m, sh, sc, St = 1, lse_shift, tj, q, e, R, Tp, ta, Sd
+    cdef Py_ssize_t j, l, a = 0, full = C - C % LANES
+    cdef bint finite_max
     m = _vmax(z, C)
+    finite_max = isfinite(m)
     for j in range(C):
-        dh[j] = z[j] - m
+        dh[j] = two_sum(z[j], -m, &e)
+        de[j] = e if refrt_gt(f_abs(e), -1) else 0      # NaN (from inf) -> 0
     vexp(dh, ex, C)
+    if finite_max:
+        for j in range(C):
+            if z[j] == m:
+                a = j
+                break
+        for j in range(C):
+            ex[j] = f_fma(ex[j], de[j], ex[j])
+        ex[a] = 0                      # excluded from R; restored below
     lanes_zero(S, E)
     if t == NULL:
         for j in range(0, full, 16):           # LANES
@@ -990,16 +1026,33 @@ cdef void ce_row_vjp(const floating *z, const floating *t, int64_t k_id, Py_ssiz
         for l in range(C - full):
             sum2_lane(t[full + l], &T[l], &F[l])
         lanes_fold(T, F, &St, &sc)
-        St = St + sc
     for l in range(C - full):
         sum2_lane(ex[full + l], &S[l], &E[l])
     lanes_fold(S, E, &sh, &sc)
-    sh = sh + sc
-    lse_shift = f_log(sh)
-    # softmax_j sum(t) - t_j = fma(e_j, q, -t_j), q = sum(t) / S rounded once per row:
-    # one division per row instead of per element, and the fma rounds the difference
-    # once (3 roundings in all, the former e_j / S * sum(t) - t_j had 3 before k).
-    q = St / sh
+    if not finite_max:
+        # Design of the special rows (as softmax's): a +inf logit makes softmax, hence
+        # d/dz, undefined (NaN); d/dt_j = lse - z_j = +inf - z_j is +inf for z_j < inf
+        # and NaN where z_j = +inf.  A NaN logit or an all -inf row (lse = -inf - -inf):
+        # NaN throughout.
+        for j in range(C):
+            gz[j] = NAN
+            if t != NULL:
+                gt[j] = k * INFINITY if (m == INFINITY and z[j] != m) else NAN
+        return
+    R = sh + sc
+    ex[a] = 1
+    Sd = 1 + R
+    lse_shift = f_log1p(R)
+    if t == NULL:
+        ta = 1 if a == k_id else 0
+        Tp = 1 - ta
+        St = 1
+    else:
+        lanes_fold(T, F, &St, &sc)
+        ta = t[a]
+        Tp = (St - ta) + sc            # sum_{j != a} t_j
+        St = St + sc
+    q = St / Sd
     if t == NULL:
         for j in range(C):
             tj = 1 if j == k_id else 0
@@ -1007,7 +1060,8 @@ cdef void ce_row_vjp(const floating *z, const floating *t, int64_t k_id, Py_ssiz
     else:
         for j in range(C):
             gz[j] = k * f_fma(ex[j], q, -t[j])
-            gt[j] = k * (lse_shift - dh[j])
+            gt[j] = k * ((lse_shift - dh[j]) - de[j])
+    gz[a] = k * (f_fma(-ta, R, Tp) / Sd)
 
 
 def ce_logits_vjp(const floating[::1] z,      # IN  logits, flat (R*C)
@@ -1022,11 +1076,11 @@ def ce_logits_vjp(const floating[::1] z,      # IN  logits, flat (R*C)
     cdef floating *buf
     cdef bint use_ids = ids.shape[0] > 0
     with nogil, parallel(num_threads=threads):
-        buf = <floating *> malloc(2 * C * sizeof(floating))
+        buf = <floating *> malloc(3 * C * sizeof(floating))
         for r in prange(R, schedule="static"):
             ce_row_vjp(&z[r * C], NULL if use_ids else &t[r * C],
                        ids[r] if use_ids else -1, C, k, &gz[r * C],
-                       NULL if use_ids else &gt[r * C], buf, buf + C)
+                       NULL if use_ids else &gt[r * C], buf, buf + C, buf + 2 * C)
         free(buf)
 
 

@@ -363,7 +363,9 @@ cdef inline floating lanes_total(const floating *s, const floating *e) noexcept 
     for l in range(LANES):
         lane_acc(s[l], &t, &c)
         c = c + e[l]
-    return t + c
+    # a non-finite sum: the compensation holds inf - inf = NaN garbage (losses.pyx
+    # Design f); the sum itself follows IEEE
+    return t + c if isfinite(t) else t
 
 
 # One channel of bn_vjp over its N planes of S elements.  The sums (g and g x_hat) run
@@ -412,8 +414,13 @@ cdef void bn_vjp_channel(const floating *x, const floating *g, floating *gx, flo
     tgx = lanes_total(sgx, cgx)
     gbeta[0] = tg
     ggamma[0] = tgx
-    gmean[0] = -tg * scale
-    gvar[0] = -0.5 * tgx * scale * inv if var >= 0 else 0
+    # Exact zeros stay 0 when a factor overflows (the hunt, float32: gamma = max with
+    # var = 0 makes gamma / std = inf, and x - mu = -max makes the normalised x = -inf;
+    # inf * 0 was NaN where the exact cotangent is 0): a zero sum or a zero gamma
+    # decides the product.
+    gmean[0] = -tg * scale if tg != 0 else -tg * gamma
+    gvar[0] = (((-0.5 * tgx) * inv) * inv * gamma if (tgx != 0 and gamma != 0) else 0) \
+        if var >= 0 else 0
 
 
 # ---------------------------------------------------------------- layer_norm
@@ -670,8 +677,8 @@ cdef void ln_colsums(const floating *g, const floating *xhat, Py_ssize_t R, Py_s
             lane_acc(g[j + c], &sg[c], &cg[c])
             lane_acc(g[j + c] * xhat[j + c], &sgx[c], &cgx[c])
     for c in range(nc):
-        gbeta[c0 + c] = sg[c] + cg[c]
-        ggamma[c0 + c] = sgx[c] + cgx[c]
+        gbeta[c0 + c] = sg[c] + cg[c] if isfinite(sg[c]) else sg[c]
+        ggamma[c0 + c] = sgx[c] + cgx[c] if isfinite(sgx[c]) else sgx[c]
 
 
 def ln_vjp(const floating[::1] x,         # IN  (R, D) flat
@@ -738,10 +745,14 @@ cdef void _bn_vjp_block(const floating *x, const floating *mean, const floating 
             cgx[c] = cgx[c] + ((sgx[c] - (s - bb)) + (q - bb))
             sgx[c] = s
     for c in range(nc):
-        gbeta[c0 + c] = sg[c] + cg[c]
-        ggamma[c0 + c] = sgx[c] + cgx[c]
-        gmean[c0 + c] = -(sg[c] + cg[c]) * sc[c]
-        gvar[c0 + c] = -0.5 * (sgx[c] + cgx[c]) * sc[c] * inv[c] if var[c0 + c] >= 0 else 0
+        gbeta[c0 + c] = sg[c] + cg[c] if isfinite(sg[c]) else sg[c]
+        ggamma[c0 + c] = sgx[c] + cgx[c] if isfinite(sgx[c]) else sgx[c]
+        # exact zeros as in bn_vjp_channel
+        tg = sg[c] + cg[c] if isfinite(sg[c]) else sg[c]
+        tgx = sgx[c] + cgx[c] if isfinite(sgx[c]) else sgx[c]
+        gmean[c0 + c] = -tg * sc[c] if tg != 0 else -tg * gamma[c0 + c]
+        gvar[c0 + c] = ((((-0.5 * tgx) * inv[c]) * inv[c] * gamma[c0 + c])
+                        if (tgx != 0 and gamma[c0 + c] != 0) else 0) if var[c0 + c] >= 0 else 0
 
 
 cdef void _bn_vjp_rows(const floating[::1] x, const floating[::1] mean,

@@ -6,25 +6,29 @@ Design:
 a) Arrays arrive as (rows, n) C-contiguous: the binding moves the reduced axis last, so
    every kernel reduces contiguous rows and parallelises over rows with
    ``prange(rows, num_threads=threads)``.  ``axis=None`` is one row of all elements.
-b) Sums are compensated in the working dtype (float32 for float32: no hidden widening):
-   first one Neumaier level (TwoSum per element, errors summed plainly) with a running
-   error bound, accepted when the bound certifies it (_sum_neumaier, _sum_dw); else
-   TwoSum per element and the errors summed by TwoSum again (two Neumaier levels), in 16
-   interleaved lanes merged in lane order (see _sum_dw2).  The second level carries a
-   running error bound; when it cannot certify the result to 1/8 ulp (only under heavy
-   cancellation, sum|x| / |sum x| beyond ~1/u) the row is summed exactly with Shewchuk's
-   partials (Python's math.fsum algorithm).  So the result is the exact sum rounded
-   (within 1 ulp: the final hi + lo is a second rounding); Neumaier 1974, Ogita-Rump-
-   Oishi 2005 (SumK), Shewchuk 1997.
-c) Overflow: if a partial sum of finite inputs overflows, the row is summed again scaled
-   by 2^-64 (exact for every normal input) and the result scaled back with ldexp, so a
-   finite true sum never turns into inf or NaN.  Inputs that are inf/NaN follow IEEE
+b) Sums are correctly rounded.  A compensated fast path in the working dtype (float32
+   for float32: no hidden widening) runs first: one Neumaier level (TwoSum per element,
+   errors summed plainly) with a running error bound (_sum_neumaier), else two levels
+   (_sum_dw2), in 16 interleaved lanes merged in lane order.  Its result s + lo comes
+   with a bound B on |S - (s + lo)|; when fl(s + lo) is provably the rounding of the
+   exact sum S (B plus the remainder of the final addition below half an ulp,
+   _certified) it is returned.  Otherwise (cancellation near a rounding midpoint,
+   partial sums that overflow, inf/NaN inputs) the row goes to an exact superaccumulator
+   (superacc.h, after Neal 2015), which rounds S once.  So every sum is the correctly
+   rounded exact sum, for every input; compensated lane sums alone cannot do that under
+   cancellation of +-max terms, whose error scales with sum|x| ~ 1e309 (reproducer 3 of
+   issue 9: NaN for an exact -88).  Neumaier 1974, Ogita-Rump-Oishi 2005 (SumK), Neal
+   2015 (xsum).
+c) Overflow: an exact sum beyond the largest float rounds to +-inf (IEEE); the mean
+   asks the superaccumulator for S 2^-64 instead and scales its quotient back, so a
+   finite mean never turns into inf or NaN.  Inputs that are inf/NaN follow IEEE
    (inf + -inf = NaN).
 d) An empty row sums to +0; mean divides by max(count, 1) (TorchLean meanDenom).
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport isnan, isinf, isfinite, NAN, INFINITY
+from libc.math cimport isnan, isinf, isfinite, nextafter, nextafterf, NAN, INFINITY
+from libc.float cimport FLT_EPSILON, DBL_EPSILON
 from libc.stdint cimport int32_t, uint32_t, int64_t, INT32_MIN, INT32_MAX, INT64_MIN, INT64_MAX
 from libc.string cimport memcpy
 from ._scalar cimport two_sum, f_fma, f_abs, f_ldexp as _ldexp, f_exponent as _exponent
@@ -98,7 +102,9 @@ cdef inline floating _sum_dw2(const floating *x, Py_ssize_t n, floating scale,
         cc = cc + t
         a = a + f_abs(t)
     lo[0] = c0 + cc
-    bound[0] = a * <floating>n
+    # the rounding of c0 + cc (at most u |lo|) joins the bound; none when cc = 0 (then
+    # every second-level error was 0 and s0 + lo is the exact sum: bound 0)
+    bound[0] = a * <floating>n + (f_abs(lo[0]) if cc != 0 else 0)
     return s0
 
 
@@ -159,110 +165,100 @@ cdef inline floating _sum_dw(const floating *x, Py_ssize_t n, floating scale,
     return _sum_dw2(x, n, scale, lo, bound)
 
 
-# Exact sum by Shewchuk's non-overlapping partials (the algorithm of Python's
-# math.fsum), correctly rounded, returned as a double word (hi, lo) for the mean's
-# division.  At most ~(exponent range / precision) partials exist (12 for float32, 40
-# for float64); PARTIALS = 64 is a safe cap.  Only used when the compensated sum cannot
-# certify its result (see _row_sum), so its cost does not matter.
-cdef enum:
-    PARTIALS = 64
-
-cdef inline Py_ssize_t _grow(floating *p, Py_ssize_t m, floating x) noexcept nogil:
-    cdef Py_ssize_t i = 0, k
-    cdef floating y, t, hi, lo
-    for k in range(m):
-        y = p[k]
-        if f_abs(x) < f_abs(y):
-            t = x
-            x = y
-            y = t
-        hi = x + y
-        lo = y - (hi - x)
-        if lo != 0:
-            p[i] = lo
-            i = i + 1
-        x = hi
-    p[i] = x
-    return i + 1
+# Exact, correctly rounded sum (superacc.h: a small superaccumulator after Neal 2015),
+# returned as (hi, lo) with hi = fl(S 2^-k), lo = fl(S 2^-k - hi).
+cdef extern from "superacc.h" nogil:
+    void refrt_sa_sum_f64(const double *x, int64_t n, int k, double *hi, double *lo)
+    void refrt_sa_sum_f32(const float *x, int64_t n, int k, float *hi, float *lo)
 
 
-cdef inline floating _round_partials(floating *p, Py_ssize_t m) noexcept nogil:
-    # CPython's math_fsum final step: add from the top until a rounding happens, then
-    # fix a half-way case with the sign of the next partial (round-half-even on the sum)
-    cdef floating hi = 0, lo = 0, x, y, yr
-    if m == 0:
-        return 0
-    m = m - 1
-    hi = p[m]
-    while m > 0:
-        x = hi
-        m = m - 1
-        y = p[m]
-        hi = x + y
-        yr = hi - x
-        lo = y - yr
-        if lo != 0:
-            break
-    if m > 0 and ((lo < 0 and p[m - 1] < 0) or (lo > 0 and p[m - 1] > 0)):
-        y = lo * 2
-        x = hi + y
-        yr = x - hi
-        if y == yr:
-            hi = x
+cdef inline floating _exact_sum(const floating *x, Py_ssize_t n, int k,
+                                floating *lo) noexcept nogil:
+    cdef floating hi
+    if floating is float:
+        refrt_sa_sum_f32(x, n, k, &hi, lo)
+    else:
+        refrt_sa_sum_f64(x, n, k, &hi, lo)
     return hi
 
 
-cdef floating _exact_sum(const floating *x, Py_ssize_t n, floating scale,
-                         floating *lo) noexcept nogil:
-    cdef floating p[PARTIALS]
-    cdef Py_ssize_t j, m = 0
-    cdef floating hi, rest = 0
-    for j in range(n):
-        m = _grow(p, m, x[j] * scale)
-        if m >= PARTIALS - 1:          # unreachable for IEEE formats; stay finite
-            break
-    hi = _round_partials(p, m)
-    m = _grow(p, m, -hi)               # the residual sum - hi, largest partial last
-    for j in range(m - 1, -1, -1):
-        rest = rest + p[j]
-    lo[0] = rest
-    return hi
+# Whether r = fl(s + lo) is the correctly rounded exact sum S, given s + lo = r + e
+# exactly and |S - (s + lo)| <= B: then S lies within |e| + B of r, and r is S's
+# rounding when that distance is below half the gap to r's nearer neighbour (the gap
+# below |r| is the smaller one at a power of two).  B = eps bound: the fast paths' error
+# bounds are u bound (u = eps / 2, see _sum_neumaier / _sum_dw2), doubled to cover the
+# roundings of this test itself.  B = 0 means s + lo is the exact sum, so r, its IEEE
+# rounding, is right even at an exact tie (short rows of normal data end exactly half an
+# ulp from a float ~8% of the time: a test with B > 0 could not decide those).
+# Otherwise the test fails only within ~B of a rounding midpoint (and for zero or
+# subnormal-gap results with an error term): those rows go to the next level.
+cdef inline bint _certified(floating r, floating e, floating bound) noexcept nogil:
+    cdef floating below, ar = f_abs(r)
+    cdef floating B
+    cdef int32_t b32
+    cdef int64_t b64
+    if floating is float:
+        B = bound * FLT_EPSILON
+    else:
+        B = bound * DBL_EPSILON
+    if B == 0 and isfinite(r):
+        return True
+    if not isfinite(r) or ar == 0:
+        return False
+    # the float just below |r| > 0: its bits minus one (no libm call: this runs per row)
+    if floating is float:
+        memcpy(&b32, &ar, sizeof(float))
+        b32 = b32 - 1
+        memcpy(&below, &b32, sizeof(float))
+    else:
+        memcpy(&b64, &ar, sizeof(double))
+        b64 = b64 - 1
+        memcpy(&below, &b64, sizeof(double))
+    return f_abs(e) + B < (ar - below) * <floating>0.5
 
 
-# Sum of a row as a double word (hi, lo) times 2^k.  Non-finite inputs: the IEEE sum of
-# the non-finite entries alone (finite entries cannot change inf/NaN).  When the
-# compensated sum cannot certify its result to an eighth of an ulp, the exact partials
-# sum replaces it (only heavy cancellation, sum|x| / |sum x| beyond ~1/u, gets there).
+# Sum of a row as a double word (hi, lo) times 2^k, hi the correctly rounded sum (of
+# S 2^-k).  The compensated fast path (_sum_dw) runs first; when its error bound
+# certifies that fl(s + lo) is the rounding of the exact sum (_certified), that is hi and
+# the pair's exact remainder is lo.  A one-level sum that cannot certify (its bound grows
+# like n^2 u^2 sum|x|: a float32 row of 1000 normal values is within its bound of a
+# midpoint ~40% of the time) is redone with two levels (bound ~ n u^2 sum|x| * u), which
+# almost always certifies.  Otherwise (heavy cancellation near a rounding midpoint, an
+# overflowing partial sum, inf/NaN inputs) the superaccumulator sums the row
+# exactly and rounds once: the +-max terms that cancel to -88 give -88, not NaN.
+# ``rescale``: a sum whose rounding overflows is returned scaled by 2^-RESCUE_EXP
+# (k = RESCUE_EXP) instead, for the mean (mean of [max, max] is max).
 cdef inline floating _row_sum(const floating *x, Py_ssize_t n, floating *lo,
-                              int *k) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef floating bound, scale = 1, special = 0
-    cdef floating s = _sum_dw(x, n, 1, lo, &bound)
-    cdef bint any_special = False
+                              int *k, bint rescale) noexcept nogil:
+    cdef floating bound, r, e, s
+    cdef int level
     k[0] = 0
-    if not isfinite(s):
-        for j in range(n):
-            if not isfinite(x[j]):
-                special = special + x[j] if any_special else x[j]
-                any_special = True
-        if any_special:
+    for level in range(2):
+        if level == 0:
+            # one level first, except for long float32 rows (see _sum_dw)
+            if floating is float and n > 131072:
+                continue
+            s = _sum_neumaier(x, n, 1, lo, &bound)
+        else:
+            s = _sum_dw2(x, n, 1, lo, &bound)
+        if not (isfinite(s) and isfinite(lo[0])):
+            break                      # overflow or inf/NaN: the exact sum decides
+        if lo[0] == 0:                 # keeps s's sign of zero (-0 + +0 would give +0)
+            r = s
+            e = 0
+        else:
+            r = two_sum(s, lo[0], &e)
+        if _certified(r, e, bound):
+            lo[0] = e
+            return r
+    s = _exact_sum(x, n, 0, lo)
+    if rescale and isinf(s):
+        s = _exact_sum(x, n, RESCUE_EXP, lo)
+        if isfinite(s):
+            k[0] = RESCUE_EXP
+        else:
             lo[0] = 0
-            return special
-        k[0] = RESCUE_EXP
-        scale = _ldexp(<floating>1, -RESCUE_EXP)
-        s = _sum_dw(x, n, scale, lo, &bound)
-    # error terms, in units of u: bound (the cc accumulation) and |lo| (rounding
-    # c + cc); together they must stay below |result| / 4, i.e. an eighth of an ulp
-    if 4 * (bound + f_abs(lo[0])) > f_abs(s + lo[0]):
-        s = _exact_sum(x, n, scale, lo)
     return s
-
-
-cdef inline floating _finish(floating hi, floating lo) noexcept nogil:
-    # hi + lo rounded once; lo == 0 keeps hi's sign of zero (-0 + +0 would give +0)
-    if lo == 0 or not isfinite(hi):
-        return hi
-    return hi + lo
 
 
 # (hi + lo) / d with one final rounding: q = hi / d, the remainder r = hi - q d is exact
@@ -277,37 +273,75 @@ cdef inline floating _div_dw(floating hi, floating lo, floating d) noexcept nogi
 cdef inline floating _mean_row(const floating *x, Py_ssize_t n) noexcept nogil:
     cdef floating lo, hi
     cdef int k
-    hi = _row_sum(x, n, &lo, &k)
+    hi = _row_sum(x, n, &lo, &k, True)
     return _ldexp(_div_dw(hi, lo, <floating>(n if n > 0 else 1)), k)
 
 
 # Population variance, two-pass.  The row is first scaled by 2^-E (E = exponent of
-# max|x|, exact for normal values) so |x| < 1: squares can neither overflow (a float32
-# row with |x| ~ 1e20 has a finite variance but x^2 = inf) nor underflow (|x| ~ 1e-25
-# squares below float32's subnormals).  Then
-#   d_i + e_i = x_i - m exactly (TwoSum),  d_i^2 = p_i + q_i exactly (TwoProduct by fma),
-#   (x_i - m)^2 = p_i + (q_i + 2 d_i e_i) + e_i^2,
-# so the p_i are summed compensated and the small corrections in a second accumulator;
-# e_i^2 is below u^2 d_i^2 and dropped.  The mean's own rounding m - m^ adds exactly
-# n (m - m^)^2 to the sum of squares (the deviations from the true mean sum to 0), a
-# second-order term.  Any non-finite input gives NaN (inf - inf in the deviations, as in
-# the real-number formula evaluated in the extended reals).
+# max|x|; exact except for entries below 2^-1074 / 2^-149 times 2^E, whose squares are
+# far below the result's ulp) so |x| < 1: squares can neither overflow (a float32 row
+# with |x| ~ 1e20 has a finite variance but x^2 = inf) nor underflow (|x| ~ 1e-25
+# squares below float32's subnormals).  Rows with max|x| < 2^-540 (float64) / 2^-78
+# (float32) have var <= 4 max|x|^2 < 2^-1078 / 2^-150, at most half the smallest
+# subnormal, so their correctly rounded variance is +0 (and 2^-E would overflow: the
+# subnormal rows of reproducer 1 gave inf * 0 = NaN).
+# The mean is a double word m = m_hi + m_lo (error O(u^2) max|x|): with m rounded once,
+# the identity sum (x_i - m^)^2 = sum (x_i - m)^2 + n (m - m^)^2 adds (m - m^)^2 ~
+# (u |m|)^2 to the variance, which is 256 ulp of a float32 variance ~1 at mean 1e5
+# (reproducer 2).  Per element (see _sq_dev_sum)
+#   d + e = x_i - m_hi exactly (TwoSum),   f = e - m_lo (one rounding, |f| ~ u |x|),
+#   (x_i - m)^2 = (d + f)^2 = d^2 + (2d + f) f,   d^2 = p + q exactly (TwoProduct, fma),
+# the p summed compensated, q + (2d + f) f in a second compensated accumulator (under a
+# large mean with a spread of a few ulps those terms are as large as p and cancel).
+# Any non-finite input gives NaN (inf - inf in the deviations, as in the real-number
+# formula evaluated in the extended reals).
 cdef inline floating _var_row(const floating *x, Py_ssize_t n) noexcept nogil:
-    cdef floating big, scale, m, lo, s, c, corr, bound
+    cdef floating big, scale, m, mlo, c, corr, s, tiny
     cdef int E
     if n == 0:
         return 0
     big = _max_abs(x, n)
     if not isfinite(big):
         return NAN
-    if big == 0:
+    if floating is float:
+        tiny = 1.3234889800848443e-23      # 2^-76
+    else:
+        tiny = 2.778448436856347e-163      # 2^-540
+    if big < tiny:
         return 0
     E = _exponent(big)
     scale = _ldexp(<floating>1, -E)
-    s = _sum_dw(x, n, scale, &lo, &bound)
-    m = _div_dw(s, lo, <floating>n)
-    s = _sq_dev_sum(x, n, scale, m, &c, &corr)
+    m = _mean_dw(x, n, E, &mlo)
+    s = _sq_dev_sum(x, n, scale, m, mlo, &c, &corr)
     return _ldexp(_div_dw(s, c + corr, <floating>n), 2 * E)
+
+
+# The mean of x[0:n] times 2^-E as a double word m + *mlo, |error| = O(u^2) |mean| plus
+# the underflow of 2^-E scaling: the row sum is the correctly rounded (hi, lo) of
+# _row_sum (scaled by 2^-k when it overflows), m = (hi + lo) / n rounded once (_div_dw),
+# m_lo = ((hi + lo) - n m) / n with n m = ph + pl exactly (fma) and hi - ph exact
+# (Sterbenz: ph is within a factor 2 of hi), the rest second order; both scaled by
+# 2^(k - E) at the end.  (Summing the scaled row instead lost the bits of entries far
+# below max|x|: in a row of +-max and O(1) entries they became subnormal.)
+cdef inline floating _mean_dw(const floating *x, Py_ssize_t n, int E,
+                              floating *mlo) noexcept nogil:
+    cdef floating s, lo, m, m4, ph, pl, fn = <floating>n
+    cdef int k
+    s = _row_sum(x, n, &lo, &k, True)
+    m = _div_dw(s, lo, fn)
+    if not isfinite(m) or m == 0:
+        mlo[0] = 0
+        return _ldexp(m, k - E)
+    # the residual at a quarter of the scale: n m can round above the largest float
+    # when the sum is near it ([0, 0, max]: n m = inf gave a NaN variance); quartering
+    # is exact for these normal values and leaves the quotient's rounding unchanged
+    s = s * <floating>0.25
+    lo = lo * <floating>0.25
+    m4 = m * <floating>0.25
+    ph = fn * m4
+    pl = f_fma(fn, m4, -ph)
+    mlo[0] = _ldexp(((s - ph) - pl + lo) / fn, k - E + 2)
+    return _ldexp(m, k - E)
 
 
 # max |x_j| of a row (inf if any entry is inf or NaN): the absolute value's bits read as
@@ -338,49 +372,62 @@ cdef inline floating _max_abs(const floating *x, Py_ssize_t n) noexcept nogil:
     return r
 
 
-# Second pass of _var_row: sum of (scale x_j - m)^2 as s + (*c + *corr), in 16 lanes
-# (lane l takes j = l, l + 16, ...; the TwoSum chains are latency-bound and independent
-# lanes vectorise), merged in lane order, so the result depends only on n.  Per element
-# (see _var_row): d + e = xs - m (TwoSum), d^2 = p + q (fma), s + lo = s + p (TwoSum), the
-# lo summed into C, q + 2 d e into R.  Lane merge: the lane sums join s0 by TwoSum, the
-# errors and the C/R lanes are added plainly.  All p >= 0, so the first-level sum has no
-# cancellation: the uncompensated part is below (n + L) u times the C terms, themselves
-# <= u s, i.e. O(n u^2) s.
+# Second pass of _var_row: sum of (scale x_j - m_hi - m_lo)^2 as s + (*c + *corr), in
+# 16 lanes (lane l takes j = l, l + 16, ...; the TwoSum chains are latency-bound and
+# independent lanes vectorise), merged in lane order, so the result depends only on n.
+# Per element (see _var_row): d + e = xs - m_hi (TwoSum), f = e - m_lo, d^2 = p + q
+# (fma), s + lo = s + p (TwoSum) with the lo summed into C, and t = q + (2d + f) f added
+# to R by TwoSum, its error into RC.  Lane merge: the lane sums join s0 by TwoSum, the
+# errors and the C/R/RC lanes are added plainly.  All p >= 0, so the first-level sum has
+# no cancellation: the uncompensated part is below (n + L) u times the C terms,
+# themselves <= u s, i.e. O(n u^2) s; the t may cancel (their sum is O(u) s) and are
+# summed to O(n u^2) of their magnitudes.
 cdef inline floating _sq_dev_sum(const floating *x, Py_ssize_t n, floating scale,
-                                 floating m, floating *c, floating *corr) noexcept nogil:
+                                 floating m, floating mlo, floating *c,
+                                 floating *corr) noexcept nogil:
     cdef Py_ssize_t j, l, full = n - n % LANES
     cdef floating S[16]
     cdef floating C[16]
     cdef floating R[16]
-    cdef floating d, e, p, q, lo, s0, cc, rr
+    cdef floating RC[16]
+    cdef floating d, e, f, p, q, t, lo, s0, cc, rr, rc
     for l in range(LANES):
         S[l] = 0
         C[l] = 0
         R[l] = 0
+        RC[l] = 0
     for j in range(0, full, 16):           # LANES
         for l in range(LANES):
             d = two_sum(x[j + l] * scale, -m, &e)
+            f = e - mlo
             p = d * d
             q = f_fma(d, d, -p)
             S[l] = two_sum(S[l], p, &lo)
             C[l] = C[l] + lo
-            R[l] = R[l] + f_fma(2 * d, e, q)
+            t = f_fma(2 * d + f, f, q)
+            R[l] = two_sum(R[l], t, &lo)
+            RC[l] = RC[l] + lo
     for j in range(full, n):
         d = two_sum(x[j] * scale, -m, &e)
+        f = e - mlo
         p = d * d
         q = f_fma(d, d, -p)
         S[0] = two_sum(S[0], p, &lo)
         C[0] = C[0] + lo
-        R[0] = R[0] + f_fma(2 * d, e, q)
+        t = f_fma(2 * d + f, f, q)
+        R[0] = two_sum(R[0], t, &lo)
+        RC[0] = RC[0] + lo
     s0 = S[0]
     cc = C[0]
     rr = R[0]
+    rc = RC[0]
     for l in range(1, LANES if full > 0 else 1):   # short rows: lanes 1.. untouched
         s0 = two_sum(s0, S[l], &lo)
         cc = cc + (lo + C[l])
-        rr = rr + R[l]
+        rr = two_sum(rr, R[l], &lo)
+        rc = rc + (lo + RC[l])
     c[0] = cc
-    corr[0] = rr
+    corr[0] = rr + rc
     return s0
 
 
@@ -397,8 +444,7 @@ cdef inline floating _row_stat(int what, const floating *x, Py_ssize_t n) noexce
     if n == 0:
         return 0                       # empty sum 0, mean and var 0 (TorchLean denominators)
     if what == SUM:
-        hi = _row_sum(x, n, &lo, &k)
-        return _ldexp(_finish(hi, lo), k)
+        return _row_sum(x, n, &lo, &k, False)   # correctly rounded
     if what == MEAN:
         return _mean_row(x, n)
     return _var_row(x, n)
@@ -553,13 +599,27 @@ def var_vjp(const floating[:, ::1] x,       # IN  (rows, n)
             const floating[::1] g,          # IN  upstream gradient per row
             floating[:, ::1] gx,            # OUT g * 2 (x - mean) / n
             int threads=1):
+    """gx_j = (2 g / n) (x_j - m) with the double-word mean m = m_hi + m_lo of _mean_dw
+    (finite for a row of +-max entries): x_j - m_hi =
+    d + e exactly (TwoSum), x_j - m = d + (e - m_lo) up to O(u^2) |x|.  With m rounded
+    once, x_j - m^ is off by |m - m^| ~ u |m|: under a mean of 1e12 and a spread of 1
+    that was ~4e13 ulp of the float64 gradient.  Rows with inf/NaN follow IEEE on the
+    plain formula."""
     cdef Py_ssize_t i, j, rows = x.shape[0], n = x.shape[1]
-    cdef floating m, w
+    cdef floating m, mlo, w, d, e, big
+    cdef int E
     if rows == 0 or n == 0:
         return
     with nogil:
         for i in prange(rows, num_threads=threads, schedule="static"):
-            m = _mean_row(&x[i, 0], n)
+            big = _max_abs(&x[i, 0], n)
             w = 2 * g[i] / <floating>n
+            if not isfinite(big):          # IEEE on the real formula: x - inf etc.
+                m = _mean_row(&x[i, 0], n)
+                for j in range(n):
+                    gx[i, j] = w * (x[i, j] - m)
+                continue
+            m = _mean_dw(&x[i, 0], n, 0, &mlo)
             for j in range(n):
-                gx[i, j] = w * (x[i, j] - m)
+                d = two_sum(x[i, j], -m, &e)
+                gx[i, j] = w * (d + (e - mlo))

@@ -393,3 +393,71 @@ def log_softmax_vjp(const floating[:, ::1] y,  # IN  log_softmax(x), (rows, n)
             vexp(&y[i, 0], &gx[i, 0], n)
             for j in range(n):
                 gx[i, j] = f_fma(-gx[i, j], s, g[i, j])
+
+
+# log_softmax VJP from the logits x (not the rounded output y): gx = g - p G, G = sum(g).
+# exp(y_j) of a rounded y_j is off by |y_j| u relative (y_j = -600: 600 ulp of p_j), so
+# p is rebuilt from x as in Design b/c: d_j + de_j = x_j - m (TwoSum), L = log1p(R) with
+# R = sum_{j != a} exp(x_j - m) (corrected exps, Sum2 lanes), then
+#   y_j = (d_j - L) + de_j:  d_j - L = yh + ye exactly (TwoSum),
+#   p_j = exp(yh) (1 + ye + de_j)   (fma; L's own rounding is u L absolute, L <= log n),
+# and at the first argmax a, p_a = 1 / (1 + R) and
+#   g_a - p_a G = (g_a - G) + G R / (1 + R) = -G'_a + G (R / (1 + R)),
+#   G'_a = sum_{j != a} g_j,
+# so a dominant class' component does not cancel 1 - p_a away.  Components j != a are one
+# fma, fma(-p_j, G, g_j): what cancellation is left there is the problem's own
+# (g_j close to p_j G).  Rows with a non-finite max fall back to the y-based formula on
+# the IEEE values (NaN rows stay NaN).
+cdef void _lsm_vjp_row(const floating *x, const floating *g, floating *gx, Py_ssize_t n,
+                       floating *buf) noexcept nogil:
+    cdef floating *dh = buf
+    cdef floating *de = buf + n
+    cdef floating m, e, R, L, G, Gp, yh, ye, Sd
+    cdef Py_ssize_t j, a = 0
+    m = _vmax(x, n)
+    G = _lane_sum(g, n)
+    if not isfinite(m):
+        for j in range(n):
+            gx[j] = NAN if (isnan(m) or m == INFINITY or m == -INFINITY) else g[j]
+        return
+    for j in range(n):
+        if x[j] == m:
+            a = j
+            break
+    for j in range(n):
+        dh[j] = two_sum(x[j], -m, &e)
+        de[j] = e if isfinite(e) else 0
+    vexp(dh, gx, n)                    # gx as scratch: exp(d_j)
+    for j in range(n):
+        gx[j] = f_fma(gx[j], de[j], gx[j])
+    gx[a] = 0
+    R = _lane_sum(gx, n)
+    L = f_log1p(R)
+    for j in range(n):
+        yh = two_sum(dh[j], -L, &ye)
+        dh[j] = yh
+        de[j] = (ye if isfinite(ye) else 0) + de[j]     # x_j = -inf: p_j = 0 exactly
+    vexp(dh, gx, n)
+    for j in range(n):
+        e = f_fma(gx[j], de[j], gx[j])          # p_j
+        gx[j] = f_fma(-e, G, g[j])
+    Sd = 1 + R
+    # G'_a = G - g_a: from the exact pair (G is a rounded compensated sum; G - g_a is
+    # one more rounding of a value computed to ~u^2)
+    Gp = G - g[a]
+    gx[a] = f_fma(G, R / Sd, -Gp)
+
+
+def log_softmax_vjp_x(const floating[:, ::1] x,  # IN  logits, (rows, n)
+                      const floating[:, ::1] g,  # IN  upstream gradient
+                      floating[:, ::1] gx,       # OUT g - softmax(x) * sum(g)
+                      int threads=1):
+    cdef Py_ssize_t i, rows = x.shape[0], n = x.shape[1]
+    cdef floating *buf
+    if rows == 0 or n == 0:
+        return
+    with nogil, parallel(num_threads=threads):
+        buf = <floating *> malloc(2 * n * sizeof(floating))
+        for i in prange(rows, schedule="static"):
+            _lsm_vjp_row(&x[i, 0], &g[i, 0], &gx[i, 0], n, buf)
+        free(buf)

@@ -182,7 +182,18 @@ def _softmax_like_vjp(kernel):
 
 
 float_vjp("softmax")(_softmax_like_vjp(SM.softmax_vjp))
-float_vjp("log_softmax")(_softmax_like_vjp(SM.log_softmax_vjp))
+
+
+@float_vjp("log_softmax")
+def log_softmax_vjp(arrays, params, out, g, threads):
+    """From the logits, not the rounded output: exp(y_j) of a rounded y_j = -600 is 600
+    ulp off (softmax.pyx, log_softmax_vjp_x)."""
+    x, axis = arrays[0], params["axis"]
+    x2, moved = _as_rows(x, axis)
+    g2, _ = _as_rows(np.asarray(g, x.dtype), axis)
+    gx = np.empty_like(x2)
+    SM.log_softmax_vjp_x(x2, np.ascontiguousarray(g2), gx, threads)
+    return (_from_rows(gx, moved, axis, x.ndim),)
 
 
 # ---- linear algebra --------------------------------------------------------------------

@@ -19,12 +19,16 @@ def _count(n):
 
 
 def _rows(x):
-    return int(np.prod(x.shape[:-1], dtype=np.int64)) if x.ndim > 1 else 1
+    """The mean's denominator: the number of last-axis slices, at least 1 (an empty batch
+    (0, C) gives a loss of 0, as the float kernels' max(m, 1))."""
+    return max(int(np.prod(x.shape[:-1], dtype=np.int64)), 1) if x.ndim > 1 else 1
 
 
 def _exact(v):
-    """An input value as an exact rational (inputs and eps are binary floats)."""
-    return Fraction(float(v))
+    """An input value as an exact rational (inputs and eps are binary floats); +-inf and
+    NaN stay floats (they compare correctly with Fractions; Fraction(inf) raises)."""
+    f = float(v)
+    return Fraction(f) if f == f and abs(f) != float("inf") else f
 
 
 def _isnan(ctx, v):
@@ -65,7 +69,9 @@ def _target_rows(x, t):
     """Yield (score row, target row) pairs over the last-axis slices; integer class ids
     become one-hot rows (of the ctx's 0 and 1 via Python ints)."""
     C = x.shape[-1]
-    xs = x.reshape(-1, C) if C else np.zeros((0, 0), dtype=object)
+    if C == 0 or x.size == 0:          # no terms (N, 0) or no rows (0, C): nothing to yield
+        return
+    xs = x.reshape(-1, C)
     if t.dtype.kind in "iu":
         ids = t.reshape(-1)
         for r in range(xs.shape[0]):
@@ -77,9 +83,19 @@ def _target_rows(x, t):
 
 
 def _log_softmax_row(ctx, z):
-    """z_j - log(sum exp z): mp's exponent is unbounded, so no shift is needed."""
+    """z_j - log(sum exp z), as (z_j - m) - log1p(sum_{j != a} exp(z_j - m)) with m = z_a
+    the first max: at a fixed precision, log(e^m + tiny) - m cancels to 0 once the other
+    terms are below 2^-prec e^m (a dominant logit 5000 above the rest), while log1p
+    keeps them; exact in the reals either way.  Non-finite rows use the direct form."""
     if any(_isnan(ctx, v) for v in z):
         return [ctx.nan] * len(z)
+    finite = [v for v in z if ctx.isfinite(v)]
+    if z and len(finite) == len(z):
+        a = max(range(len(z)), key=lambda j: (z[j], -j))
+        m = z[a]
+        rest = _sum(ctx, [ctx.exp(v - m) for j, v in enumerate(z) if j != a]) if len(z) > 1 else ctx.zero
+        l1 = ctx.log1p(rest)
+        return [(v - m) - l1 for v in z]
     lse = _log(ctx, _sum(ctx, [ctx.exp(v) for v in z]))
     out = []
     for v in z:
@@ -232,6 +248,10 @@ def _row_vjp(ctx, x, t, g, score_grad, target_grad):
 @mp_vjp("cross_entropy_logits")
 def cross_entropy_logits_vjp(ctx, arrays, params, out, g):
     def dz(z, tr, k):
+        # a +inf logit (or NaN, or an all -inf row): softmax is undefined, so is d/dz
+        # (the softmax family's convention); -inf logits are exact zeros of softmax
+        if any(v == ctx.inf or _isnan(ctx, v) for v in z) or all(v == ctx.ninf for v in z):
+            return [ctx.nan] * len(z)
         e = [ctx.exp(v) for v in z]
         s, st = ctx.fsum(e), ctx.fsum([ctx.mpf(v) for v in tr])
         return [k * (ej / s * st - tj) for ej, tj in zip(e, tr)]

@@ -99,9 +99,16 @@ class OpSpec:
     # The rule itself is the function named ``<name>_vjp`` in each backend.
     vjp: str | None = None
     vjp_tol: Tol | None = None
+    # condition-number budget for VJPs that are differences of terms (registry/_terms.py):
+    # vjp_terms(arrays, params, g) -> per input, |a| + |b| of each component a - b
+    vjp_terms: Callable | None = None
+    # absolute floor of the tolerance model, in eps * max|grad| (refrt.autodiff): None
+    # means 0; declared only where no stable formula exists yet (documented there)
+    vjp_floor: float | None = None
     conventions: str = ""
     preconditions: tuple = ()
-    families: tuple = ("normal", "wide", "extremal")
+    # input families (refrt.families.DESCRIPTIONS); the adversarial ones of issue 9 by default
+    families: tuple = ("normal", "wide", "extremal", "large_mean", "subnormal", "cancel_max")
     stable_alternative: str = ""
     # shape(spec, arrays, params) -> output shape; validates and may normalise params.
     shape: Callable | None = None

@@ -12,7 +12,7 @@ from .elementwise import COMPOSITE, EPS, LIBM, ROUNDED, binary, unary
 INF, NAN = math.inf, math.nan
 ACTIVATION_FAMILIES = ("normal", "wide", "extremal")
 # A non-differentiable same-shape float array; "zero_targets" exercises exact zeros in it.
-COEFF_FAMILIES = ("normal", "wide", "extremal", "zero_targets")
+COEFF_FAMILIES = ("normal", "wide", "extremal", "zero_targets", "large_mean", "subnormal")
 
 
 def _eps_zero(arrays, params):

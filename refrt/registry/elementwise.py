@@ -44,13 +44,19 @@ POSITIVE_X = Precondition("x > 0", "derivative undefined for x <= 0", _any_nonpo
 NO_TIES = Precondition("x != y", "tie: the gradient is split 0.5/0.5 by convention", _any_tie)
 
 
-def _families(domain):
+# ops with a root where relative accuracy is hardest (log(1) = 0, log1p(0) = 0, ...):
+# they get the near_root family
+NEAR_ROOT = frozenset({"log", "log1p", "safe_log", "expm1"})
+
+
+def _families(domain, name=""):
     edge = math.isfinite(domain.low) or math.isfinite(domain.high)
-    return ("normal", "wide", "extremal") + (("domain_edge",) if edge else ())
+    return (("normal", "wide", "extremal", "large_mean", "subnormal")
+            + (("domain_edge",) if edge else ()) + (("near_root",) if name in NEAR_ROOT else ()))
 
 
 def unary(name, doc, tol=LIBM, cases=(), vjp=None, domain=REALS, params=(), **kw):
-    kw.setdefault("families", _families(domain))
+    kw.setdefault("families", _families(domain, name))
     return OpSpec(name=name, signature=f"{name}(x{''.join(', ' + p.name + '=' + repr(p.default) for p in params)}) -> y",
                   kind="unary", args=(Arg("x", domain),), doc=doc, tol=tol,
                   special_cases=tuple(cases), params=tuple(params), vjp=vjp,
@@ -82,8 +88,10 @@ SPECS = [
     unary("abs", "|x|", EXACT, [Case((-0.0,), 0.0), Case((-INF,), INF)], vjp="x: g * sign(x)",
           conventions="abs'(0) = 0", preconditions=(AT_ZERO,), torchlean="absSpec"),
     unary("sign", "1 if x > 0, -1 if x < 0, else 0 (NaN -> NaN)", EXACT,
-          [Case((0.0,), 0.0), Case((-3.0,), -1.0), Case((NAN,), NAN)], vjp="x: 0",
-          torchlean="signSpec"),
+          [Case((0.0,), 0.0), Case((-3.0,), -1.0), Case((NAN,), NAN), Case((-0.0,), -0.0)],
+          vjp="x: 0", conventions="refrt's choice: sign(+-0) = +-0 (the zero keeps its sign, as "
+          "NumPy and PyTorch) and sign(NaN) = NaN (IEEE propagation); TorchLean's signSpec "
+          "on reals has no signed zero or NaN", torchlean="signSpec"),
     unary("square", "x * x", ROUNDED, [Case((-3.0,), 9.0), Case((-INF,), INF)],
           vjp="x: 2 * g * x", torchlean="squareSpec"),
     unary("inv", "1 / x", ROUNDED, [Case((0.0,), INF), Case((-0.0,), -INF), Case((INF,), 0.0)],
@@ -128,7 +136,9 @@ SPECS = [
            args=X, doc="min(hi, max(lo, x)) (TorchLean clampSpec; NaN gives lo)", tol=EXACT,
            params=(Param("lo", -1.0, "float"), Param("hi", 1.0, "float")),
            special_cases=(Case((5.0,), 1.0), Case((-5.0,), -1.0), Case((NAN,), -1.0)),
-           vjp="x: g if lo < x < hi else 0", conventions="derivative 1 on the open interval (lo, hi)",
+           vjp="x: g if lo < x < hi else 0", conventions="derivative 1 on the open interval (lo, hi); clamp(NaN) = lo "
+           "as TorchLean's clampSpec (Lean's max lo NaN returns lo), while maximum/minimum "
+           "propagate NaN (IEEE 754-2019): refrt follows each spec as written",
            shape=_shapes.elementwise, torchlean="clampSpec"),
     binary("minimum", "min(x, y); NaN propagates (IEEE 754-2019 minimum), min(-0, +0) = -0", EXACT,
            [Case((1.0, NAN), NAN), Case((-0.0, 0.0), -0.0)],

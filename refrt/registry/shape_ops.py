@@ -224,6 +224,7 @@ SPECS = [
                Case(((2.0 ** 50, 1.0), ((2.0 ** 50, 1.0),), (-2.0 ** 100,)), 1.0,
                     note="2^100 + 1 - 2^100: a plain dot loses the 1")],
         vjp="x: reshape(A^T g, x.shape); A, b: non_differentiable",
-        families=("normal", "wide"), torchlean="affine node",
+        families=("normal", "wide", "large_mean", "subnormal", "cancel_max"),
+        torchlean="affine node",
         example_shapes=((6, 9), (5, 54), (5,))),
 ]

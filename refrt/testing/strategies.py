@@ -7,9 +7,13 @@
 * ``logits(shape, dtype)``: rows with huge spreads, one dominant entry, exact ties.
 * ``probabilities(shape, dtype, rows_sum_to_one)``: within a few ulp of 0 and 1.
 * ``near_domain_edge(interval, dtype)``: a few ulp inside (or on) each finite edge.
+* ``adversarial_rows(shape, dtype)``: the row structures of issue 9 (refrt.families):
+  a large mean with a small spread, rows of subnormals, +-max terms that cancel, one
+  entry above the rest by a margin from 1 to 100.
 * ``op_inputs(op_name, dtype)``: ``(arrays, params)`` for any registry op: shapes that
   satisfy the op's shape rule (zero-size axes included) and values drawn per ``Arg``
-  (its domain and role) and per op kind.
+  (its domain and role) and per op kind; unconstrained real arguments also draw
+  ``adversarial_rows``.
 """
 from __future__ import annotations
 
@@ -69,6 +73,15 @@ def adversarial_floats(dtype=np.float64, allow_nonfinite=False, min_value=None,
     return s
 
 
+def _in_domain(domain, v):
+    """v inside ``domain``, open edges excluded (pow's x in (0, inf) must not draw 0)."""
+    if math.isnan(v):
+        return True
+    lo_ok = v > domain.low or (domain.low_inclusive and v == domain.low)
+    hi_ok = v < domain.high or (domain.high_inclusive and v == domain.high)
+    return lo_ok and hi_ok
+
+
 def near_domain_edge(interval, dtype=np.float64):
     """Values a few ulp inside each finite edge of ``interval`` (the edge itself when it is
     included); the whole real line if it has no finite edge."""
@@ -104,6 +117,48 @@ def logits(shape, dtype=np.float64):
                 j = draw(st.integers(0, shape[-1] - 1))
                 r[j] = dt.type(draw(st.sampled_from([30.0, 80.0, 745.0, spread])) + np.max(r))
         return x
+    return build()
+
+
+def adversarial_rows(shape, dtype=np.float64):
+    """Arrays of ``shape`` whose last-axis rows are one of the adversarial structures:
+    large mean (+-1e5 float32 / +-1e12 float64) plus a small spread, subnormals, +-max
+    and +-max/2 pairs that cancel plus small entries, or one entry a margin (1..100)
+    above the others.  Every value is a float of ``dtype``."""
+    dt = np.dtype(dtype)
+    fi = _finfo(dt)
+    width = 32 if dt == np.float32 else 64
+    n = int(np.prod(shape)) if len(shape) else 1
+    cols = shape[-1] if len(shape) else 1
+    small = st.floats(-4.0, 4.0, width=width)
+
+    @st.composite
+    def build(draw):
+        kind = draw(st.sampled_from(["large_mean", "subnormal", "cancel_max", "margin"]))
+        v = np.array([draw(small) for _ in range(n)], dtype=np.float64)
+        rows = v.reshape(-1, cols) if n else v.reshape(0, max(cols, 1))
+        if kind == "large_mean":
+            big = draw(st.sampled_from([1e5, -1e5])) if dt == np.float32 else \
+                draw(st.sampled_from([1e12, -1e12, 3e15]))
+            rows += big
+        elif kind == "subnormal":
+            sub = float(fi.smallest_subnormal)
+            rows[:] = np.array([draw(st.integers(-(2 ** 20), 2 ** 20)) for _ in range(rows.size)]
+                               ).reshape(rows.shape) * sub
+        elif kind == "cancel_max":
+            M = float(fi.max)
+            for r in rows:
+                if r.size >= 2:
+                    i, j = draw(st.permutations(range(r.size)))[:2]
+                    mag = draw(st.sampled_from([M, M / 2]))
+                    r[i], r[j] = mag, -mag
+        else:
+            for r in rows:
+                if r.size:
+                    i = draw(st.integers(0, r.size - 1))
+                    r[i] = np.max(r) + draw(st.sampled_from([1.0, 3.0, 10.0, 30.0, 100.0]))
+        with np.errstate(over="ignore"):
+            return rows.astype(dt).reshape(shape)
     return build()
 
 
@@ -144,14 +199,17 @@ def _arg_values(spec, arg, shape, dtype, allow_nonfinite, class_probs):
             adversarial_floats(dtype, min_value=-1e30, max_value=0.0),
             st.floats(-50.0, 0.0, width=32 if dtype == np.float32 else 64)))
     if spec.kind in ("softmax", "loss") or spec.name == "logsumexp":
-        return logits(shape, dtype)
+        return st.one_of(logits(shape, dtype), adversarial_rows(shape, dtype))
     if arg.domain == REALS:
         elements = adversarial_floats(dtype, allow_nonfinite)
+        return st.one_of(hnp.arrays(dtype, shape, elements=elements),
+                         adversarial_rows(shape, dtype))
     else:
         elements = st.one_of(near_domain_edge(arg.domain, dtype),
                              adversarial_floats(dtype, allow_nonfinite,
                                                 None if math.isinf(lo) else lo,
-                                                None if math.isinf(hi) else hi))
+                                                None if math.isinf(hi) else hi)
+                             ).filter(lambda v: _in_domain(arg.domain, v))
     return hnp.arrays(dtype, shape, elements=elements)
 
 

@@ -1,0 +1,123 @@
+"""Condition-number budgets for VJPs that are differences of terms (registry data).
+
+A VJP component that is the difference of terms ``a - b`` of the same sign cannot be
+computed to a few ulps of its own value when the exact ``a`` and ``b`` nearly cancel:
+the problem itself is ill-conditioned there (relative condition number
+``(|a| + |b|) / |a - b|``), and no formula in the working precision does better than the
+rounding of its terms.  For such ops the registry declares ``vjp_terms(arrays, params,
+g)``: per input, the magnitude ``|a| + |b|`` of the terms each component is a
+difference of, in float64 (an estimate is enough for a budget).  The tolerance model
+(``refrt.autodiff.vjp_tolerance``) then accepts a component when
+
+    |got - want| <= ulps * eps * terms        (ulps: the op's VJP budget)
+
+i.e. ``ulps`` ulps of the terms: the error of a backward-stable last step, ``ulps * kappa``
+ulps of the result.  Where the terms do not cancel (one-hot targets, a dominant logit,
+``g`` far from ``p * sum(g)``) this is the plain ulp budget, because the kernels use
+the stable forms (refrt/_kernels/losses.pyx, softmax.pyx): there is no absolute floor.
+Inputs are the prepared arrays (float32/float64; integer class ids for one-hot
+targets); ``g`` is the upstream cotangent.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _f64(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def _rows_last(x):
+    x = _f64(x)
+    return x.reshape(-1, x.shape[-1]) if x.ndim > 1 else x.reshape(1, -1)
+
+
+def _softmax(z):
+    """softmax and (lse - m, z - m) along the last axis; rows with a non-finite max give
+    NaN (the budget is then not used: NaN components must match exactly)."""
+    with np.errstate(all="ignore"):
+        m = np.max(z, axis=-1, keepdims=True)
+        d = z - m
+        e = np.exp(d)
+        s = e.sum(axis=-1, keepdims=True)
+        return e / s, np.log(s), d
+
+
+def _k(g, rows):
+    return abs(float(np.asarray(g, dtype=np.float64).reshape(-1)[0])) / max(rows, 1)
+
+
+def _targets(t, shape):
+    t = np.asarray(t)
+    if t.dtype.kind in "iu":                 # class ids -> one-hot rows
+        oh = np.zeros(shape)
+        if t.size:
+            np.put_along_axis(oh, t.reshape(-1, 1), 1.0, axis=-1)
+        return oh
+    return _rows_last(t)
+
+
+def cross_entropy_logits(arrays, params, g):
+    z = _rows_last(arrays[0])
+    t = _targets(arrays[1], z.shape)
+    k = _k(g, z.shape[0])
+    p, lse_m, d = _softmax(z)
+    st = t.sum(axis=-1, keepdims=True)
+    dz = k * (p * np.abs(st) + np.abs(t))              # p_j sum(t) - t_j
+    dt = k * (np.abs(lse_m) + np.abs(d))               # (lse - m) - (z_j - m)
+    shape = np.shape(arrays[0])
+    return dz.reshape(shape), (dt.reshape(shape) if np.asarray(arrays[1]).dtype.kind == "f"
+                               else None)
+
+
+def bce_with_logits(arrays, params, g):
+    x, t = _f64(arrays[0]), _f64(arrays[1])
+    k = abs(float(np.asarray(g, dtype=np.float64).reshape(-1)[0])) / max(x.size, 1)
+    with np.errstate(all="ignore"):
+        e = np.exp(-np.abs(x))
+        # x >= 0: ((1 - t) - t e) / (1 + e); x < 0: (e (1 - t) - t) / (1 + e)
+        terms = np.where(x >= 0, np.abs(1 - t) + np.abs(t) * e, e * np.abs(1 - t) + np.abs(t))
+        dx = k * terms / (1 + e)
+    return dx, k * np.abs(x)
+
+
+def softmax(arrays, params, g):
+    """y_i (g_i - s), s = sum_j y_j g_j."""
+    axis = params.get("axis", -1)
+    x = np.moveaxis(_f64(arrays[0]), axis, -1)
+    gg = np.moveaxis(_f64(g), axis, -1)
+    y, _, _ = _softmax(x)
+    s = (y * gg).sum(axis=-1, keepdims=True)
+    return (np.moveaxis(y * (np.abs(gg) + np.abs(s)), -1, axis),)
+
+
+def log_softmax(arrays, params, g):
+    """g_i - p_i sum(g)."""
+    axis = params.get("axis", -1)
+    x = np.moveaxis(_f64(arrays[0]), axis, -1)
+    gg = np.moveaxis(_f64(g), axis, -1)
+    p, _, _ = _softmax(x)
+    G = gg.sum(axis=-1, keepdims=True)
+    return (np.moveaxis(np.abs(gg) + p * np.abs(G), -1, axis),)
+
+
+def kl_div(arrays, params, g):
+    """d/dt = k (log t + 1 - lp); d/dlp = -k t (no cancellation)."""
+    lp, t = _f64(arrays[0]), _f64(arrays[1])
+    k = _k(g, _rows_last(lp).shape[0])
+    with np.errstate(all="ignore"):
+        lt = np.where(t > 0, np.abs(np.log(np.where(t > 0, t, 1.0))) + 1, 0.0)
+    return k * np.abs(t), k * (lt + np.abs(lp))
+
+
+def binary_cross_entropy(arrays, params, g):
+    """d/dp = k (p - t) / (p (1 - p)) (one rounding of p - t: no cancellation);
+    d/dt = k (log(1 - p') - log p')."""
+    p, t = _f64(arrays[0]), _f64(arrays[1])
+    eps = float(params.get("eps", 1e-6))
+    k = abs(float(np.asarray(g, dtype=np.float64).reshape(-1)[0])) / max(p.size, 1)
+    pc = np.clip(p, eps, 1 - eps)
+    with np.errstate(all="ignore"):
+        dp = np.zeros_like(p)          # no cancellation: the plain ulp budget
+        dt = k * (np.abs(np.log1p(-pc)) + np.abs(np.log(pc)))
+    return dp, dt
