@@ -71,10 +71,16 @@ def _make(spec):
     return op
 
 
+# generated functions are cached here, not in globals(): an op named like a builtin
+# (sum, abs, pow, ...) must not shadow the builtin for this module's own code
+_GENERATED: dict = {}
+
+
 def __getattr__(name):
     if name in OPS:
-        fn = _make(OPS[name])
-        globals()[name] = fn
+        fn = _GENERATED.get(name)
+        if fn is None:
+            fn = _GENERATED[name] = _make(OPS[name])
         return fn
     import difflib
     close = difflib.get_close_matches(name, list(OPS), n=1, cutoff=0.6) \
