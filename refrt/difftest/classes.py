@@ -88,7 +88,7 @@ def classify(got, want, dtype, arrays=(), bits=None, lost_bits=LOST_BITS) -> np.
              & ~pole_sign_only(got, want, arrays)),
             ("overflow", np.isinf(got) & np.isfinite(want)),
             ("underflow", np.isfinite(want) & (np.abs(want) >= tiny) & np.isfinite(got)
-             & ((got == 0) | ((np.abs(got) < tiny) & (bits > lost_bits)))),
+             & (bits > lost_bits) & ((got == 0) | (np.abs(got) < tiny))),
             ("bits", ~np.isnan(got) & (bits > lost_bits)),
         )
         for kind, mask in rules:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 import time
 
@@ -43,13 +44,14 @@ def register(sub):
     p.add_argument("--variant", default="", help="comma list of variants (axis=0, target=ids, ...; '' default)")
     p.add_argument("--seed", "--seeds", default="0", help="comma list of integer seeds (default 0)")
     p.add_argument("--semantics", default="native", help="native (framework defaults), spec (TorchLean's)")
-    p.add_argument("--budget", default="", help="seconds; cases left when it runs out are reported "
-                   "and can be run later with --resume (default: none)")
+    p.add_argument("--budget", default="60", help="seconds for the campaign (default 60; 0: no limit); "
+                   "cases left when it runs out are reported, and --json PATH --resume runs them later")
     p.add_argument("--json", default="", metavar="PATH", help="write one JSON record per case (JSON Lines)")
     p.add_argument("--resume", action="store_true", help="skip the cases already in --json PATH")
     p.add_argument("--fail-on", default="", metavar="KINDS",
                    help="exit 1 when findings of these kinds exist (" + ",".join(FAIL_KINDS) + ")")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="local worker processes (default: 2, or 1 on a one-core machine)")
     p.add_argument("--dask", default="", metavar="ADDRESS", help="a Dask scheduler address (tcp://host:8786)")
     p.add_argument("--show", type=int, default=5, help="reproducers printed (worst first; default 5)")
     p.set_defaults(fn=check_main)
@@ -113,8 +115,9 @@ def _selection(args):
             budget = float(args.budget)
         except ValueError:
             raise UsageError(f"refrt check: --budget expected seconds, got {args.budget!r}")
-        if not budget > 0:
-            raise UsageError(f"refrt check: --budget expected seconds > 0, got {args.budget!r}")
+        if budget < 0 or budget != budget:
+            raise UsageError(f"refrt check: --budget expected seconds >= 0 (0: no limit), got {args.budget!r}")
+        budget = budget or None
     fail_on = _names(args.fail_on, FAIL_KINDS, "--fail-on kind") or []
     if args.resume and not args.json:
         raise UsageError("refrt check: --resume needs --json PATH (the store to resume)")

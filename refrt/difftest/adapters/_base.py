@@ -22,6 +22,20 @@ class ByDesign:
     note: str
     where: Callable | None = None
     phase: str = "forward"
+    # flush-to-zero: applies where an input or the exact value is subnormal
+    ftz: bool = False
+
+
+def subnormal_involved(arrays, want, dtype) -> bool:
+    from ...rounding import format_of
+    tiny = 2.0 ** format_of(dtype).emin
+    for a in list(arrays) + [want]:
+        a = np.asarray(a)
+        if a.dtype.kind == "f":
+            v = np.abs(a.astype(np.float64))
+            if np.any((v > 0) & (v < tiny)):
+                return True
+    return False
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Adapter, ByDesign, Entry, as_float, py_literal
+from ._base import Adapter, ByDesign, Entry, Fix, as_float, py_literal
 
 CLIP_NAN = ByDesign(("nan",), "by design: jnp.clip propagates NaN (TorchLean's clampSpec maps "
                     "NaN to lo)", lambda a, p: bool(np.isnan(np.asarray(a[0], np.float64)).any()))
+
+
+FTZ = ByDesign(("underflow", "bits", "nan", "overflow", "wrong_sign_inf"),
+               "by design: XLA on CPU flushes subnormal inputs and results to zero (FTZ; "
+               "documented in JAX's numerical-accuracy notes)", phase="both", ftz=True)
 
 
 def entries(jax):
@@ -32,7 +37,10 @@ def entries(jax):
         "sinh": u(jnp.sinh, "jnp.sinh(x)"), "cosh": u(jnp.cosh, "jnp.cosh(x)"),
         "sigmoid": u(nn.sigmoid, "jax.nn.sigmoid(x)"), "logistic": u(nn.sigmoid, "jax.nn.sigmoid(x)"),
         "relu": u(nn.relu, "jax.nn.relu(x)"), "silu": u(nn.silu, "jax.nn.silu(x)"),
-        "gelu": u(lambda x: nn.gelu(x, approximate=True), "jax.nn.gelu(x, approximate=True)"),
+        "gelu": u(lambda x: nn.gelu(x, approximate=True), "jax.nn.gelu(x, approximate=True)",
+                  # (1 + tanh(z)) / 2 = sigmoid(2 z): no cancellation of 1 + tanh for x < 0
+                  fixes=(Fix("x * jax.nn.sigmoid(1.5957691216057308 * (x + 0.044715 * x ** 3))",
+                             lambda x: x * nn.sigmoid(1.5957691216057308 * (x + 0.044715 * x ** 3))),)),
         "elu": u(lambda x, alpha: nn.elu(x, alpha), "jax.nn.elu(x, alpha={alpha})", params=("alpha",)),
         "softplus": u(nn.softplus, "jax.nn.softplus(x)"),
         "clamp": u(lambda x, lo, hi: jnp.clip(x, lo, hi), "jnp.clip(x, {lo}, {hi})", params=("lo", "hi"),
@@ -67,6 +75,17 @@ def make() -> Adapter:
         jax.config.update("jax_platforms", "cpu")
     except Exception:  # already initialised by the user: keep their platform
         pass
+    # XLA compiles each (function, shape, dtype) once, ~0.1 s: far more than the case
+    # itself.  A persistent cache shares the compiled programs between the campaign's
+    # worker processes and across runs (REFRT_JAX_CACHE, default ~/.cache/refrt/jax).
+    import os
+    cache_dir = os.environ.get("REFRT_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "refrt", "jax"))
+    try:
+        jax.config.update("jax_compilation_cache_dir", cache_dir)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    except Exception:  # an older JAX without these options: compile every run
+        pass
     jnp = jax.numpy
     jdt = {"float16": jnp.float16, "bfloat16": jnp.bfloat16, "float32": jnp.float32, "float64": jnp.float64}
 
@@ -76,17 +95,38 @@ def make() -> Adapter:
             return jnp.asarray(a.astype(np.int64))
         return jnp.asarray(a, dtype=jdt[dt])
 
+    # Calls are jitted, as JAX users run them, and cached per (function, params, wrt):
+    # eager dispatch of jax.vjp re-traces every call (~1 s per logsumexp case).
+    cache = {}
+
+    def jitted(call, params, wrt=None):
+        key = (call, tuple(sorted(params.items())), wrt)
+        f = cache.get(key)
+        if f is None:
+            if wrt is None:
+                f = jax.jit(lambda *xs: call(*xs, **params))
+            else:
+                def f(xs, g):
+                    def inner(*w):
+                        ins = list(xs)
+                        for i, v in zip(wrt, w):
+                            ins[i] = v
+                        return call(*ins, **params)
+                    out, back = jax.vjp(inner, *[xs[i] for i in wrt])
+                    return back(g.reshape(out.shape))
+                f = jax.jit(f)
+            cache[key] = f
+        return f
+
     def vjp(entry, op, arrays, params, g, wrt, dt, call):
         xs = [to_backend(a, dt) for a in arrays]
-
-        def f(*w):
-            ins = list(xs)
-            for i, v in zip(wrt, w):
-                ins[i] = v
-            return call(*ins, **params)
-        out, back = jax.vjp(f, *[xs[i] for i in wrt])
-        cot = back(to_backend(np.asarray(g), dt).reshape(out.shape))
+        cot = jitted(call, params, tuple(wrt))(xs, to_backend(np.asarray(g), dt))
         return [as_float(c) for c in cot]
+
+    def wrap(entry):
+        fn = entry.fn
+        return Entry(**dict(entry.__dict__, fn=lambda *xs, _fn=fn, **p: jitted(_fn, p)(*xs),
+                            by_design=entry.by_design + (FTZ,)))
 
     def literal(a, dt):
         a = np.asarray(a)
@@ -94,7 +134,8 @@ def make() -> Adapter:
             return f"jnp.array({py_literal(a)})"
         return f"jnp.array({py_literal(a)}, dtype=jnp.{dt})"
 
-    return Adapter(name="jax", version=lambda: f"jax {jax.__version__}", entries=entries(jax),
+    return Adapter(name="jax", version=lambda: f"jax {jax.__version__}",
+                   entries={k: wrap(e) for k, e in entries(jax).items()},
                    dtypes=("float16", "bfloat16", "float32", "float64"), to_backend=to_backend,
                    to_numpy=lambda v: as_float(np.asarray(v)), literal=literal,
                    header='import jax\njax.config.update("jax_enable_x64", True)\nimport jax.numpy as jnp',

@@ -19,6 +19,11 @@ import numpy as np
 
 from ._base import Adapter, ByDesign, Entry, Fix, as_float, py_literal
 
+BCE_GRAD_CLAMP = ByDesign(
+    ("bits", "overflow", "nan", "underflow"), "by design: torch's BCE backward divides by "
+    "max(p (1 - p), 1e-12) (EPSILON in its source), so the gradient at p within 1e-12 of 0 or 1 "
+    "is bounded", lambda a, p: bool(np.any(np.asarray(a[0], np.float64) * (1 - np.asarray(a[0], np.float64))
+                                             < 1e-12)), phase="gradient")
 BCE_CLAMP = ByDesign(
     ("bits", "underflow"), "by design: torch clamps log at -100 in F.binary_cross_entropy "
     "(documented), so a probability of exactly 0 or 1 costs at most 100, not inf",
@@ -45,11 +50,13 @@ def entries(torch):
         return F.cross_entropy(logits.reshape(-1, c), t)
 
     def bce_spec(probs, target, eps):
-        # TorchLean's clip, with the exact bound: log(1 - p') = log(max(1 - p, eps));
-        # 1 - p is exact for p in [0.5, 1] (Sterbenz), so no rounded 1 - eps appears
+        # TorchLean's clip p' = clip(p, eps, 1 - eps) with the exact bound 1 - eps:
+        # 1 - p' = max(1 - p, eps) (1 - p is exact for p in [0.5, 1], Sterbenz), and
+        # log p' = log1p(-(1 - p')) there, so no rounded 1 - eps appears
         e = torch.tensor(eps, dtype=probs.dtype)
-        return -(target * torch.log(torch.clamp(probs, min=e))
-                 + (1 - target) * torch.log(torch.clamp(1 - probs, min=e))).mean()
+        q = torch.clamp(1 - probs, min=e)
+        logp = torch.where(probs >= 0.5, torch.log1p(-q), torch.log(torch.clamp(probs, min=e)))
+        return -(target * logp + (1 - target) * torch.log(q)).mean()
 
     def batch_norm(x, running_mean, running_var, gamma, beta, eps, channel_axis):
         xb = x[None] if channel_axis == 0 else x
@@ -69,7 +76,10 @@ def entries(torch):
         "sigmoid": u(torch.sigmoid, "torch.sigmoid(x)"), "logistic": u(torch.sigmoid, "torch.sigmoid(x)"),
         "relu": u(F.relu, "F.relu(x)"), "silu": u(F.silu, "F.silu(x)"),
         "gelu": u(lambda x: F.gelu(x, approximate="tanh"), "F.gelu(x, approximate='tanh')",
-                  conventions="approximate='tanh' (the registry's gelu)"),
+                  conventions="approximate='tanh' (the registry's gelu)",
+                  # (1 + tanh(z)) / 2 = sigmoid(2 z): no cancellation of 1 + tanh for x < 0
+                  fixes=(Fix("x * torch.sigmoid(1.5957691216057308 * (x + 0.044715 * x ** 3))",
+                             lambda x: x * torch.sigmoid(1.5957691216057308 * (x + 0.044715 * x ** 3))),)),
         "elu": u(lambda x, alpha: F.elu(x, alpha), "F.elu(x, alpha={alpha})", params=("alpha",)),
         "softplus": u(F.softplus, "F.softplus(x)", by_design=(SOFTPLUS_THRESHOLD,),
                       fixes=(Fix("torch.logaddexp(x, torch.zeros_like(x))",
@@ -112,9 +122,10 @@ def entries(torch):
                              "F.binary_cross_entropy_with_logits(logits, target)"),
         "binary_cross_entropy": u(lambda probs, target, eps: F.binary_cross_entropy(probs, target),
                                   "F.binary_cross_entropy(probs, target)", params=("eps",),
-                                  native={"eps": 0.0}, by_design=(BCE_CLAMP,),
+                                  native={"eps": 0.0}, by_design=(BCE_CLAMP, BCE_GRAD_CLAMP),
                                   spec=bce_spec,
-                                  spec_code="-(target * torch.log(probs.clamp(min={eps})) + (1 - target) "
+                                  spec_code="-(target * torch.where(probs >= 0.5, torch.log1p(-(1 - probs)"
+                                  ".clamp(min={eps})), torch.log(probs.clamp(min={eps}))) + (1 - target) "
                                   "* torch.log((1 - probs).clamp(min={eps}))).mean()",
                                   conventions="native: no eps clip (eps = 0 for the oracle); spec: "
                                   "TorchLean's clip written with the exact bound"),
