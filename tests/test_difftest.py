@@ -214,3 +214,69 @@ def test_node_report_finds_the_log_of_softmax_line():
     assert "log_softmax" in origins[0].alternative
     assert report[-1].classes["overflow"] == 1
     assert all(not f.classes for f in node_report(stable, x, t))
+
+
+# ------------------------------------------------------------------ report, dask
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("store") / "r.jsonl")
+    campaign(["textbook", "numpy"], ops=["softplus", "log_softmax", "expm1"], dtypes=["float32"],
+             families=["wide", "large_spread", "normal"], path=path)
+    return path
+
+
+def test_report_renders_self_contained_html_with_plots(small_store, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = str(tmp_path / "report.html")
+    res = _cli("report", small_store, "-o", out)
+    assert res.returncode == 0, res.stderr
+    text = open(out).read()
+    for ident in ("herbie", "heat"):
+        assert f'id="{ident}"' in text
+    assert text.count('src="data:image/png;base64,') >= 3
+    assert "http://" not in text and "https://" not in text           # nothing external
+    assert "np.logaddexp(0, x)" in text and "import numpy as np" in text
+
+
+def test_report_screenshot_shows_the_plots(small_store, tmp_path):
+    import shutil
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("headless Chromium (Debian's chromium package) is not installed")
+    pytest.importorskip("matplotlib")
+    from matplotlib.image import imread
+    from refrt.difftest.report import write_report
+    html_path, png = str(tmp_path / "report.html"), str(tmp_path / "shot.png")
+    write_report(small_store, html_path)
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={png}",
+                    "--window-size=1200,1600", f"file://{html_path}"], capture_output=True, timeout=120)
+    img = imread(png)[..., :3]
+    # the plots are drawn: coloured scatter points and a heat map, not a page of text
+    flat = (img.reshape(-1, 3) * 255).astype(int)
+    colourful = np.abs(flat - flat.mean(axis=1, keepdims=True)).max(axis=1) > 40
+    assert colourful.mean() > 0.005, colourful.mean()
+    assert len({tuple(c) for c in flat[colourful][::7]}) > 30
+
+
+def _strip(records):
+    from refrt.difftest.store import dumps
+    return sorted(json.dumps({k: v for k, v in json.loads(dumps(r)).items() if k != "elapsed_s"}, sort_keys=True)
+                  for r in records)
+
+
+def test_dask_local_cluster_gives_the_serial_results(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    sel = dict(ops=["softplus", "exp", "var"], dtypes=["float32"], families=["wide", "normal"])
+    serial = campaign(["textbook", "numpy"], **sel)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        path = str(tmp_path / "dask.jsonl")
+        remote = campaign(["textbook", "numpy"], dask=cluster.scheduler_address, path=path, **sel)
+    assert len(serial) == len(remote) > 0
+    assert _strip(serial) == _strip(remote)
+    assert _strip(read(path)) == _strip(serial)
+
+
+def test_process_pool_gives_the_serial_results():
+    sel = dict(ops=["softplus", "log1p"], dtypes=["float64"], families=["wide"])
+    assert _strip(campaign(["textbook"], **sel)) == _strip(campaign(["textbook"], workers=2, **sel))
