@@ -197,8 +197,8 @@ def _special_draws(spec, dtype):
                 arrays.append(a.astype(np.int64))
                 continue
             arrays.append(a)
-        conv = [_round_to(a.astype(st), dtype) if a.dtype.kind == "f" else a for a in arrays]
         with np.errstate(all="ignore"):
+            conv = [_round_to(a.astype(st), dtype) if a.dtype.kind == "f" else a for a in arrays]
             if any(a.dtype.kind == "f" and not np.array_equal(c.astype(np.float64), a, equal_nan=True)
                    for a, c in zip(arrays, conv)):
                 continue     # the case's inputs are not exact in this dtype

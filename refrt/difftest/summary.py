@@ -39,9 +39,17 @@ def aggregate(records):
     return out
 
 
-def verdict(findings):
+def short_note(note):
+    """The first clause of a by-design note (the record keeps it whole)."""
+    for sep in (" (", ", so", "; "):
+        if sep in note:
+            note = note.split(sep, 1)[0]
+    return note
+
+
+def verdict(findings, short=False):
     """'by design: ...' when every finding is annotated so, else the checked fix, else ''."""
-    notes = {f["by_design"] for f in findings if f.get("by_design")}
+    notes = {short_note(f["by_design"]) if short else f["by_design"] for f in findings if f.get("by_design")}
     if findings and all(f.get("by_design") for f in findings):
         return "; ".join(sorted(notes))
     fixes = {f["fix"]["code"] for f in findings if f.get("fix") and f["fix"].get("verified")}
@@ -91,7 +99,7 @@ def print_summary(console, records, backends, seconds, left, notes, show=5, resu
     for (b, op, dt), v in sorted(agg.items()):
         if not v["findings"] and not v["errors"]:
             continue
-        fv = verdict(v["findings"])
+        fv = verdict(v["findings"], short=True)
         d.add_row(b, op, dt, _counts(v["fwd"]) or "-", f"{v['max_bits']:.1f}", _counts(v["grad"]) or "-",
                   f"{v['grad_bits']:.1f}" if v["grad_cases"] else "", v["worst"],
                   fv or ("[red]error: " + v["errors"][0][:80] + "[/]" if v["errors"] else ""))

@@ -133,3 +133,21 @@ def py_literal(a: np.ndarray) -> str:
         return repr(v)
     a = np.asarray(a)
     return lit(a.astype(np.float64).tolist() if a.dtype.kind == "f" else a.tolist())
+
+
+def kink(op, framework):
+    """A gradient convention at a kink (x == 0 for abs, x at a clamp bound): frameworks
+    choose a subgradient there; the registry's is TorchLean's (0 at the kink)."""
+    def at_kink(arrays, params):
+        x = np.asarray(arrays[0])
+        if op == "abs":
+            return bool(np.any(x == 0))
+        return bool(np.any((x == params.get("lo")) | (x == params.get("hi"))))
+    return ByDesign(("bits",), f"by design: {framework}'s gradient of {op} at its kink is its own "
+                    "subgradient choice (the registry's, TorchLean's, is 0 there)", at_kink, phase="gradient")
+
+
+def empty_mean(framework):
+    return ByDesign(("nan",), f"by design: {framework} gives NaN (0 / 0) for the mean of an empty axis; "
+                    "TorchLean's meanDenom divides by 1, giving 0",
+                    lambda a, p: 0 in np.shape(a[0]))

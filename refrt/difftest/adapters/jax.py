@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Adapter, ByDesign, Entry, Fix, as_float, py_literal
+from ._base import Adapter, ByDesign, Entry, Fix, as_float, empty_mean, kink, py_literal
 
 CLIP_NAN = ByDesign(("nan",), "by design: jnp.clip propagates NaN (TorchLean's clampSpec maps "
                     "NaN to lo)", lambda a, p: bool(np.isnan(np.asarray(a[0], np.float64)).any()))
@@ -28,7 +28,8 @@ def entries(jax):
     return {
         "add": u(jnp.add, "jnp.add(x, y)"), "sub": u(jnp.subtract, "jnp.subtract(x, y)"),
         "mul": u(jnp.multiply, "jnp.multiply(x, y)"), "div": u(jnp.divide, "jnp.divide(x, y)"),
-        "neg": u(jnp.negative, "jnp.negative(x)"), "abs": u(jnp.abs, "jnp.abs(x)"),
+        "neg": u(jnp.negative, "jnp.negative(x)"),
+        "abs": u(jnp.abs, "jnp.abs(x)", by_design=(kink("abs", "jax"),)),
         "sign": u(jnp.sign, "jnp.sign(x)"), "square": u(jnp.square, "jnp.square(x)"),
         "inv": u(jnp.reciprocal, "jnp.reciprocal(x)"), "pow": u(jnp.power, "jnp.power(x, y)"),
         "exp": u(jnp.exp, "jnp.exp(x)"), "log": u(jnp.log, "jnp.log(x)"),
@@ -44,15 +45,17 @@ def entries(jax):
         "elu": u(lambda x, alpha: nn.elu(x, alpha), "jax.nn.elu(x, alpha={alpha})", params=("alpha",)),
         "softplus": u(nn.softplus, "jax.nn.softplus(x)"),
         "clamp": u(lambda x, lo, hi: jnp.clip(x, lo, hi), "jnp.clip(x, {lo}, {hi})", params=("lo", "hi"),
-                   by_design=(CLIP_NAN,)),
+                   by_design=(CLIP_NAN, kink("clamp", "jnp.clip"))),
         "minimum": u(jnp.minimum, "jnp.minimum(x, y)"), "maximum": u(jnp.maximum, "jnp.maximum(x, y)"),
         "sum": ax(lambda x, axis: jnp.sum(x, axis=axis), "jnp.sum(x, axis={axis})"),
-        "mean": ax(lambda x, axis: jnp.mean(x, axis=axis), "jnp.mean(x, axis={axis})"),
+        "mean": Entry(lambda x, axis: jnp.mean(x, axis=axis), "jnp.mean(x, axis={axis})", params=("axis",),
+                      by_design=(empty_mean("jnp.mean"),)),
         "amax": ax(lambda x, axis: jnp.max(x, axis=axis), "jnp.max(x, axis={axis})"),
         "amin": ax(lambda x, axis: jnp.min(x, axis=axis), "jnp.min(x, axis={axis})"),
         "var": ax(lambda x, axis: jnp.var(x, axis=axis), "jnp.var(x, axis={axis})"),
         "reduce_sum": ax(lambda x, axis: jnp.sum(x, axis=axis), "jnp.sum(x, axis={axis})"),
-        "reduce_mean": ax(lambda x, axis: jnp.mean(x, axis=axis), "jnp.mean(x, axis={axis})"),
+        "reduce_mean": Entry(lambda x, axis: jnp.mean(x, axis=axis), "jnp.mean(x, axis={axis})",
+                             params=("axis",), by_design=(empty_mean("jnp.mean"),)),
         "row_mean": u(lambda x: jnp.mean(x, axis=-1), "jnp.mean(x, axis=-1)"),
         "logsumexp": ax(lambda x, axis: sp.logsumexp(x, axis=axis), "jax.scipy.special.logsumexp(x, axis={axis})"),
         "softmax": ax(lambda x, axis: nn.softmax(x, axis=axis), "jax.nn.softmax(x, axis={axis})"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Adapter, ByDesign, Entry, as_float, py_literal
+from ._base import Adapter, ByDesign, Entry, as_float, empty_mean, py_literal
 
 _NAN_CLIP = ByDesign(("nan",), "np.clip propagates NaN (TorchLean's clampSpec maps NaN to lo)",
                      lambda arrays, params: bool(np.isnan(arrays[0]).any()))
@@ -35,12 +35,14 @@ def _table():
         "logistic": u(sp.expit, "scipy.special.expit(x)"),
         "softplus": u(lambda x: np.logaddexp(x.dtype.type(0), x), "np.logaddexp(0, x)"),
         "sum": ax(lambda x, axis: np.sum(x, axis=axis), "np.sum(x, axis={axis})"),
-        "mean": ax(lambda x, axis: np.mean(x, axis=axis), "np.mean(x, axis={axis})"),
+        "mean": Entry(lambda x, axis: np.mean(x, axis=axis), "np.mean(x, axis={axis})", params=("axis",),
+                      by_design=(empty_mean("np.mean"),)),
         "amax": ax(lambda x, axis: np.max(x, axis=axis), "np.max(x, axis={axis})"),
         "amin": ax(lambda x, axis: np.min(x, axis=axis), "np.min(x, axis={axis})"),
         "var": ax(lambda x, axis: np.var(x, axis=axis), "np.var(x, axis={axis})"),
         "reduce_sum": ax(lambda x, axis: np.sum(x, axis=axis), "np.sum(x, axis={axis})"),
-        "reduce_mean": ax(lambda x, axis: np.mean(x, axis=axis), "np.mean(x, axis={axis})"),
+        "reduce_mean": Entry(lambda x, axis: np.mean(x, axis=axis), "np.mean(x, axis={axis})",
+                             params=("axis",), by_design=(empty_mean("np.mean"),)),
         "row_mean": u(lambda x: np.mean(x, axis=-1), "np.mean(x, axis=-1)"),
         "logsumexp": ax(lambda x, axis: sp.logsumexp(x, axis=axis), "scipy.special.logsumexp(x, axis={axis})"),
         "softmax": ax(lambda x, axis: sp.softmax(x, axis=axis), "scipy.special.softmax(x, axis={axis})"),

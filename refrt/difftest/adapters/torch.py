@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Adapter, ByDesign, Entry, Fix, as_float, py_literal
+from ._base import Adapter, ByDesign, Entry, Fix, as_float, empty_mean, kink, py_literal
 
 BCE_GRAD_CLAMP = ByDesign(
     ("bits", "overflow", "nan", "underflow"), "by design: torch's BCE backward divides by "
@@ -34,6 +34,12 @@ SOFTPLUS_THRESHOLD = ByDesign(
     "'reverts to the linear function'); in float64 log1p(exp(-x)) is still above half an "
     "ulp of x there",
     lambda a, p: bool(np.any(np.asarray(a[0], np.float64) > 20)))
+CLAMP_KINK = kink("clamp", "torch.clamp")
+EMPTY_MEAN = empty_mean("torch.mean")
+POW_ZERO_BASE = ByDesign(
+    ("bits", "underflow", "overflow"), "by design: torch's pow backward masks the exponent gradient "
+    "x**y * log(x) to 0 where x == 0 (derivatives.yaml); the exact derivative is -inf there",
+    lambda a, p: bool(np.any(np.asarray(a[0]) == 0)), phase="gradient")
 CLAMP_NAN = ByDesign(("nan",), "by design: torch.clamp propagates NaN (TorchLean's clampSpec "
                      "maps NaN to lo)", lambda a, p: bool(np.isnan(np.asarray(a[0], np.float64)).any()))
 
@@ -68,7 +74,7 @@ def entries(torch):
         "mul": u(torch.mul, "torch.mul(x, y)"), "div": u(torch.div, "torch.div(x, y)"),
         "neg": u(torch.neg, "torch.neg(x)"), "abs": u(torch.abs, "torch.abs(x)"),
         "sign": u(torch.sign, "torch.sign(x)"), "square": u(torch.square, "torch.square(x)"),
-        "inv": u(torch.reciprocal, "torch.reciprocal(x)"), "pow": u(torch.pow, "torch.pow(x, y)"),
+        "inv": u(torch.reciprocal, "torch.reciprocal(x)"), "pow": u(torch.pow, "torch.pow(x, y)", by_design=(POW_ZERO_BASE,)),
         "exp": u(torch.exp, "torch.exp(x)"), "log": u(torch.log, "torch.log(x)"),
         "log1p": u(torch.log1p, "torch.log1p(x)"), "expm1": u(torch.expm1, "torch.expm1(x)"),
         "sqrt": u(torch.sqrt, "torch.sqrt(x)"), "tanh": u(torch.tanh, "torch.tanh(x)"),
@@ -86,11 +92,12 @@ def entries(torch):
                                  lambda x: torch.logaddexp(x, torch.zeros_like(x))),)),
         "scale": u(lambda x, c: torch.mul(x, c), "torch.mul(x, {c})", params=("c",)),
         "clamp": u(lambda x, lo, hi: torch.clamp(x, lo, hi), "torch.clamp(x, {lo}, {hi})",
-                   params=("lo", "hi"), by_design=(CLAMP_NAN,)),
+                   params=("lo", "hi"), by_design=(CLAMP_NAN, CLAMP_KINK)),
         "minimum": u(torch.minimum, "torch.minimum(x, y)"),
         "maximum": u(torch.maximum, "torch.maximum(x, y)"),
         "sum": u(lambda x, axis: torch.sum(x, dim=axis), "torch.sum(x, dim={axis})", params=("axis",)),
-        "mean": u(lambda x, axis: torch.mean(x, dim=axis), "torch.mean(x, dim={axis})", params=("axis",)),
+        "mean": u(lambda x, axis: torch.mean(x, dim=axis), "torch.mean(x, dim={axis})", params=("axis",),
+                  by_design=(EMPTY_MEAN,)),
         "amax": u(lambda x, axis: torch.amax(x, dim=dim(axis)), "torch.amax(x, dim={axis})",
                   params=("axis",)),
         "amin": u(lambda x, axis: torch.amin(x, dim=dim(axis)), "torch.amin(x, dim={axis})",
@@ -100,7 +107,7 @@ def entries(torch):
                  conventions="correction=0 (population variance, as TorchLean)"),
         "reduce_sum": u(lambda x, axis: torch.sum(x, dim=axis), "torch.sum(x, dim={axis})", params=("axis",)),
         "reduce_mean": u(lambda x, axis: torch.mean(x, dim=axis), "torch.mean(x, dim={axis})",
-                         params=("axis",)),
+                         params=("axis",), by_design=(EMPTY_MEAN,)),
         "row_mean": u(lambda x: torch.mean(x, dim=-1), "torch.mean(x, dim=-1)"),
         "logsumexp": u(lambda x, axis: torch.logsumexp(x, dim=dim(axis)), "torch.logsumexp(x, dim={axis})",
                        params=("axis",)),
