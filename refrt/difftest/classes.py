@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..metrics import bits_error, ulp_distance
+from ..metrics import ulp_distance
 from ..rounding import format_of
 
 LOST_BITS = 4.0     # more than 4 bits (15 ulp) of error is a finding

@@ -63,6 +63,12 @@ def register(sub):
 
 def report_main(args):
     import os
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print('refrt report: the plots need matplotlib; install it with: pip install "refrt[plot]"',
+              file=sys.stderr)
+        return 2
     from .report import write_report
     if not os.path.exists(args.results):
         print(f"refrt report: no such file {args.results!r}", file=sys.stderr)
@@ -97,7 +103,17 @@ def _selection(args):
             except RuntimeError as err:
                 raise UsageError(f"refrt check: {err}")
     ops = _names(args.op, OPS, "op")
-    dtypes = _names(args.dtype, DTYPES, "dtype") or list(DTYPES)
+    asked = _names(args.dtype, DTYPES, "dtype")
+    dtypes = asked or list(DTYPES)
+    if "bfloat16" in dtypes:
+        try:
+            import ml_dtypes  # noqa: F401
+        except ImportError:
+            if asked:
+                raise UsageError('refrt check: bfloat16 needs ml_dtypes; install it with: '
+                                 'pip install "refrt[bfloat16]"')
+            dtypes.remove("bfloat16")
+            notes.append('bfloat16 not run: it needs ml_dtypes (pip install "refrt[bfloat16]")')
     families = _names(args.family, all_family_names(), "family")
     semantics = _names(args.semantics, SEMANTICS, "semantics") or ["native"]
     variants = None

@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 from ..registry import OPS
 from . import adapters as A
-from .cases import DTYPES, SEMANTICS, Case, families_for, variants_for
+from .cases import DTYPES, Case, families_for, variants_for
 
 
 def plan(backends, ops=None, dtypes=DTYPES, families=None, seeds=(0,), semantics=("native",),
