@@ -170,7 +170,7 @@ def reproducer(adapter, entry, spec, arrays, params, dtype, semantics, got, want
     code = entry.spec_code if (semantics == "spec" and entry.spec is not None) else entry.code
     p = call_params(adapter, entry, params)
     call = code.format(**{k: repr(v) for k, v in p.items()})
-    lines = [adapter.header]
+    lines = [adapter.header] + [src for name, src in adapter.helpers.items() if f"{name}(" in call]
     for arg, a in zip(spec.args, arrays):
         lines.append(f"{arg.name} = {adapter.literal(a, dtype)}")
     exact = f"# exact value, correctly rounded to {dtype} (refrt.oracle): {_fmt(want)}"

@@ -30,6 +30,15 @@ class MissingFramework(ImportError):
 
 
 _CACHE: dict = {}
+_REGISTERED: dict = {}
+
+
+def register(name: str, make, extra: str = "", description: str = ""):
+    """Add a backend at run time: ``make()`` returns its ``Adapter`` (an ImportError in it
+    is reported with ``extra``, the pip extra that installs the framework)."""
+    _REGISTERED[name] = (make, extra)
+    BACKENDS.setdefault(name, (None, extra, description))
+    _CACHE.pop(name, None)
 
 
 def load(name: str) -> Adapter:
@@ -43,7 +52,10 @@ def load(name: str) -> Adapter:
             raise KeyError(name)
         mod, extra, _ = BACKENDS[name]
         try:
-            adapter = importlib.import_module(f"{__name__}.{mod}").make()
+            if name in _REGISTERED:
+                adapter = _REGISTERED[name][0]()
+            else:
+                adapter = importlib.import_module(f"{__name__}.{mod}").make()
         except ImportError as err:
             raise MissingFramework(name, extra, err) from None
     _CACHE[name] = adapter
@@ -58,5 +70,7 @@ def available(name: str) -> bool:
         return False
 
 
-__all__ = ["Adapter", "ByDesign", "Entry", "Fix", "BACKENDS", "DEFAULT", "load",
-           "available", "MissingFramework"]
+from ._base import as_float, py_literal  # noqa: E402  (for adapters written outside refrt)
+
+__all__ = ["Adapter", "ByDesign", "Entry", "Fix", "BACKENDS", "DEFAULT", "load", "register",
+           "available", "MissingFramework", "as_float", "py_literal"]

@@ -100,6 +100,7 @@ class Adapter:
     vjp: Callable | None = None
     extra: str = ""           # pip extra that installs the framework
     description: str = ""
+    helpers: dict = field(default_factory=dict)   # name -> source, added to a reproducer that calls it
 
     def params_for(self, entry, params):
         return {k: params[k] for k in entry.params if k in params}

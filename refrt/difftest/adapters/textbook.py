@@ -99,7 +99,7 @@ def make() -> Adapter:
         to_backend=lambda a, dt: a, to_numpy=as_float,
         literal=lambda a, dt: f"np.array({py_literal(a)}, dtype=np.{dt})" if np.asarray(a).dtype.kind == "f"
         else f"np.array({py_literal(a)})",
-        header=("import numpy as np\nimport scipy.special\n"
-                "def softmax(x):\n    e = np.exp(x)\n    return e / e.sum(axis=-1, keepdims=True)\n"
-                "def sigmoid(x):\n    return 1 / (1 + np.exp(-x))"), vjp=None,
+        header="import numpy as np\nimport scipy.special",
+        helpers={"softmax": "def softmax(x):\n    e = np.exp(x)\n    return e / e.sum(axis=-1, keepdims=True)",
+                 "sigmoid": "def sigmoid(x):\n    return 1 / (1 + np.exp(-x))"}, vjp=None,
         description="textbook formulas in NumPy")
