@@ -165,24 +165,27 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     assert f"{before} resumed" in res.stdout
 
 
-def test_fail_on_sets_the_exit_status():
+def test_fail_on_sets_the_exit_status(capsys):
+    from refrt.cli import main
     base = ["check", "--backend", "textbook", "--op", "softplus", "--dtype", "float32", "--family", "wide"]
-    assert _cli(*base, "--fail-on", "overflow").returncode == 1
-    assert _cli(*base, "--fail-on", "nan").returncode == 0
-    assert _cli(*base).returncode == 0
-    assert _cli(*base, "--fail-on", "overflw").returncode == 2
+    assert main(base + ["--fail-on", "overflow"]) == 1
+    assert main(base + ["--fail-on", "nan"]) == 0
+    assert main(base) == 0
+    assert main(base + ["--fail-on", "overflw"]) == 2
+    assert "did you mean overflow" in capsys.readouterr().err
 
 
-def test_unknown_names_get_the_nearest_valid_ones():
+def test_unknown_names_get_the_nearest_valid_ones(capsys):
     from refrt.cli import main
     for args, needle in ((["--op", "sofmax"], "did you mean softmax"),
                          (["--backend", "pytorch"], "did you mean torch"),
                          (["--dtype", "float33"], "did you mean float32"),
                          (["--family", "wdie"], "did you mean wide"),
                          (["--semantics", "natve"], "did you mean native")):
-        res = _cli("check", *args)
-        assert res.returncode == 2, args
-        assert needle in res.stderr and "Traceback" not in res.stderr, res.stderr
+        assert main(["check", *args]) == 2, args
+        assert needle in capsys.readouterr().err
+    res = _cli("check", "--op", "sofmax")           # a real process: no traceback, exit 2
+    assert res.returncode == 2 and "did you mean softmax" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_missing_framework_names_the_pip_extra(monkeypatch, capsys):

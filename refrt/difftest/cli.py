@@ -81,27 +81,8 @@ def report_main(args):
 def _selection(args):
     from ..registry import OPS
     from .cases import DTYPES, SEMANTICS, all_family_names, all_variant_names
-    requested = _names(args.backend, A.BACKENDS, "backend", allow_prefix=("module:",))
     notes = []
-    if requested is None:
-        backends = []
-        for b in A.DEFAULT:
-            try:
-                A.load(b)
-                backends.append(b)
-            except A.MissingFramework as err:
-                notes.append(f"{b} not installed (pip install \"refrt[{err.extra}]\"); not run")
-    else:
-        backends = requested
-        for b in backends:
-            try:
-                A.load(b)
-            except A.MissingFramework as err:
-                raise UsageError(f"refrt check: {err}")
-            except ImportError as err:
-                raise UsageError(f"refrt check: backend {b!r}: {err}")
-            except RuntimeError as err:
-                raise UsageError(f"refrt check: {err}")
+    requested = _names(args.backend, A.BACKENDS, "backend", allow_prefix=("module:",))
     ops = _names(args.op, OPS, "op")
     asked = _names(args.dtype, DTYPES, "dtype")
     dtypes = asked or list(DTYPES)
@@ -139,6 +120,26 @@ def _selection(args):
         raise UsageError("refrt check: --resume needs --json PATH (the store to resume)")
     if args.workers < 1:
         raise UsageError(f"refrt check: --workers expected an integer >= 1, got {args.workers}")
+    requested = _names(args.backend, A.BACKENDS, "backend", allow_prefix=("module:",))
+    if requested is None:
+        backends = []
+        for b in A.DEFAULT:
+            try:
+                A.load(b)
+                backends.append(b)
+            except A.MissingFramework as err:
+                notes.append(f"{b} not installed (pip install \"refrt[{err.extra}]\"); not run")
+    else:
+        backends = requested
+        for b in backends:
+            try:
+                A.load(b)
+            except A.MissingFramework as err:
+                raise UsageError(f"refrt check: {err}")
+            except ImportError as err:
+                raise UsageError(f"refrt check: backend {b!r}: {err}")
+            except RuntimeError as err:
+                raise UsageError(f"refrt check: {err}")
     return backends, ops, dtypes, families, seeds, semantics, variants, budget, fail_on, notes
 
 
