@@ -57,11 +57,15 @@ def tasks(cases):
     return list(groups.values())
 
 
-def run_task(cases):
-    """Records of the cases of one task (top-level, so pools and Dask can pickle it)."""
+def run_task(cases, deadline=None):
+    """Records of the cases of one task (top-level, so pools and Dask can pickle it).
+    ``deadline`` (a ``time.time()`` value): cases not started by then are left out, and
+    the caller counts them as not run."""
     from .compare import run_case
     out = []
     for c in cases:
+        if deadline is not None and time.time() > deadline:
+            break
         try:
             out.append(run_case(c))
         except Exception as err:   # a harness failure is a record too, never a lost case
@@ -75,11 +79,11 @@ def execute(cases, store, workers=1, dask=None, budget=None, progress=None):
     """Run the cases not yet in ``store``; returns the number skipped by the budget."""
     todo = [c for c in cases if c.key not in store.done]
     groups = tasks(todo)
-    t0 = time.perf_counter()
+    deadline = None if budget is None else time.time() + budget
     left = 0
 
     def over():
-        return budget is not None and time.perf_counter() - t0 > budget
+        return deadline is not None and time.time() > deadline
 
     def done(records):
         for r in records:
@@ -89,14 +93,13 @@ def execute(cases, store, workers=1, dask=None, budget=None, progress=None):
 
     if dask:
         from .engines import run_dask
-        left = run_dask(groups, done, dask, over)
+        run_dask(groups, done, dask, over, deadline)
     elif workers and workers > 1:
         from .engines import run_pool
-        left = run_pool(groups, done, workers, over)
+        run_pool(groups, done, workers, over, deadline)
     else:
-        for i, g in enumerate(groups):
+        for g in groups:
             if over():
-                left = sum(len(x) for x in groups[i:])
                 break
-            done(run_task(g))
-    return left
+            done(run_task(g, deadline))
+    return len(todo) - sum(1 for c in todo if c.key in store.done)
