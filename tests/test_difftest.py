@@ -15,7 +15,12 @@ from refrt.difftest.classes import classify, xla_class
 from refrt.difftest.runner import plan
 from refrt.difftest.store import read
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import refrt
+
+# subprocesses import the same refrt as this test session (the installed package in CI,
+# the worktree here), whatever their working directory
+PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(refrt.__file__)))
+ENV = dict(os.environ, PYTHONPATH=PKG_PARENT + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
 def _cls(got, want, dtype, arrays=()):
@@ -136,8 +141,8 @@ def test_json_lines_schema(tmp_path):
 
 
 def _cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "refrt", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=kw.get("timeout", 300))
+    return subprocess.run([sys.executable, "-m", "refrt", *args], cwd=kw.get("cwd", PKG_PARENT), env=ENV,
+                          capture_output=True, text=True, timeout=kw.get("timeout", 300))
 
 
 def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
@@ -146,7 +151,7 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
            "--budget", "0", "--workers", "1", "--json", path]
     expected = {c.key for c in plan(["numpy", "textbook"], ["exp", "log1p", "softplus", "sigmoid", "tanh"],
                                     ("float32", "float64"))}
-    proc = subprocess.Popen([sys.executable, "-m", "refrt", "check", *sel], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "refrt", "check", *sel], cwd=str(tmp_path), env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and (not os.path.exists(path) or len(read(path)) < 6):
@@ -157,7 +162,7 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path):
     assert 6 <= before < len(expected)
     with open(path, "a") as f:            # a write cut off mid-line by the kill
         f.write('{"key": "cut off')
-    res = _cli("check", *sel, "--resume")
+    res = _cli("check", *sel, "--resume", cwd=str(tmp_path))
     assert res.returncode == 0, res.stderr
     keys = [r["key"] for r in read(path)]
     assert len(keys) == len(set(keys)) == len(expected)
