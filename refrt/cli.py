@@ -1,5 +1,7 @@
-"""Command line: ``refrt check`` (accuracy campaign), ``refrt ops`` (the op table),
-``refrt docs`` (regenerate docs/ops.md and docs/accuracy.md from the registry)."""
+"""Command line: ``refrt check`` (the differential campaign, ``refrt.difftest.cli``),
+``refrt report`` (its HTML report), ``refrt selfcheck`` (refrt's kernels against the mp
+reference), ``refrt ops`` (the op table), ``refrt docs`` (regenerate docs/ops.md and
+docs/accuracy.md from the registry)."""
 from __future__ import annotations
 
 import argparse
@@ -115,38 +117,6 @@ def print_zoo(console):
     console.print(table)
 
 
-def difftest(args):
-    """Run another backend against the oracle and print where it departs."""
-    from rich.console import Console
-    from rich.table import Table
-    from .difftest import CLASSES, campaign
-    backends.load()
-    console = Console(width=max(Console().width, 120))
-    ops = [o.strip() for o in args.ops.split(",")] if args.ops else None
-    t0 = time.perf_counter()
-    findings = campaign(args.backend, ops, tuple(args.dtypes.split(",")),
-                        tuple(range(args.seeds)))
-    table = Table(title=f"{args.backend} vs the certified oracle (max bits of error over the "
-                  "input families; counts of failing elements)")
-    table.add_column("op", no_wrap=True)
-    for col in ("dtype", "max bits", "worst family") + CLASSES + ("use instead",):
-        table.add_column(col, overflow="fold")
-    bad = 0
-    for f in findings:
-        if f.error and not f.classes:
-            table.add_row(f.op, f.dtype, "-", "-", *[""] * len(CLASSES), f"error: {f.error}")
-            continue
-        bad += not f.ok
-        colour = "green" if f.ok else "red"
-        alt = OPS[f.op].stable_alternative or f"refrt.ops.{f.op}" if not f.ok else ""
-        table.add_row(f.op, f.dtype, f"[{colour}]{f.max_bits:.1f}[/]", f.worst_family or "-",
-                      *[str(f.classes.get(c, "")) for c in CLASSES], alt)
-    console.print(table)
-    console.print(f"{bad} of {len(findings)} (op, dtype) pairs depart from the oracle "
-                  f"({time.perf_counter() - t0:.1f} s)")
-    return 0
-
-
 def _fmt_ulp(v):
     if v != v:
         return "-"
@@ -232,7 +202,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="cmd")
-    p = sub.add_parser("check", help="measure every kernel against the mp reference (default)")
+    from .difftest.cli import register
+    register(sub)
+    p = sub.add_parser("selfcheck", help="measure every refrt kernel against the mp reference")
     p.add_argument("--ops", default="", help="comma-separated op names (default: all)")
     p.add_argument("--dtypes", default="float32,float64")
     p.add_argument("--seeds", type=_positive_int, default=2, help="draws per input family")
@@ -242,13 +214,6 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=1.0, help="seconds per program")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn=lambda a: __import__("refrt.tester.zoo").tester.zoo.main(a.budget, a.seed))
-    p = sub.add_parser("difftest", help="run another backend's ops against the oracle")
-    p.add_argument("--backend", default="numpy",
-                   help="numpy | torch | jax | module:<python.module> (default numpy)")
-    p.add_argument("--ops", default="")
-    p.add_argument("--dtypes", default="float32,float64")
-    p.add_argument("--seeds", type=int, default=1)
-    p.set_defaults(fn=difftest)
     p = sub.add_parser("ops", help="list the registry")
     p.set_defaults(fn=list_ops)
     p = sub.add_parser("docs", help="regenerate docs/ops.md and docs/accuracy.md")
