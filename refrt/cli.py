@@ -185,6 +185,8 @@ def main(argv=None):
     p.add_argument("--dtypes", default="float32,float64")
     p.add_argument("--seeds", type=int, default=1)
     p.set_defaults(fn=difftest)
+    from .analysis.cli import register as register_analyze   # refrt analyze (issue 11)
+    register_analyze(sub)
     p = sub.add_parser("ops", help="list the registry")
     p.set_defaults(fn=list_ops)
     p = sub.add_parser("docs", help="regenerate docs/ops.md and docs/accuracy.md")
