@@ -26,7 +26,7 @@ from ..tester.inputs import Range
 from . import rules as R
 from .domain import (ATensor, DtypeLimits, Forms, Symbols, U64, combine, exact_widen,
                      widen)
-from .transfer import EXACT, GATHER, INTERVAL, NONNEG, NONPOS, SIGN_KEEP
+from .transfer import COND, EXACT, GATHER, INTERVAL, NONNEG, NONPOS, SIGN_KEEP
 
 PARTITIONS = ("expand", "smash", "auto")
 RELATIONS = ("affine", "none")
@@ -268,8 +268,11 @@ class Analysis:
         """Forms with one new symbol per part with finite bounds."""
         inv = t.labels.ravel()
         P = t.parts()
-        first = np.unique(inv, return_index=True)[1] if inv.size else np.zeros(0, int)
-        plo, phi = t.lo.ravel()[first], t.hi.ravel()[first]
+        # the symbol's interval is the join over its part (the elements may not have been
+        # smashed yet)
+        plo, phi = np.full(P, np.inf), np.full(P, -np.inf)
+        np.minimum.at(plo, inv, t.lo.ravel())
+        np.maximum.at(phi, inv, t.hi.ravel())
         fin = np.isfinite(plo) & np.isfinite(phi)
         sizes = np.bincount(inv, minlength=P)
         ids = np.full(P, -1)
@@ -353,6 +356,17 @@ class Analysis:
         nan = np.broadcast_to(np.asarray(nan, bool), shape)
         base = np.maximum(np.abs(lo), np.abs(hi))
         below, above = extra if isinstance(extra, tuple) else (extra, extra)
+        if point is None and node.op in COND:
+            with np.errstate(all="ignore"):
+                c = COND[node.op](ins, p, lo, hi)
+                k = (ulps + 3.0) * self.lim.eps
+                if isinstance(c, tuple):
+                    f = np.broadcast_to(c[1], shape) * k
+                    cb, ca = f * np.abs(lo), f * np.abs(hi)
+                else:
+                    cb = ca = np.broadcast_to(c, shape) * k
+            cb, ca = np.where(np.isnan(cb), np.inf, cb), np.where(np.isnan(ca), np.inf, ca)
+            below, above = below + cb, above + ca
         below = np.nan_to_num(np.asarray(below, np.float64), nan=np.inf)
         above = np.nan_to_num(np.asarray(above, np.float64), nan=np.inf)
         extra = np.maximum(below, above)
@@ -524,6 +538,10 @@ def prepare_inputs(fn_or_graph, inputs, weights, dtype):
         if isinstance(v, Range):
             r = Range(v.low, v.high, v.shape, dt.name)
             blo, bhi = (float(b) for b in r.bounds())
+            if blo > bhi:
+                raise RefrtError(f"analyze: input {i} ({name}) Range [{v.low!r}, {v.high!r}] "
+                                 f"holds no {dt.name} value (its ends round inward past "
+                                 "each other)")
             examples.append(np.full(r.shape, _example_value(blo, bhi), dtype=dt))
             abstract.append((np.full(r.shape, blo), np.full(r.shape, bhi), None))
             ranges.append(r)

@@ -3,8 +3,8 @@
 For an unsafe op: (1) bisect the ``Range`` inputs, re-running the analysis on each half
 and keeping a half where the op still reaches its danger zone (the region the analysis
 blames, at most ``DEPTH`` halvings); (2) try the sub-box's corners and midpoint in float;
-(3) else run the dynamic tester ``refrt.check`` on the sub-box and test the inputs of its
-findings.  An input is a witness when, evaluated in float in the analysed dtype, the op's
+(3) uniform random draws in the sub-box; (4) else run the dynamic tester ``refrt.check``
+on the sub-box, then on the whole box, and test the inputs of its findings.  An input is a witness when, evaluated in float in the analysed dtype, the op's
 argument lies in the zone (for log, sqrt, div, inv, exp the op's float output is then
 NaN or +-inf).  The result is
 "confirmed" with the witness, or "possible: no witness within budget".
@@ -23,6 +23,7 @@ from ..tester.inputs import Range
 
 DEPTH = 10
 MAX_CORNER_INPUTS = 4
+RANDOM_DRAWS = 64
 
 
 def replay(graph):
@@ -146,6 +147,48 @@ def _corner_inputs(boxes, abstract, dtype):
     return itertools.product(*choices)
 
 
+def _random_witness(graph, node_index, zone, boxes, abstract, dtype, seed, n=RANDOM_DRAWS):
+    """Uniform draws in the sub-box (each element independently), in float."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        x = [pt if b is None else rng.uniform(b[0], b[1], np.shape(lo)).astype(dtype)
+             for b, (lo, hi, pt) in zip(boxes, abstract)]
+        x = [a if b is None else np.clip(a, np.asarray(b[0], dtype), np.asarray(b[1], dtype))
+             for a, b in zip(x, boxes)]
+        if hits(graph, node_index, zone, x, dtype) is not None:
+            return x
+    return None
+
+
+def _tester_witness(check, fn, graph, r, zone, boxes, abstract, dtype, seed, budget):
+    """refrt.check on the box; the first finding whose input is a witness."""
+    sub = [Range(b[0], b[1], np.shape(lo), np.dtype(dtype).name) if b is not None
+           else pt for b, (lo, hi, pt) in zip(boxes, abstract)]
+    try:
+        rep = check(fn, *sub, seed=seed, budget=budget)
+    except Exception as err:    # the tester could not run this program
+        r.note = f"tester: {err}"
+        return None
+    for f in rep.findings:
+        if hits(graph, r.node, zone, f.input, dtype) is not None:
+            if f.suggestion:
+                r.suggestion, r.verified = f.suggestion, bool(f.verified)
+            return f.input
+    return None
+
+
+def _verify_suggestion(check, fn, r, witness, seed, budget):
+    """The tester on the witness itself: its verified rewrite, when it has one."""
+    try:
+        rep = check(fn, *[np.asarray(a) for a in witness], seed=seed, budget=budget)
+    except Exception:
+        return
+    for f in rep.findings:
+        if f.suggestion and f.verified:
+            r.suggestion, r.verified = f.suggestion, True
+            return
+
+
 def confirm_all(report, fn_or_graph, graph, input_ranges, ranges, abstract, weights, dtype,
                 partition, relations, budget=1.0, seed=0, params=None):
     from ..tester import check
@@ -164,20 +207,15 @@ def confirm_all(report, fn_or_graph, graph, input_ranges, ranges, abstract, weig
             if hits(graph, r.node, zone, x, dtype) is not None:
                 found = x
                 break
-        if found is None and any(b is not None for b in boxes):
-            sub = [Range(b[0], b[1], np.shape(lo), np.dtype(dtype).name) if b is not None
-                   else pt for b, (lo, hi, pt) in zip(boxes, abstract)]
-            try:
-                rep = check(fn, *sub, seed=seed, budget=budget)
-            except Exception as err:    # the tester could not run this program
-                r.note = f"tester: {err}"
-                rep = None
-            for f in (rep.findings if rep is not None else []):
-                if hits(graph, r.node, zone, f.input, dtype) is not None:
-                    found = f.input
-                    if f.suggestion:
-                        r.suggestion, r.verified = f.suggestion, bool(f.verified)
-                    break
+        if found is None:
+            found = _random_witness(graph, r.node, zone, boxes, abstract, dtype, seed)
+        for bxs in ([boxes, boxes0] if boxes != boxes0 else [boxes]):
+            if found is not None or not any(b is not None for b in bxs):
+                break
+            found = _tester_witness(check, fn, graph, r, zone, bxs, abstract, dtype, seed,
+                                    budget / 2)
+        if found is not None and not r.verified:
+            _verify_suggestion(check, fn, r, found, seed, budget / 2)
         if found is not None:
             m = hits(graph, r.node, zone, found, dtype)
             r.witness = tuple(np.asarray(a) for a in found)

@@ -128,6 +128,10 @@ def _unary(name):
                     v = f(np.full(lo.shape, c), p)
                     out_lo = np.where(inside, np.minimum(out_lo, v - margin), out_lo)
                     out_hi = np.where(inside, np.maximum(out_hi, v), out_hi)
+        if name == "clamp":
+            # refrt's clamp maps NaN to a number in [lo, hi] (max/min select), not NaN
+            out_lo = np.where(x.nan, np.minimum(out_lo, p["lo"]), out_lo)
+            out_hi = np.where(x.nan, np.maximum(out_hi, p["hi"]), out_hi)
         if name == "scale" and p["c"] == 0:
             nan = nan | np.isinf(lo) | np.isinf(hi)
         return out_lo, out_hi, nan
@@ -487,6 +491,9 @@ def _ce_probs(ins, p, shape):
     x, t = ins
     eps = p["eps"]
     lo, hi = _clip_log(x, eps, 1 - eps)
+    # the clip maps a NaN probability into [eps, 1 - eps]
+    lo = np.where(x.nan, np.log(eps), lo)
+    hi = np.where(x.nan, np.log1p(-eps), hi)
     a, b, n = _target_dot(lo, hi, t, x.shape)
     return a, b, n | x.nan.any()
 
@@ -590,6 +597,89 @@ def _batch_norm(ins, p, shape):
     lo, hi, n = _norm_core(x.lo - c(m.hi), x.hi - c(m.lo), d_lo, d_hi,
                            (c(g.lo), c(g.hi)), (c(b.lo), c(b.hi)))
     return lo, hi, n | x.nan | c(m.nan | v.nan | g.nan | b.nan)
+
+
+# --------------------------------------------------------------- conditioning ----
+# The registry's tolerances are ulps of the *result*, measured on input families; a
+# composite kernel can exceed them where its algorithm cancels (logsumexp of values
+# whose result is near 0, softmax of a wide spread, a variance of large values).  So
+# these ops also get a radius (tol + 4) * eps * COND[name](ins, p, lo, hi): the magnitude of
+# the intermediate quantities their algorithm rounds, from the usual forward-error
+# analysis (each intermediate carries a relative error of a few u); ("rel", f) is a
+# relative radius f * |bound| at each end (the result's sign is then kept).
+def _amax_abs(x, axis, keep=False):
+    with np.errstate(all="ignore"):
+        return np.maximum(np.abs(x.lo), np.abs(x.hi)).max(axis=axis, keepdims=keep)
+
+
+def _n(x, axis):
+    return x.shape[axis] if axis is not None and x.shape else max(x.size, 1)
+
+
+def _cond_lse(ins, p, lo, hi):
+    x, ax = ins[0], p.get("axis")
+    return 2 * _amax_abs(x, ax) + math.log(_n(x, ax) + 1) + np.maximum(np.abs(lo), np.abs(hi))
+
+
+def _cond_lsm(ins, p, lo, hi):
+    x, ax = ins[0], p["axis"]
+    return np.broadcast_to(3 * _amax_abs(x, ax, True) + math.log(_n(x, ax) + 1), lo.shape)
+
+
+def _cond_softmax(ins, p, lo, hi):
+    x, ax = ins[0], p["axis"]
+    # exp(x - m): the rounding of x - m is a relative error of u |x - m| in the result
+    return "rel", np.broadcast_to(2 * _amax_abs(x, ax, True) + _n(x, ax) + 4, lo.shape)
+
+
+def _cond_var(ins, p, lo, hi):
+    x, ax = ins[0], p.get("axis")
+    n = _n(x, ax)
+    m = _amax_abs(x, ax)
+    with np.errstate(all="ignore"):
+        return (n + 4) * m * m
+
+
+def _cond_loss(ins, p, lo, hi):
+    z = ins[0]
+    return (z.size + 4) * (2 * _amax_abs(z, None) + math.log(z.shape[-1] + 1 if z.shape else 2)) \
+        * max(float(np.max(np.abs(np.concatenate([ins[1].lo.ravel(), ins[1].hi.ravel()]))))
+              if ins[1].size else 1.0, 1.0) / max(_rows(z.shape), 1)
+
+
+def _cond_terms(ins, p, lo, hi):
+    return (ins[0].size + 4) * np.maximum(np.abs(lo), np.abs(hi)) + 1e-300
+
+
+def _cond_norm(ins, p, lo, hi):
+    # (x - mean) / sqrt(var + eps) * gamma + beta: x - mean carries u |x|, divided by at
+    # least sqrt(eps) (magnitudes over the whole tensor)
+    x, g, b = ins[0], ins[-2], ins[-1]
+    gm, bm, m = _amax_abs(g, None), _amax_abs(b, None), _amax_abs(x, None)
+    with np.errstate(all="ignore"):
+        return (x.shape[-1] + 8) * (m / math.sqrt(p["eps"]) + 1) * gm + bm + \
+            np.abs(lo) + np.abs(hi)
+
+
+def _cond_elementwise(power=1):
+    def c(ins, p, lo, hi):
+        x = ins[0]
+        m = np.maximum(np.abs(x.lo), np.abs(x.hi))
+        with np.errstate(all="ignore"):
+            return "rel", 1 + m ** power
+    return c
+
+
+COND = {"logsumexp": _cond_lse, "log_softmax": _cond_lsm, "softmax": _cond_softmax,
+        "var": _cond_var, "cross_entropy_logits": _cond_loss,
+        "cross_entropy_probs": _cond_terms, "nll_loss": _cond_terms, "kl_div": _cond_terms,
+        "bce_with_logits": _cond_terms, "binary_cross_entropy": _cond_terms,
+        "mse_loss": _cond_terms, "layer_norm": _cond_norm, "batch_norm_inference": _cond_norm,
+        "gelu": _cond_elementwise(3), "silu": _cond_elementwise(), "elu": _cond_elementwise(),
+        "sigmoid": _cond_elementwise(), "logistic": _cond_elementwise(),
+        "softplus": _cond_elementwise(), "safe_log": _cond_elementwise(),
+        "tanh": _cond_elementwise(), "smooth_abs": _cond_elementwise(),
+        "sinh": _cond_elementwise(), "cosh": _cond_elementwise()}
 
 
 INTERVAL = {name: _unary(name) for name in UNARY}
