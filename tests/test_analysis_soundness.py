@@ -34,13 +34,20 @@ REDUCE = ["sum", "mean", "amax", "amin", "var", "logsumexp"]
 MASK = np.array([[True, False, True], [False, False, True]])
 CONST = np.array([[0.5, -2.0, 3.0], [1.0, 0.0, -0.25]], F32)
 MAT = np.array([[1.0, -0.5, 0.0], [2.0, 1.0, -1.0], [0.0, 0.25, 3.0]], F32)
+LOSSES = ["cross_entropy_logits", "nll_loss", "mse_loss", "bce_with_logits",
+          "binary_cross_entropy", "kl_div", "cross_entropy_probs", "layer_norm", "linear",
+          "batch_norm_inference", "pow", "fixed_mask_scale", "fixed_inverted_dropout",
+          "matmul_both", "safe_div", "row_mean", "reduce_sum"]
+ONEHOT = np.array([[0, 1, 0], [1, 0, 0]], F32)
+T01 = np.array([[0.25, 1.0, 0.0], [0.5, 0.0, 1.0]], F32)
 ENDS = [-200.0, -90.0, -10.0, -1.0, -2.0 ** -10, 0.0, 2.0 ** -10, 0.5, 1.0, 2.0, 10.0, 88.75,
         200.0]
 
 
-def step_strategy():
+def step_strategy(losses=True):
     i, j = st.integers(0, 30), st.integers(0, 30)
     return st.one_of(
+        st.tuples(st.just("l"), st.sampled_from(LOSSES if losses else ["pow"]), i, j),
         st.tuples(st.just("u"), st.sampled_from(UNARY), i, i),
         st.tuples(st.just("b"), st.sampled_from(BINARY), i, j),
         st.tuples(st.just("r"), st.sampled_from(ROW), i, i),
@@ -64,6 +71,8 @@ def build(steps):
                 v = getattr(ops, op)(a, axis=-1)
             elif kind == "red":
                 v = ops.broadcast_row(getattr(ops, op)(a, axis=-1), n=SHAPE[1])
+            elif kind == "l":
+                v = _loss(op, a, b)
             elif op == "where":
                 v = ops.where(MASK, a, b)
             elif op == "scale":
@@ -86,6 +95,44 @@ def build(steps):
             vals.append(v)
         return vals[-1]
     return program
+
+
+def _loss(op, a, b):
+    full = lambda s: ops.broadcast_to(s, shape=SHAPE)
+    if op == "cross_entropy_logits":
+        return full(ops.cross_entropy_logits(a, ONEHOT))
+    if op == "nll_loss":
+        return full(ops.nll_loss(ops.log_softmax(a), ONEHOT))
+    if op == "mse_loss":
+        return full(ops.mse_loss(a, b))
+    if op == "bce_with_logits":
+        return full(ops.bce_with_logits(a, T01))
+    if op == "binary_cross_entropy":
+        return full(ops.binary_cross_entropy(ops.sigmoid(a), T01))
+    if op == "kl_div":
+        return full(ops.kl_div(ops.log_softmax(a), ops.softmax(b)))
+    if op == "cross_entropy_probs":
+        return full(ops.cross_entropy_probs(ops.softmax(a), T01))
+    if op == "layer_norm":
+        return ops.layer_norm(a, np.array([1.0, -2.0, 0.5], F32), np.array([0.0, 1.0, 3.0], F32))
+    if op == "linear":
+        return ops.linear(a, MAT, np.array([0.5, -1.0, 0.0], F32))
+    if op == "batch_norm_inference":
+        c = lambda *v: np.array(v, F32)
+        return ops.batch_norm_inference(a, c(0.5, -1.0), c(2.0, 0.0), c(1.0, 3.0), c(0.0, 1.0))
+    if op == "pow":
+        return ops.pow(a, b)
+    if op == "fixed_mask_scale":
+        return ops.fixed_mask_scale(a, CONST)
+    if op == "fixed_inverted_dropout":
+        return ops.fixed_inverted_dropout(a, MASK.astype(F32), keep=0.75)
+    if op == "matmul_both":
+        return ops.matmul(ops.matmul(a, ops.transpose(b)), a)
+    if op == "safe_div":
+        return ops.safe_div(a, b)
+    if op == "row_mean":
+        return ops.broadcast_row(ops.row_mean(a), n=SHAPE[1])
+    return ops.broadcast_row(ops.reduce_sum(a, axis=-1), n=SHAPE[1])
 
 
 def boxes():
@@ -179,9 +226,12 @@ def _forbidden(op, kind):
 
 @settings(max_examples=30, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
-@given(st.lists(step_strategy(), min_size=1, max_size=4), nonzero_boxes(), nonzero_boxes(),
+@given(st.lists(step_strategy(losses=False), min_size=1, max_size=4), nonzero_boxes(),
+       nonzero_boxes(),
        st.sampled_from(PARTITIONS))
 def test_proved_safe_ops_have_no_tester_findings(steps, bx, by, partition):
+    # (the scalar-valued losses are left out here: refrt.check cannot localize through
+    # 0-d intermediates yet, reported to the lead; the interval property covers them)
     fn = build(steps)
     box = (refrt.Range(bx[0], bx[1], SHAPE), refrt.Range(by[0], by[1], SHAPE))
     rep = refrt.analyze(fn, *box, partition=partition, confirm=False)

@@ -394,6 +394,9 @@ def run(configs=CONFIGS, selected=None, confirm=False):
     if selected:
         cs = [c for c in cs if any(s in c.name for s in selected)]
     rows, details = [], []
+    for c in cs:        # warm-up (imports, tracing caches, rule thresholds): not timed
+        analyze(c.fn, *c.inputs, weights=c.weights, partition="smash", relations="none",
+                confirm=False, **c.params)
     for part, rel in configs:
         row = Row(part, rel)
         for c in cs:
@@ -449,3 +452,36 @@ def main(console_print=print, selected=None):
             console_print(f"  {name}: {op} at {loc}: "
                           f"{'missed bug' if bug else 'false alarm'}")
     return 1 if any(r.missed for r in rows) else 0
+
+
+def scaling(widths=(16, 64, 256), configs=(("auto", "affine"), ("smash", "affine"),
+                                          ("expand", "affine"), ("expand", "none")),
+            trained=False):
+    """Seconds and parts of ``wide_mlp`` (batch 8, in = w, hidden = 2w, 10 classes) per
+    configuration: how far expansion scales.  The weights are ranges in DEBAR's [-1, 1],
+    or (``trained``) fixed arrays, through which affine forms propagate."""
+    out = []
+    rng = np.random.default_rng(0)
+    for w in widths:
+        shapes = ((2 * w, w), (2 * w,), (10, 2 * w), (10,))
+        ws = tuple(rng.uniform(-1, 1, s).astype(F32) if trained else Weight(s) for s in shapes)
+        inputs = (Range(-1, 1, (8, w)),) + ws
+        n = 8 * w + (0 if trained else 2 * w * w + 2 * w + 20 * w + 10)
+        row = {"width": w, "input elements": n}
+        for part, rel in configs:
+            t0 = time.perf_counter()
+            rep = analyze(wide_mlp, *inputs, partition=part, relations=rel, confirm=False)
+            row[f"{part}+{rel}"] = (time.perf_counter() - t0, rep.parts(),
+                                    [r.status for r in rep.results])
+        out.append(row)
+    return out
+
+
+def scaling_table(rows):
+    cols = [k for k in rows[0] if "+" in k]
+    lines = ["| width | abstract input elements | " + " | ".join(cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    for r in rows:
+        cells = [f"{r[c][0]:.2f} s, {r[c][1]} parts" for c in cols]
+        lines.append(f"| {r['width']} | {r['input elements']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

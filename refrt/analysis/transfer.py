@@ -407,13 +407,17 @@ def _softmax(ins, p, shape):
 def _matmul_bounds(al, ah, bl, bh):
     """Bounds of a @ b (batched over leading axes), elementwise products summed."""
     if all(np.isfinite(v).all() for v in (al, ah, bl, bh)):
-        am, ar = (al + ah) / 2, (ah - al) / 2
-        bm, br = (bl + bh) / 2, (bh - bl) / 2
-        m = am @ bm
-        r = np.abs(am) @ br + ar @ np.abs(bm) + ar @ br
-        mag = np.abs(am) @ np.abs(bm) + r
-        slack = 4 * 2.0 ** -53 * (mag + np.abs(m) + r)
-        return m - r - slack, m + r + slack, mag
+        with np.errstate(all="ignore"):
+            am, ar = al / 2 + ah / 2, ah / 2 - al / 2
+            bm, br = bl / 2 + bh / 2, bh / 2 - bl / 2
+            m = am @ bm
+            r = np.abs(am) @ br + ar @ np.abs(bm) + ar @ br
+            mag = np.abs(am) @ np.abs(bm) + r
+            slack = 4 * 2.0 ** -53 * (mag + np.abs(m) + r)
+            lo, hi = m - r - slack, m + r + slack
+        # an overflow of the float64 bound computation (inf - inf) is unbounded
+        return (np.where(np.isnan(lo), -INF, lo), np.where(np.isnan(hi), INF, hi),
+                np.where(np.isnan(mag), INF, mag))
     lo, hi, nan = _mul_bounds(al[..., :, :, None], ah[..., :, :, None],
                               bl[..., None, :, :], bh[..., None, :, :])
     with np.errstate(all="ignore"):
