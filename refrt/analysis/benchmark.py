@@ -24,7 +24,7 @@ from .. import bugzoo as B
 from .. import graph as _graph
 from .. import ops
 from ..tester.inputs import Range
-from .analyze import PARTITIONS, RELATIONS, Weight, analyze
+from .analyze import Weight, analyze
 
 # the benchmark's programs are user programs: their lines are the user's lines (as the
 # BugZoo's; ``refrt.graph._USER_FILES``)

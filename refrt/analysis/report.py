@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..tester.report import short_location
-from .rules import Zone
 
 
 @dataclass
