@@ -34,13 +34,18 @@ from .graph import trace  # noqa: E402
 from .registry import OPS  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["ops", "registry", "OPS", "trace", "vjp", "grad", "check", "Range", "oracle",
+__all__ = ["ops", "registry", "OPS", "trace", "vjp", "grad", "check", "Range", "analyze", "oracle",
            "metrics", "testing"]
 
 _LAZY = ("oracle", "metrics", "testing", "accuracy", "families")
 
 
 def __getattr__(name):
+    if name in ("analyze", "Weight"):
+        from . import analysis
+        value = getattr(analysis, name)
+        globals()[name] = value
+        return value
     if name in ("check", "Range"):
         from . import tester
         value = getattr(tester, name)

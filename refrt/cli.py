@@ -214,6 +214,8 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=1.0, help="seconds per program")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(fn=lambda a: __import__("refrt.tester.zoo").tester.zoo.main(a.budget, a.seed))
+    from .analysis.cli import register as register_analyze   # refrt analyze (issue 11)
+    register_analyze(sub)
     p = sub.add_parser("ops", help="list the registry")
     p.set_defaults(fn=list_ops)
     p = sub.add_parser("docs", help="regenerate docs/ops.md and docs/accuracy.md")
