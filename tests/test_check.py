@@ -328,3 +328,12 @@ def test_random_programs_never_crash_the_tester(case):
     assert str(r).startswith("refrt.check(program)")
     for f in r.findings:
         assert f.kind in refrt.tester.KINDS and f.location and f.input
+
+
+def test_point_boxes():
+    """A box of one value is sampled as that value; a box with no float in it is an error."""
+    assert refrt.check(lambda x: ops.exp(x), Range(0, 0, (3,)), budget=0.2).ok
+    f = refrt.check(lambda x: ops.log(x), Range(0, 0, (3,)), budget=0.2).findings[0]
+    assert f.kind == "domain" and f.op == "log"
+    with pytest.raises(RefrtError, match="no float32 value"):
+        Range(-0.001, -0.001, (3,))

@@ -81,7 +81,7 @@ class Sampler:
             top = np.log2(max(abs(flo), abs(fhi), 1e-300)) if np.isfinite(max(abs(flo), abs(fhi))) \
                 else np.log2(float(np.finfo(dt).max))
             bottom = np.log2(float(np.finfo(dt).tiny))
-            mags = 2.0 ** rng.uniform(bottom, top, n)
+            mags = 2.0 ** rng.uniform(bottom, max(top, bottom), n)
             sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
             logu = mags * sign
         sp = self.specials[id(r)]
