@@ -29,9 +29,9 @@ def test_version_matches_pyproject():
     assert re.search(r'^version = "(.*)"$', text, re.M).group(1) == refrt.__version__
 
 
-@pytest.mark.parametrize("argv", [["check", "--seeds", "0"], ["check", "--seeds", "-1"],
-                                  ["check", "--dtypes", ""], ["check", "--dtypes", "int8"],
-                                  ["check", "--ops", ","]])
+@pytest.mark.parametrize("argv", [["selfcheck", "--seeds", "0"], ["selfcheck", "--seeds", "-1"],
+                                  ["selfcheck", "--dtypes", ""], ["selfcheck", "--dtypes", "int8"],
+                                  ["selfcheck", "--ops", ","]])
 def test_empty_selection_is_an_error(argv, capsys):
     """Checking nothing is not a pass."""
     with pytest.raises(SystemExit) as e:
@@ -55,7 +55,7 @@ def test_every_family_has_a_legend_line():
 
 def test_check_table_has_a_legend_and_unbroken_names(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "60")
-    assert cli.main(["check", "--ops", "cross_entropy_probs,batch_norm_inference",
+    assert cli.main(["selfcheck", "--ops", "cross_entropy_probs,batch_norm_inference",
                      "--seeds", "1", "--no-zoo"]) == 0
     out = capsys.readouterr().out
     assert "worst family: the input family" in out
