@@ -50,7 +50,8 @@ def family_legend() -> list:
 
 
 def vjp_markdown(seeds=2) -> str:
-    from .autodiff import vjp_table
+    from .autodiff import UNDECIDED_LOG, vjp_table
+    del UNDECIDED_LOG[:]
     rows = vjp_table(list(OPS.values()), seeds=tuple(range(seeds)))
     lines = ["# Measured VJP accuracy", "",
              "Max ulp error of each float VJP kernel against the certified VJP "
@@ -77,7 +78,14 @@ def vjp_markdown(seeds=2) -> str:
                 "condition number" if spec.vjp_terms is not None else "ulps")
         lines.append(f"| `{name}` | {a[0]:.3g} | {a[1]:.3g} | {a[2]:g} | {b[0]:.3g} | "
                      f"{b[1]:.3g} | {b[2]:g} | {kind} |")
+    n = sum(c for *_, c in UNDECIDED_LOG)
+    where = sorted({f"{op} {dt} {key}" for op, dt, key, _ in UNDECIDED_LOG})
+    lines += ["", f"Undecided under the {CERTIFIED_MAX_PREC_TEXT} cap (compared with the 1024-bit "
+              f"mp VJP instead): {n} element(s)" + (f" in {', '.join(where)}." if where else ".")]
     return "\n".join(lines) + "\n"
+
+
+CERTIFIED_MAX_PREC_TEXT = "4096-bit"
 
 
 def write_docs(out="docs", seeds=2):
