@@ -19,7 +19,7 @@ Adversarial families (issue 9; found from outside the families above):
   cancel_max      +-max and +-max/2 terms that cancel to a small remainder
   margins         one logit per row above the rest by a margin from 1 to 100
   inf_logits      +-inf logits among finite ones, with soft (fractional) targets
-  near_root       within 1e-9 (and a few ulp) of the function's root (1 for log, 0 for log1p)
+  near_root       within 1e-9 (and a few ulp) of a root (1: log, 0: log1p, 0.5413: safe_log)
 ``DESCRIPTIONS`` holds these one-line descriptions (the docs' legend).
 """
 from __future__ import annotations
@@ -45,11 +45,12 @@ DESCRIPTIONS = {
     "margins": "one logit per row above the rest by a margin from 1 to 100 "
                "(1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100, cycling over rows)",
     "inf_logits": "+-inf logits among finite ones, with soft (fractional) targets",
-    "near_root": "within 1e-9 relative (and a few ulp) of the function's root: 1 for "
-                 "log/safe_log, 0 for log1p/expm1",
+    "near_root": "within 1e-9 relative (and a few ulp) of a root: 1 (log), 0 (log1p, "
+                 "expm1), log(e - 1) ~ 0.5413 (safe_log: softplus(x) = 1)",
 }
 FAMILIES = tuple(DESCRIPTIONS)
 ADVERSARIAL = ("large_mean", "subnormal", "cancel_max", "margins", "inf_logits", "near_root")
+SAFE_LOG_ROOT = 0.5413248546129181      # log(e - 1): softplus(x) = 1
 MARGINS = (1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 20.0, 30.0, 50.0, 70.0, 100.0)
 
 
@@ -125,11 +126,11 @@ def _values(family, shape, domain, dtype, rng):
     elif family in ("large_mean", "subnormal", "cancel_max"):
         v = _row_family(family, (n,), dtype, rng).ravel()
     elif family == "near_root":
-        # half around 1 (log's root), half around 0 (log1p's): a relative offset of
-        # ~1e-9 or a walk of a few ulp
-        root = np.where(rng.random(n) < 0.5, 1.0, 0.0)
+        # around 1 (log's root), 0 (log1p's, expm1's) and log(e - 1) (safe_log's:
+        # softplus(x) = 1): a relative offset of ~1e-9 or a walk of a few ulp
+        root = rng.choice(np.array([1.0, 0.0, SAFE_LOG_ROOT]), n)
         rel = rng.standard_normal(n) * 1e-9
-        v = np.where(root == 1.0, 1.0 + rel, rel * 1e-3)
+        v = np.where(root == 0.0, rel * 1e-3, root * (1.0 + rel))
         walk = rng.random(n) < 0.3
         steps = rng.integers(-6, 7, n)
         for i in np.flatnonzero(walk):

@@ -223,3 +223,18 @@ def test_hunt_layer_norm_subnormal_row_with_huge_gamma():
     got = ops.layer_norm(x, gamma, beta)
     want = oracle.layer_norm(x, gamma, beta, dtype=f)
     assert ulp_distance(got, want, f).max() <= OPS["layer_norm"].tol["float32"]
+
+
+# ---- reproducer 5: safe_log float64 near its root ------------------------------------------
+
+@pytest.mark.parametrize("eps", [1e-6, 0.0, 1e-4, 1e-3])
+def test_safe_log_float64_near_its_root(eps):
+    """Within 1e-9 of the root of softplus(x) + eps = 1 (and across the 2^-8 window of the
+    double-double path): was ~650 ulp with long double."""
+    root = 0.5413248546129181
+    x = np.concatenate([root + np.linspace(-1e-9, 1e-9, 201),
+                        root + np.linspace(-0.0045, 0.0045, 301),
+                        [np.nextafter(root, 1.0), np.nextafter(root, 0.0)]])
+    got = ops.safe_log(x, eps=eps)
+    want = oracle.safe_log(x, eps=eps)
+    assert ulp_distance(got, want, np.float64).max() <= OPS["safe_log"].tol["float64"]

@@ -85,11 +85,9 @@ def test_kink_conventions():
     assert gd[0].tolist() == [2.0, 0.0, 2.0] and gd[1] is None
 
 
-SAFE_LOG_ROOT = pytest.param(
-    "safe_log", 0.5413248546129181, id="safe_log-root",
-    marks=pytest.mark.xfail(strict=False, reason="float64 safe_log evaluates in long double "
-                            "(11 extra bits): ~650 ulp within 1e-9 of the root of "
-                            "softplus(x) = 1; float32 (double) passes"))
+# float64 safe_log near its root: was ~650 ulp within 1e-9 (long double, an xfail); now the
+# double-double path of _safe_log_root (issue 9, reproducer 5)
+SAFE_LOG_ROOT = pytest.param("safe_log", 0.5413248546129181, id="safe_log-root")
 
 
 @pytest.mark.parametrize("name,cutoff", [("gelu", 1024.0), ("gelu", -1024.0),

@@ -21,7 +21,8 @@ f) A VJP helper returns the whole product ``g * f'(x)`` (not ``f'(x)``), so each
    the form with the fewest roundings and no spurious overflow (e.g. inv: -(g*y)*y, not
    -g/(x*x), whose x*x underflows to 0 for |x| < 1e-19 in float32).
 g) One deliberate widening: safe_log (see `_safe_log`) evaluates in double for float32
-   and in long double for float64, because log(softplus(x) + eps) cancels near its root.
+   and in long double for float64, because log(softplus(x) + eps) cancels near its root;
+   within 2^-8 of log(e - 1) float64 uses a double-double form instead (`_safe_log_root`).
 h) Speed: the arithmetic-only ops (`_unary_arith`) and the binary ops inline into their
    loops and auto-vectorise (sign-bit tricks instead of float compares where gcc would
    not if-convert, see `_relu`); exp, log, log1p, expm1, tanh, sinh, cosh run through
@@ -33,7 +34,7 @@ h) Speed: the arithmetic-only ops (`_unary_arith`) and the binary ops inline int
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport (isinf, hypot, hypotf, ldexp, ldexpf, signbit, INFINITY, exp as exp_d,
+from libc.math cimport (isinf, fabs as fabs_d, fma, hypot, hypotf, ldexp, ldexpf, signbit, INFINITY, exp as exp_d,
                         log1p as log1p_d, log as log_d, expl, log1pl, logl)
 from ._scalar cimport (f_exp, f_log, f_expm1, f_sqrt, f_abs, f_fma, f_pow, softplus,
                        sigmoid, two_sum, exp_diff)
@@ -359,9 +360,71 @@ cdef inline floating _safe_log(floating x, floating eps) noexcept nogil:
         sd = xd + log1p_d(exp_d(-xd)) if xd > 0 else log1p_d(exp_d(xd))
         return <float>log_d(sd + <double>eps)
     else:
+        if fabs_d(x - SL_X0_HI) < 0.00390625:
+            return _safe_log_root(x, eps)
         xl = x
         sl = xl + log1pl(expl(-xl)) if xl > 0 else log1pl(expl(xl))
         return <double>logl(sl + <long double>eps)
+
+
+# float64 safe_log within 2^-8 of x0 = log(e - 1) ~ 0.5413 (the root of softplus(x) = 1;
+# the root of safe_log, softplus(x) = 1 - eps, lies inside this window for
+# eps < ~2.4e-3, TorchLean's 1e-6 included): long double's 11 extra bits leave ~650 ulp
+# within 1e-9 of the root there (issue 9, reproducer 5).  Larger eps move the root out
+# of the window, where the long double path (and its error near that root) remains.  With t = x - x0,
+#   e^x - (e - 1) = (e - 1) expm1(t),  so  softplus(x) - 1 = log((1 + e^x) / e)
+#                 = log1p(w),  w = (1 - 1/e) expm1(t),
+#   safe_log(x) = log(softplus(x) + eps) = log1p(d),  d = log1p(w) + eps,
+# and d, which cancels between log1p(w) ~ -eps and eps near the root, is formed in
+# double-double: t = (x - X0_HI) - X0_LO (the first subtraction exact by Sterbenz),
+# expm1(t) = t + t^2/2 + t^3 p(t) with t and t^2 as exact pairs (TwoSum, TwoProduct) and
+# the higher terms in double (|t| < 2^-8: their rounding is below 2^-70 |t|); w = K E
+# with K = 1 - 1/e as a double-double; log1p(w) = w - w^2/2 + w^3 q(w), q to w^9
+# (|w| < 2^-8.6: the truncation is below 2^-86), the w and w^2 terms as pairs.  The
+# remaining error is ~2^-100 in absolute terms, so d keeps full relative accuracy down
+# to |d| ~ 2^-45 u, i.e. for every float64 x but the ones nearest the root.
+cdef double SL_X0_HI = 0.5413248546129181
+cdef double SL_X0_LO = -1.8138570925507326e-17
+cdef double SL_K_HI = 0.6321205588285577
+cdef double SL_K_LO = 1.2428753672788363e-17
+
+
+cdef inline double _safe_log_root(double x, double eps) noexcept nogil:
+    cdef double th, tl, e2h, e2l, Eh, El, hi3, wh, wl, w2h, w2l, Lh, Ll, dh, dl, r, c
+    th = two_sum(x - SL_X0_HI, -SL_X0_LO, &tl)
+    # expm1(t) = t + t^2/2 + t^3 (1/6 + t/24 + t^2/120 + t^3/720 + t^4/5040)
+    e2h = th * th
+    e2l = fma(th, th, -e2h) + 2 * th * tl
+    hi3 = 1.0 / 720 + th / 5040
+    hi3 = 1.0 / 120 + th * hi3
+    hi3 = 1.0 / 24 + th * hi3
+    hi3 = e2h * th * (1.0 / 6 + th * hi3)
+    Eh = two_sum(th, 0.5 * e2h, &El)
+    El = El + tl + 0.5 * e2l + hi3
+    Eh = two_sum(Eh, El, &El)
+    # w = K E (double-double product)
+    wh = SL_K_HI * Eh
+    wl = fma(SL_K_HI, Eh, -wh) + (SL_K_HI * El + SL_K_LO * Eh)
+    wh = two_sum(wh, wl, &wl)
+    # log1p(w) = w - w^2/2 + w^3 (1/3 - w/4 + w^2/5 - ... - w^6/8 + w^7/9... )
+    w2h = wh * wh
+    w2l = fma(wh, wh, -w2h) + 2 * wh * wl
+    r = -1.0 / 10
+    r = 1.0 / 9 + wh * r
+    r = -1.0 / 8 + wh * r
+    r = 1.0 / 7 + wh * r
+    r = -1.0 / 6 + wh * r
+    r = 1.0 / 5 + wh * r
+    r = -1.0 / 4 + wh * r
+    r = 1.0 / 3 + wh * r
+    r = w2h * wh * r
+    Lh = two_sum(wh, -0.5 * w2h, &Ll)
+    Ll = Ll + wl - 0.5 * w2l + r
+    # d = log1p(w) + eps, then log1p(d) = log1p(dh) + dl / (1 + dh)
+    dh = two_sum(Lh, eps, &c)
+    dl = c + Ll
+    dh = two_sum(dh, dl, &dl)
+    return log1p_d(dh) + dl / (1 + dh)
 
 
 # Branch-free selections on the sign bit.  A float compare may raise FE_INVALID on NaN,

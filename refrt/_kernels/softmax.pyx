@@ -424,6 +424,13 @@ cdef void _lsm_vjp_row(const floating *x, const floating *g, floating *gx, Py_ss
         if x[j] == m:
             a = j
             break
+    # G'_a = sum_{j != a} g_j summed directly (de as scratch): G - g_a would carry G's
+    # rounding, u |G|, into a component that can be far smaller than G (g_a dominating)
+    for j in range(n):
+        de[j] = g[j]
+    de[a] = 0
+    Gp = _lane_sum(de, n)
+    G = Gp + g[a]
     for j in range(n):
         dh[j] = two_sum(x[j], -m, &e)
         de[j] = e if isfinite(e) else 0
@@ -442,9 +449,6 @@ cdef void _lsm_vjp_row(const floating *x, const floating *g, floating *gx, Py_ss
         e = f_fma(gx[j], de[j], gx[j])          # p_j
         gx[j] = f_fma(-e, G, g[j])
     Sd = 1 + R
-    # G'_a = G - g_a: from the exact pair (G is a rounded compensated sum; G - g_a is
-    # one more rounding of a value computed to ~u^2)
-    Gp = G - g[a]
     gx[a] = f_fma(G, R / Sd, -Gp)
 
 
