@@ -1,7 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 # cython: initializedcheck=False
 """Math and activation kernels (forward and VJP), float32 and float64: sin, cos, erf,
-the erf form of GELU, leaky_relu, log_sigmoid, and the compensated product reduction.
+the erf form of GELU, leaky_relu, log_sigmoid, the compensated product reduction, and
+cosine similarity (with its loss 1 - cos).
 
 Design:
 a) One fused type (``cython.floating``).  A float32 kernel calls the float32 libm
@@ -20,11 +21,13 @@ e) prod carries the exponent apart from a double-word mantissa (``_pmul``): no p
    precision, then rounded once (twice when it lands in the subnormal range).  Its VJP
    uses prefix products (scratch arrays from the binding) and a running suffix product,
    so every ``prod(x[j] for j != i)`` is formed in O(n) without dividing by ``x[i]``.
+f) Cosine similarity: rows scaled by a power of two, Dot2 sums, double-word norms and
+   quotient (see "cosine similarity" below).
 """
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport (sin, sinf, cos, cosf, erf, erff, erfc, erfcf, isnan, isinf, signbit,
-                        INFINITY, NAN, copysign, copysignf)
+                        INFINITY, NAN, copysign, copysignf, sqrt, sqrtf)
 from ._scalar cimport f_exp, f_abs, f_fma, f_frexp, f_ldexp, softplus, sigmoid, two_sum
 
 
@@ -500,3 +503,201 @@ def prod_vjp(const floating[:, ::1] x,       # IN  (rows, n)
         for r in prange(rows, num_threads=threads, schedule="static"):
             _row_prod_vjp(&x[r, 0], n, g[r], &gx[r, 0], &pre_h[r, 0], &pre_l[r, 0],
                           &pre_e[r, 0])
+
+
+# ---- cosine similarity ----------------------------------------------------------------
+# cos(x, y) = <x, y> / (max(|x|, eps) max(|y|, eps)) per row (TorchLean
+# cosineSimilaritySpec's max'(a, eps) = a > eps ? a : eps, and PyTorch 2.x's per-norm
+# clamp_min).  Each row is scaled by 2^-e (e = frexp exponent of its max |x|): exact, and
+# it keeps the sums of squares from overflowing (|x| > 1.8e19 in float32) or
+# underflowing; the scale is put back exactly through the exponents.  The dot product and
+# the sums of squares are Dot2 (TwoProd + TwoSum, a double word), the norms double-word
+# square roots (r + (s - r^2 + s_lo) / 2r), and the quotient a double word too, so
+# C = ch + cl is accurate to ~eps^2 relative and 1 - C (the loss) is formed by TwoSum
+# without the cancellation of 1 - fl(C) when the vectors are nearly parallel.
+# A norm at or below eps is replaced by eps = m 2^k (frexp): the comparison
+# |x_s| 2^e > eps is made exactly on (mantissa, exponent) pairs.
+
+cdef inline int _row_exp(const floating *x, Py_ssize_t n) noexcept nogil:
+    cdef floating m = 0
+    cdef Py_ssize_t j
+    cdef int e = 0
+    for j in range(n):
+        if f_abs(x[j]) > m:
+            m = f_abs(x[j])
+    if m == 0 or isinf(m) or isnan(m):
+        return 0
+    f_frexp(m, &e)
+    return e
+
+
+cdef inline floating _dot2(const floating *x, int ex, const floating *y, int ey,
+                           Py_ssize_t n, floating *lo) noexcept nogil:
+    cdef floating s = 0, c = 0, a, b, p, e
+    cdef Py_ssize_t j
+    for j in range(n):
+        a = f_ldexp(x[j], -ex)
+        b = f_ldexp(y[j], -ey)
+        p = a * b
+        c = c + f_fma(a, b, -p)
+        s = two_sum(s, p, &e)
+        c = c + e
+    lo[0] = c
+    return s
+
+
+# sqrt(h + l) as a double word: r = sqrt(h), (h + l - r^2) / (2 r) with r^2 by TwoProd.
+cdef inline floating _sqrt_dw(floating h, floating l, floating *lo) noexcept nogil:
+    cdef floating r
+    if floating is float:
+        r = sqrtf(h)
+    else:
+        r = sqrt(h)
+    if r == 0:
+        lo[0] = 0
+        return r
+    lo[0] = ((h - r * r) - f_fma(r, r, -(r * r)) + l) / (2 * r)
+    return r
+
+
+# The clamped norm max(|x|, eps) as (v_hi, v_lo, exponent c): value (v_hi + v_lo) 2^c.
+# Returns whether the norm was clamped.
+cdef inline bint _clamped_norm(floating nh, floating nl, int e, floating eps,
+                               floating *vh, floating *vl, int *c) noexcept nogil:
+    cdef int k1, k2
+    cdef floating m1, m2
+    m1 = f_frexp(nh, &k1)
+    m2 = f_frexp(eps, &k2)
+    # |x| = nh 2^e (nl only matters at an exact tie of nh with eps, where > fails anyway)
+    if nh != 0 and (e + k1 > k2 or (e + k1 == k2 and (m1 > m2 or (m1 == m2 and nl > 0)))):
+        vh[0] = nh
+        vl[0] = nl
+        c[0] = e
+        return 0
+    vh[0] = m2
+    vl[0] = 0
+    c[0] = k2
+    return 1
+
+
+cdef inline void _cos_parts(const floating *x, const floating *y, Py_ssize_t n, floating eps,
+                            floating *ch, floating *cl, int *sc, floating *vx, floating *vy,
+                            int *cx, int *cy, int *ex, int *ey, bint *clx,
+                            bint *cly) noexcept nogil:
+    """C = (ch + cl) 2^sc, and the clamped norms (vx, cx), (vy, cy)."""
+    cdef floating dh, dl, sh, sl, nh, nl, vxl, vyl, ph, pl, q, r
+    ex[0] = _row_exp(x, n)
+    ey[0] = _row_exp(y, n)
+    dh = _dot2(x, ex[0], y, ey[0], n, &dl)
+    sh = _dot2(x, ex[0], x, ex[0], n, &sl)
+    nh = _sqrt_dw(sh, sl, &nl)
+    clx[0] = _clamped_norm(nh, nl, ex[0], eps, vx, &vxl, cx)
+    sh = _dot2(y, ey[0], y, ey[0], n, &sl)
+    nh = _sqrt_dw(sh, sl, &nl)
+    cly[0] = _clamped_norm(nh, nl, ey[0], eps, vy, &vyl, cy)
+    ph = vx[0] * vy[0]
+    pl = f_fma(vx[0], vy[0], -ph) + (vx[0] * vyl + vxl * vy[0])
+    q = dh / ph
+    r = (f_fma(-q, ph, dh) + dl - q * pl) / ph
+    ch[0] = q
+    cl[0] = r
+    sc[0] = ex[0] + ey[0] - cx[0] - cy[0]
+
+
+def cosine_fwd(const floating[:, ::1] x,      # IN  (rows, n)
+               const floating[:, ::1] y,      # IN  (rows, n)
+               floating[::1] out,             # OUT (rows,): C, or 1 - C when one_minus
+               double eps, bint one_minus=False, int threads=1):
+    cdef Py_ssize_t r, rows = x.shape[0], n = x.shape[1]
+    cdef floating ch, cl, vx, vy, e, s, ep = <floating>eps
+    cdef int sc, cx, cy, ex, ey
+    cdef bint clx, cly
+    with nogil:
+        for r in prange(rows, num_threads=threads, schedule="static"):
+            _cos_parts(&x[r, 0], &y[r, 0], n, ep, &ch, &cl, &sc, &vx, &vy, &cx, &cy,
+                       &ex, &ey, &clx, &cly)
+            ch = f_ldexp(ch, sc)
+            cl = f_ldexp(cl, sc)
+            if one_minus:
+                # 1 - (ch + cl) by TwoSum: no cancellation of a rounded C
+                s = two_sum(1, -ch, &e)
+                out[r] = s + (e - cl) if not isnan(ch) else ch
+            else:
+                out[r] = ch + cl
+
+
+# Kahan's fma form of a b - c d: w = c d, e = fma(-c, d, w) (the rounding of w, exact),
+# fma(a, b, -w) + e: accurate to ~2 ulp unless the difference itself cancels.
+cdef inline floating _det(floating a, floating b, floating c, floating d) noexcept nogil:
+    cdef floating w = c * d
+    cdef floating e = f_fma(-c, d, w)
+    return f_fma(a, b, -w) + e
+
+
+# sum_k x_k (x_k y_j - x_j y_k) in scaled units, compensated (TwoSum).
+cdef inline floating _proj_sum(const floating *x, int ex, const floating *y, int ey,
+                               Py_ssize_t n, Py_ssize_t j) noexcept nogil:
+    cdef floating s = 0, c = 0, e, xk, xj = f_ldexp(x[j], -ex), yj = f_ldexp(y[j], -ey)
+    cdef Py_ssize_t k
+    for k in range(n):
+        if k == j:
+            continue
+        xk = f_ldexp(x[k], -ex)
+        s = two_sum(s, xk * _det(xk, yj, xj, f_ldexp(y[k], -ey)), &e)
+        c = c + e
+    return s + c
+
+
+# d C / dx_j = y_j / (Nx Ny) - [x unclamped] C x_j / |x|^2 (a clamped norm is the
+# constant eps: derivative 0).  In scaled units (x = x_s 2^ex, Nx = vx 2^cx):
+#   y_j / (Nx Ny) = y_s,j / (vx vy) 2^(ey - cx - cy),   C x_j / |x|^2 = C x_s,j / vx^2 2^-ex.
+# The two cancel when x and y are nearly parallel (at x = y the gradient is 0 but each
+# term is ~1 / |x|), so a component whose terms cancel by more than 2 bits is recomputed
+# from the exact identity (|x| unclamped, so sum_k x_k^2 = |x|^2)
+#   y_j / (Nx Ny) - C x_j / |x|^2 = sum_k x_k (x_k y_j - x_j y_k) / (|x|^3 Ny)
+#                                 = S_j / (vx^3 vy) 2^(ey - ex - cy)  (S_j the scaled sum),
+# whose 2x2 determinants are formed by Kahan's fma trick (no cancellation left but the
+# real one).  That costs O(n) per recomputed component: O(n^2) per row at worst (x = y).
+# (TorchLean's catalog rule divides by |p|^2 |t| instead of |p|^3 |t|, see §6.1.)
+cdef inline floating _cos_grad(const floating *x, int ex, const floating *y, int ey,
+                               Py_ssize_t n, Py_ssize_t j, floating a, int sa, floating b,
+                               floating vx, floating vy, int cy, floating g,
+                               bint clamped) noexcept nogil:
+    cdef floating t1 = f_ldexp(a * f_ldexp(y[j], -ey), sa)
+    cdef floating t2, r
+    if clamped:
+        return t1
+    t2 = f_ldexp(b * f_ldexp(x[j], -ex), -ex)
+    r = t1 - t2
+    if f_abs(t1) + f_abs(t2) > 4 * f_abs(r) and isfinite_(r):
+        return f_ldexp(g * (_proj_sum(x, ex, y, ey, n, j) / (vx * vx * vx * vy)), ey - ex - cy)
+    return r
+
+
+cdef inline bint isfinite_(floating v) noexcept nogil:
+    return not (isinf(v) or isnan(v))
+
+
+def cosine_vjp(const floating[:, ::1] x,      # IN  (rows, n)
+               const floating[:, ::1] y,      # IN  (rows, n)
+               const floating[::1] g,         # IN  (rows,) upstream (negated for 1 - C)
+               floating[:, ::1] gx,           # OUT
+               floating[:, ::1] gy,           # OUT
+               double eps, int threads=1):
+    cdef Py_ssize_t r, j, rows = x.shape[0], n = x.shape[1]
+    cdef floating ch, cl, vx, vy, c, ep = <floating>eps, a, bx, by
+    cdef int sc, cx, cy, ex, ey
+    cdef bint clx, cly
+    with nogil:
+        for r in prange(rows, num_threads=threads, schedule="static"):
+            _cos_parts(&x[r, 0], &y[r, 0], n, ep, &ch, &cl, &sc, &vx, &vy, &cx, &cy,
+                       &ex, &ey, &clx, &cly)
+            c = f_ldexp(ch + cl, sc)
+            a = g[r] / (vx * vy)
+            bx = 0 if clx else g[r] * c / (vx * vx)
+            by = 0 if cly else g[r] * c / (vy * vy)
+            for j in range(n):
+                gx[r, j] = _cos_grad(&x[r, 0], ex, &y[r, 0], ey, n, j, a, ey - cx - cy,
+                                     bx, vx, vy, cy, g[r], clx)
+                gy[r, j] = _cos_grad(&y[r, 0], ey, &x[r, 0], ex, n, j, a, ex - cx - cy,
+                                     by, vy, vx, cx, g[r], cly)

@@ -71,3 +71,48 @@ def prod_vjp(arrays, params, out, g, threads):
     if axis is None or x.ndim == 0:
         return (gx.reshape(x.shape),)
     return (_from_rows(gx, moved, axis, x.ndim),)
+
+
+def _cos_rows(arrays, params):
+    x, y = arrays
+    axis = params.get("axis")
+    rx, moved = _as_rows(x, axis)
+    ry, _ = _as_rows(y, axis)
+    return rx, ry, moved, axis
+
+
+@float_impl("cosine_similarity")
+def cosine_similarity(arrays, params, threads):
+    rx, ry, moved, axis = _cos_rows(arrays, params)
+    out = np.empty(rx.shape[0], dtype=rx.dtype)
+    K.cosine_fwd(rx, ry, out, params["eps"], False, threads=threads)
+    return out.reshape(moved[:-1])
+
+
+@float_impl("cosine_similarity_loss")
+def cosine_similarity_loss(arrays, params, threads):
+    rx, ry, _, _ = _cos_rows(arrays, dict(params, axis=None))
+    out = np.empty(1, dtype=rx.dtype)
+    K.cosine_fwd(rx, ry, out, params["eps"], True, threads=threads)
+    return out.reshape(())
+
+
+def _cos_vjp(arrays, params, g, sign, threads):
+    x = arrays[0]
+    rx, ry, moved, axis = _cos_rows(arrays, params)
+    gr = _flat(np.asarray(g) * sign, x.dtype) if rx.shape[0] else np.zeros(0, x.dtype)
+    gx, gy = np.empty_like(rx), np.empty_like(ry)
+    K.cosine_vjp(rx, ry, gr, gx, gy, params["eps"], threads=threads)
+    if axis is None:
+        return gx.reshape(x.shape), gy.reshape(x.shape)
+    return _from_rows(gx, moved, axis, x.ndim), _from_rows(gy, moved, axis, x.ndim)
+
+
+@float_vjp("cosine_similarity")
+def cosine_similarity_vjp(arrays, params, out, g, threads):
+    return _cos_vjp(arrays, params, g, 1, threads)
+
+
+@float_vjp("cosine_similarity_loss")
+def cosine_similarity_loss_vjp(arrays, params, out, g, threads):
+    return _cos_vjp(arrays, dict(params, axis=None), g, -1, threads)

@@ -125,3 +125,85 @@ def prod_vjp(ctx, arrays, params, out, g):
                              for i in range(len(row))] or [], dtype=object) \
             if row else res[idx]
     return (np.moveaxis(res, -1, axis),)
+
+
+# ---- cosine similarity -----------------------------------------------------------------
+
+def _clamped(ctx, ss, eps):
+    """(max(sqrt(ss), eps), clamped?): |x| > eps compared as ss > eps**2 (exact on the
+    squares, no square root in the test)."""
+    e = ctx.mpf(eps)
+    if ss > e * e:
+        return ctx.sqrt(ss), False
+    return e, True
+
+
+def _cos_row(ctx, x, y, eps):
+    dot = ctx.fsum(a * b for a, b in zip(x, y))
+    sx, sy = ctx.fsum(a * a for a in x), ctx.fsum(b * b for b in y)
+    nx, cx = _clamped(ctx, sx, eps)
+    ny, cy = _clamped(ctx, sy, eps)
+    return dot, sx, sy, nx, ny, cx, cy
+
+
+def _cos_value(ctx, x, y, eps):
+    if any(is_nan(ctx, v) or is_inf(ctx, v) for v in list(x) + list(y)):
+        return ctx.nan
+    dot, _, _, nx, ny, _, _ = _cos_row(ctx, x, y, eps)
+    if nx == 0 or ny == 0:                     # eps = 0 and a zero vector: 0 / 0
+        return ctx.nan
+    return dot / (nx * ny)
+
+
+def _cos_grads(ctx, x, y, eps, g):
+    dot, sx, sy, nx, ny, cx, cy = _cos_row(ctx, x, y, eps)
+    c = dot / (nx * ny)
+    gx = [g * (b / (nx * ny) - (ctx.zero if cx else c * a / sx)) for a, b in zip(x, y)]
+    gy = [g * (a / (nx * ny) - (ctx.zero if cy else c * b / sy)) for a, b in zip(x, y)]
+    return gx, gy
+
+
+def _rows2(x, y, axis):
+    import numpy as np
+    xm, ym = np.moveaxis(x, axis, -1), np.moveaxis(y, axis, -1)
+    return xm, ym
+
+
+@mp_impl("cosine_similarity")
+def cosine_similarity(ctx, arrays, params):
+    import numpy as np
+    xm, ym = _rows2(*arrays, params["axis"])
+    out = np.empty(xm.shape[:-1], dtype=object)
+    for idx in np.ndindex(out.shape):
+        out[idx] = _cos_value(ctx, list(xm[idx]), list(ym[idx]), params["eps"])
+    return out
+
+
+@mp_vjp("cosine_similarity")
+def cosine_similarity_vjp(ctx, arrays, params, out, g):
+    import numpy as np
+    axis = params["axis"]
+    xm, ym = _rows2(*arrays, axis)
+    gx, gy = np.empty(xm.shape, dtype=object), np.empty(xm.shape, dtype=object)
+    for idx in np.ndindex(xm.shape[:-1]):
+        a, b = _cos_grads(ctx, list(xm[idx]), list(ym[idx]), params["eps"], g[idx])
+        gx[idx] = np.array(a, dtype=object)
+        gy[idx] = np.array(b, dtype=object)
+    return np.moveaxis(gx, -1, axis), np.moveaxis(gy, -1, axis)
+
+
+@mp_impl("cosine_similarity_loss")
+def cosine_similarity_loss(ctx, arrays, params):
+    from .mpctx import scalar
+    x, y = arrays
+    return scalar(1 - _cos_value(ctx, list(x.ravel()), list(y.ravel()), params["eps"]))
+
+
+@mp_vjp("cosine_similarity_loss")
+def cosine_similarity_loss_vjp(ctx, arrays, params, out, g):
+    import numpy as np
+    x, y = arrays
+    gv = g.ravel()[0] if g.ndim else g[()]
+    a, b = _cos_grads(ctx, list(x.ravel()), list(y.ravel()), params["eps"], -gv)
+    return (np.array(a, dtype=object).reshape(x.shape),
+            np.array(b, dtype=object).reshape(y.shape))

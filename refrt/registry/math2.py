@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from ..errors import bad_value
 from . import _shapes
 from ._spec import Arg, Case, OpSpec, Param, Precondition, Tol
 from .elementwise import AT_ZERO, COMPOSITE, EXACT, LIBM, unary
@@ -81,4 +84,71 @@ SPECS = [
                                        "of the others (no division by x)", _zero_in_row),),
            shape=_shapes.reduction, families=("normal", "wide", "extremal"),
            torchlean="(no TorchLean spec; torch.prod)"),
+]
+
+
+def _cosine_shape(spec, arrays, params):
+    x, y = arrays
+    if x.ndim < 1:
+        raise bad_value(spec.name, spec.arg_names[0], "an array of at least 1 dimension",
+                        "a 0-d array")
+    if y.shape != x.shape:
+        raise bad_value(spec.name, spec.arg_names[1], f"shape {x.shape} (the shape of "
+                        f"'{spec.arg_names[0]}'; refrt does not broadcast implicitly)", y.shape)
+    if "axis" not in params:
+        return ()
+    params["axis"] = _shapes.normalize_axis(spec, "axis", params["axis"], x.ndim)
+    return x.shape[:params["axis"]] + x.shape[params["axis"] + 1:]
+
+
+def _small_norm(arrays, params):
+    eps = params["eps"]
+    axis = params.get("axis")
+    return any(bool(np.any(np.sqrt(np.sum(np.square(a.astype(np.float64)), axis=axis)) <= eps))
+               for a in arrays)
+
+
+CLAMP = Precondition("|x| > eps and |y| > eps", "at a clamped norm the derivative treats "
+                     "it as the constant eps (PyTorch 2.13 differentiates the unclamped "
+                     "norm there)", _small_norm)
+COSINE_RULE = ("x: g * (y / (Nx Ny) - [|x| > eps] * cos * x / |x|**2), Nx = max(|x|, eps); "
+               "y: symmetric (TorchLean's catalog rule divides by |p|**2 |t| instead of "
+               "|p|**3 |t|: catalog §6.1(4), fixed upstream)")
+
+SPECS += [
+    OpSpec(name="cosine_similarity", signature="cosine_similarity(x, y, axis=-1, eps=1e-08) -> c",
+           kind="reduction", args=(Arg("x"), Arg("y")),
+           doc="<x, y> / (max(|x|, eps) max(|y|, eps)) along axis (PyTorch 2.x "
+               "torch.nn.functional.cosine_similarity, which clamps each norm; TorchLean "
+               "max'(a, eps) = a > eps ? a : eps).  Computed with Dot2 sums and "
+               "double-word norms on power-of-two-scaled rows: no overflow of |x|**2",
+           tol=Tol(float32=2, float64=2),
+           params=(Param("axis", -1, "axis", "the axis the vectors lie along"),
+                   Param("eps", 1e-8, "eps", "PyTorch's default")),
+           special_cases=(Case((((3.0, 4.0),), ((4.0, 3.0),)), 0.96),
+                          Case((((0.0, 0.0),), ((1.0, 0.0),)), 0.0),
+                          Case((((3e-9, 4e-9),), ((1.0, 0.0),)), 0.3, dtypes=("float64",),
+                               note="|x| = 5e-9 is clamped to eps = 1e-8"),
+                          Case((((1e300, 1e300),), ((1.0, 1.0),)), 1.0, dtypes=("float64",),
+                               note="|x|**2 overflows in the naive form"),
+                          Case((((1.0, NAN),), ((1.0, 1.0),)), NAN)),
+           vjp=COSINE_RULE, preconditions=(CLAMP,), shape=_cosine_shape,
+           families=("normal", "wide"), example_shapes=((6, 9), (6, 9)),
+           torchlean="cosineSimilaritySpec (the similarity part)"),
+    OpSpec(name="cosine_similarity_loss",
+           signature="cosine_similarity_loss(pred, target, eps=1e-06) -> loss", kind="loss",
+           args=(Arg("pred"), Arg("target")),
+           doc="1 - <p, t> / (max(|p|, eps) max(|t|, eps)) over all elements (TorchLean "
+               "cosineSimilaritySpec, eps = Numbers.epsilon); 1 - cos is formed from the "
+               "double-word cosine, so it keeps its digits when p and t are nearly parallel",
+           tol=Tol(float32=4, float64=4), params=(Param("eps", 1e-6, "eps", "TorchLean Numbers.epsilon"),),
+           special_cases=(Case(((3.0, 4.0), (4.0, 3.0)), 0.04),
+                          Case(((0.0, 0.0), (1.0, 0.0)), 1.0),
+                          Case(((1.0, 2.0 ** -30), (1.0, 0.0)), 2.0 ** -61 - 3 * 2.0 ** -123,
+                               dtypes=("float64",), note="1 - cos(2**-30) ~ 2**-61: the "
+                               "naive 1 - fl(cos) gives 0")),
+           vjp="pred, target: -(the cosine_similarity rule) " + COSINE_RULE[COSINE_RULE.index("("):],
+           preconditions=(CLAMP,), shape=_cosine_shape,
+           families=("normal", "wide", "zero_targets"),
+           torchlean="cosineSimilaritySpec"),
 ]
