@@ -152,3 +152,47 @@ def test_huber_is_delta_times_smooth_l1():
         a = ops.huber_loss(p, t, delta=delta)
         b = delta * ops.smooth_l1_loss(p, t, beta=delta)
         assert abs(a - b) <= 4 * np.finfo(np.float64).eps * abs(a)
+
+
+def test_cross_entropy_all_ignored_is_zero_where_pytorch_gives_nan():
+    """IgnoredLabelLoss: PyTorch's mean over zero active labels is 0 / 0 = NaN
+    (pytorch#75181); refrt returns 0 (TorchLean meanDenom, labelContribution) and a zero
+    gradient, in every backend."""
+    x = np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]])
+    ids = np.array([-100, -100])
+    for backend in ("f32", "f64", "mp"):
+        assert float(np.asarray(ops.evaluate("cross_entropy", x, ids, backend=backend, cast=True),
+                                dtype=float)) == 0.0
+        g = vjp_op("cross_entropy", [x.astype(np.float32) if backend == "f32" else x, ids], {},
+                   None, np.ones(()), backend, prec=80)[0]
+        assert all(float(v) == 0.0 for v in np.ravel(g))
+    torch = pytest.importorskip("torch")
+    assert math.isnan(torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(ids)).item())
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.7])
+def test_cross_entropy_matches_torch(smoothing):
+    """Class ids with ignored rows, and probabilities, with label smoothing: forward and
+    logits gradient equal torch float64 to a few ulp; float64 kernel vs the oracle."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(7, 5)) * 3
+    ids = rng.integers(0, 5, 7)
+    ids[[1, 4]] = 3 - 103                      # ignore_index = -100
+    probs = rng.random((7, 5))
+    probs /= probs.sum(axis=1, keepdims=True)
+    for target in (ids, probs):
+        got = ops.cross_entropy(x, target, label_smoothing=smoothing)
+        want = oracle.cross_entropy(x, target, label_smoothing=smoothing)
+        assert ulp_distance(np.array([got]), np.array([want]), np.float64)[0] <= 2
+        tx = torch.tensor(x, requires_grad=True)
+        ref = torch.nn.functional.cross_entropy(tx, torch.tensor(target),
+                                                label_smoothing=smoothing)
+        ref.backward()
+        assert abs(got - ref.item()) <= 8 * np.finfo(np.float64).eps * abs(ref.item())
+        g = vjp_op("cross_entropy", [x, target], {"label_smoothing": smoothing}, None,
+                   np.ones(()), "f64")[0]
+        np.testing.assert_allclose(g, tx.grad.numpy(), rtol=1e-12, atol=1e-15)
+        gmp = vjp_op("cross_entropy", [x, target], {"label_smoothing": smoothing}, None,
+                     np.ones(()), "mp", prec=120)[0]
+        np.testing.assert_allclose(g, np.asarray(gmp, dtype=float), rtol=1e-13, atol=1e-16)

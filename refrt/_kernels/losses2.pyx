@@ -23,8 +23,8 @@ e) Parameters (delta, beta) arrive as doubles already rounded to the input dtype
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport isfinite
-from ._scalar cimport f_exp, f_log1p, f_sinh, f_tanh, f_abs, f_fma, two_sum
+from libc.math cimport isfinite, NAN
+from ._scalar cimport f_exp, f_log1p, f_sinh, f_tanh, f_abs, f_fma, two_sum, exp_diff
 
 
 cdef enum:
@@ -253,3 +253,138 @@ def loss_vjp(int code,
                 v = k * f_tanh(d)
             gp[i] = v
             gt[i] = -v
+
+
+# ---- cross entropy with ignore_index and label smoothing -------------------------------
+# Per row of C logits x (max m at the first argmax a, S = sum_{k != a} e^(x_k - m)):
+#   L_c = -log softmax(x)_c = (m - x_c) + log1p(S)
+# (the log-sum-exp m + log(1 + S): log1p keeps S's digits when one logit dominates, and
+# m - x_c >= 0 is a TwoSum, so L_c is a double word with log1p's rounding as its only
+# error; exp_diff compensates the rounding of x_k - m).  The row loss is
+#   ids:    (1 - ls) L_y + (ls / C) sum_c L_c               (skipped when y == ignore_index)
+#   probs:  (1 - ls) sum_c t_c L_c + (ls / C) sum_c L_c
+# (PyTorch's label smoothing: the target mixed with the uniform distribution), all terms
+# >= 0, summed with TwoProd/TwoSum; the mean divides by the number of active rows, or 1
+# when there is none (refrt's answer to PyTorch's 0 / 0 = NaN: 0, TorchLean's meanDenom).
+# Non-finite logits give NaN (the row's log-sum-exp has no finite meaning there).
+
+cdef inline floating _row_lse_parts(const floating *x, Py_ssize_t C, Py_ssize_t *amax,
+                                    floating *l1, floating *sum_rest) noexcept nogil:
+    cdef floating m = x[0], S = 0
+    cdef Py_ssize_t j, a = 0
+    for j in range(1, C):
+        if x[j] > m:
+            m = x[j]
+            a = j
+    for j in range(C):
+        if j != a:
+            S = S + exp_diff(x[j], m)
+    amax[0] = a
+    sum_rest[0] = S
+    l1[0] = f_log1p(S)
+    return m
+
+
+cdef inline void _add_dw(floating h, floating l, floating *s, floating *c) noexcept nogil:
+    cdef floating e
+    s[0] = two_sum(s[0], h, &e)
+    c[0] = c[0] + (e + l)
+
+
+cdef inline void _add_scaled(floating k, floating h, floating l, floating *s,
+                             floating *c) noexcept nogil:
+    cdef floating p = k * h
+    _add_dw(p, f_fma(k, h, -p) + k * l, s, c)
+
+
+def ce_fwd(const floating[:, ::1] x,          # IN  logits (rows, C)
+           const long[::1] ids,               # IN  class ids (rows,) (ids mode)
+           const floating[:, ::1] t,          # IN  probabilities (rows, C) (probs mode)
+           bint use_ids, long ignore_index, double smoothing):
+    cdef Py_ssize_t r, j, a, R = x.shape[0], C = x.shape[1], active = 0
+    cdef floating ls = <floating>smoothing, keep = 1 - <floating>smoothing
+    cdef floating u, m, l1, dh, dl, s = 0, c = 0, rs, rc, ts, tc, q, nn, res
+    cdef bint bad = 0
+    u = ls / <floating>(C if C else 1)
+    with nogil:
+        for r in range(R):
+            if use_ids and ids[r] == ignore_index:
+                continue
+            active += 1
+            if C == 0:
+                continue
+            for j in range(C):
+                if not isfinite(x[r, j]):
+                    bad = 1
+            if bad:
+                break
+            m = _row_lse_parts(&x[r, 0], C, &a, &l1, &q)
+            rs = 0
+            rc = 0
+            ts = 0
+            tc = 0
+            for j in range(C):
+                dh = two_sum(m, -x[r, j], &dl)
+                dh = two_sum(dh, l1, &q)
+                dl = dl + q
+                if ls != 0:
+                    _add_dw(dh, dl, &rs, &rc)
+                if use_ids:
+                    if j == ids[r]:
+                        _add_scaled(keep, dh, dl, &ts, &tc)
+                elif t[r, j] != 0:
+                    _add_scaled(t[r, j], dh, dl, &ts, &tc)
+            if not use_ids and keep != 1:
+                q = ts
+                ts = keep * q
+                tc = f_fma(keep, q, -ts) + keep * tc
+            _add_dw(ts, tc, &s, &c)
+            if ls != 0:
+                _add_scaled(u, rs, rc, &s, &c)
+        if bad:
+            res = NAN
+        else:
+            nn = <floating>(active if active else 1)
+            if not isfinite(s):
+                res = s / nn
+            else:
+                q = s / nn
+                res = q + (f_fma(-q, nn, s) + c) / nn
+    return res
+
+
+# d/dx_j = k (p_j sum(t') - t'_j), t' = (1 - ls) t + ls / C (ids: t = one-hot of y,
+# sum(t') = 1); p_j = e^(x_j - m) / (1 + S).  d/dt_c = k (1 - ls) L_c (probs mode).
+def ce_vjp(const floating[:, ::1] x, const long[::1] ids, const floating[:, ::1] t,
+           bint use_ids, long ignore_index, double smoothing, floating k,
+           floating[:, ::1] gx,               # OUT (rows, C)
+           floating[:, ::1] gt):              # OUT (rows, C) (probs mode)
+    cdef Py_ssize_t r, j, a, R = x.shape[0], C = x.shape[1]
+    cdef floating ls = <floating>smoothing, keep = 1 - <floating>smoothing
+    cdef floating u, m, l1, den, tsum, tj, p, dh, dl
+    u = ls / <floating>(C if C else 1)
+    with nogil:
+        for r in range(R):
+            if use_ids and ids[r] == ignore_index:
+                for j in range(C):
+                    gx[r, j] = 0
+                continue
+            if C == 0:
+                continue
+            m = _row_lse_parts(&x[r, 0], C, &a, &l1, &den)
+            den = 1 + den
+            tsum = 1
+            if not use_ids:
+                tsum = 0
+                for j in range(C):
+                    tsum = tsum + t[r, j]
+                tsum = keep * tsum + ls
+            for j in range(C):
+                p = exp_diff(x[r, j], m) / den
+                if use_ids:
+                    tj = (keep if j == ids[r] else 0) + u
+                else:
+                    tj = f_fma(keep, t[r, j], u)
+                    dh = two_sum(m, -x[r, j], &dl)
+                    gt[r, j] = k * keep * (dh + (dl + l1))
+                gx[r, j] = k * f_fma(p, tsum, -tj)

@@ -47,3 +47,34 @@ def _bind(name, pname):
 
 for _name, _pname in PAIRWISE.items():
     _bind(_name, _pname)
+
+
+# ---- cross_entropy (ignore_index, label_smoothing) ---------------------------------------
+
+def _ce_inputs(arrays):
+    x, t = arrays
+    C = x.shape[-1]
+    rows = np.ascontiguousarray(x).reshape(-1, C) if C else np.zeros((int(np.prod(x.shape[:-1])), 0), x.dtype)
+    if t.dtype.kind in "iu":
+        return rows, np.ascontiguousarray(t, dtype=np.int64).reshape(-1), np.zeros((0, 0), x.dtype), True
+    return rows, np.zeros(0, np.int64), np.ascontiguousarray(t).reshape(rows.shape), False
+
+
+@float_impl("cross_entropy")
+def cross_entropy(arrays, params, threads):
+    x = arrays[0]
+    rows, ids, t, use_ids = _ce_inputs(arrays)
+    v = K.ce_fwd(rows, ids, t, use_ids, params["ignore_index"], params["label_smoothing"])
+    return np.asarray(v, dtype=x.dtype).reshape(())
+
+
+@float_vjp("cross_entropy")
+def cross_entropy_vjp(arrays, params, out, g, threads):
+    x, tt = arrays
+    rows, ids, t, use_ids = _ce_inputs(arrays)
+    n = int(np.count_nonzero(ids != params["ignore_index"])) if use_ids else rows.shape[0]
+    k = x.dtype.type(float(np.asarray(g).reshape(-1)[0]) / (n if n else 1))
+    gx = np.zeros(rows.shape, x.dtype)
+    gt = np.zeros(rows.shape if not use_ids else (0, 0), x.dtype)
+    K.ce_vjp(rows, ids, t, use_ids, params["ignore_index"], params["label_smoothing"], k, gx, gt)
+    return gx.reshape(x.shape), (None if use_ids else gt.reshape(tt.shape))

@@ -102,3 +102,66 @@ def _register(name, term, dterm):
 
 for _name, _term in TERMS.items():
     _register(_name, _term, DTERMS[_name])
+
+
+# ---- cross_entropy (ignore_index, label_smoothing) ---------------------------------------
+
+def _ce_rows(ctx, arrays, params):
+    """[(L row, target row or class id)] for the active rows, and whether ids are used."""
+    import numpy as np
+    x, t = arrays
+    C = x.shape[-1]
+    xr = x.reshape(-1, C)
+    ids = t.dtype.kind in "iu"
+    tr = t.reshape(-1) if ids else t.reshape(-1, C)
+    out = []
+    for i in range(xr.shape[0]):
+        if ids and int(tr[i]) == params["ignore_index"]:
+            continue
+        row = list(xr[i])
+        if any(ctx.isnan(v) or ctx.isinf(v) for v in row):
+            return None, ids
+        lse = ctx.log(ctx.fsum(ctx.exp(v) for v in row)) if C else ctx.zero
+        out.append(([lse - v for v in row], tr[i], i))
+    return out, ids
+
+
+@mp_impl("cross_entropy")
+def cross_entropy(ctx, arrays, params):
+    rows, ids = _ce_rows(ctx, arrays, params)
+    if rows is None:
+        return scalar(ctx.nan)
+    C = arrays[0].shape[-1]
+    ls = ctx.mpf(params["label_smoothing"])
+    terms = []
+    for L, t, _ in rows:
+        if not C:
+            continue
+        smooth = ls / C * ctx.fsum(L)
+        main = L[int(t)] if ids else ctx.fsum(ti * li for ti, li in zip(t, L))
+        terms.append((1 - ls) * main + smooth)
+    return scalar(ctx.fsum(terms) / _count(len(rows)))
+
+
+@mp_vjp("cross_entropy")
+def cross_entropy_vjp(ctx, arrays, params, out, g):
+    import numpy as np
+    x, t = arrays
+    C = x.shape[-1]
+    rows, ids = _ce_rows(ctx, arrays, params)
+    ls = ctx.mpf(params["label_smoothing"])
+    k = _g(g) / _count(len(rows))
+    gx = np.empty((int(np.prod(x.shape[:-1], dtype=np.int64)), C), dtype=object)
+    gx[...] = ctx.zero
+    gt = None if ids else np.empty(gx.shape, dtype=object)
+    if gt is not None:
+        gt[...] = ctx.zero
+    for L, tr, i in rows:
+        p = [ctx.exp(-li) for li in L]
+        tp = [(1 - ls) * (1 if j == int(tr) else 0) + ls / C for j in range(C)] if ids \
+            else [(1 - ls) * tj + ls / C for tj in tr]
+        ts = ctx.fsum(tp)
+        gx[i] = [k * (pj * ts - tj) for pj, tj in zip(p, tp)]
+        if gt is not None:
+            gt[i] = [k * (1 - ls) * li for li in L]
+    return gx.reshape(x.shape), (None if gt is None else gt.reshape(t.shape))

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ..domains import NONNEGATIVE
+from ..domains import NONNEGATIVE, Interval
 from ..errors import bad_value
 from . import _shapes
 from ._spec import Arg, Case, Param, Precondition
@@ -15,6 +15,7 @@ from .losses import loss
 
 INF, NAN = math.inf, math.nan
 PT = (Arg("pred"), Arg("target"))
+PROBS = Interval(0.0, 1.0)
 
 
 def _ties(arrays, params):
@@ -97,3 +98,57 @@ SPECS = [
                 Case(((-INF,), (0.0,)), NAN), Case(((1000.0,), (1.0,)), INF)],
          families=("normal", "wide", "zero_targets"), torchlean="poissonSpec"),
 ]
+
+
+def _ce_shape(spec, arrays, params):
+    """(..., C) logits; target (...) integer class ids in [0, C) or == ignore_index, or
+    (..., C) probabilities; 0 <= label_smoothing <= 1."""
+    x, t = arrays
+    ls = params["label_smoothing"]
+    if not 0.0 <= ls <= 1.0:
+        raise bad_value(spec.name, "label_smoothing", "a value in [0, 1]", ls)
+    if x.ndim < 1:
+        raise bad_value(spec.name, "logits", "an array of at least 1 dimension (..., classes)",
+                        f"a {x.ndim}-d array")
+    if t.dtype.kind in "iu":
+        if t.shape != x.shape[:-1]:
+            raise bad_value(spec.name, "target", f"integer class ids of shape {x.shape[:-1]} "
+                            f"or probabilities of shape {x.shape}",
+                            f"integer array of shape {t.shape}")
+        n, ign = x.shape[-1], params["ignore_index"]
+        bad = (t != ign) & ((t < 0) | (t >= n))
+        if bad.any():
+            raise bad_value(spec.name, "target", f"class ids in [0, {n}) or ignore_index={ign}",
+                            f"class id {int(t[bad].ravel()[0])}")
+    elif t.shape != x.shape:
+        raise bad_value(spec.name, "target", f"shape {x.shape} (or integer class ids of shape "
+                        f"{x.shape[:-1]})", t.shape)
+    return ()
+
+
+SPECS.append(
+    loss("cross_entropy", (Arg("logits"), Arg("target", PROBS, False, "class_target")),
+         "PyTorch's F.cross_entropy (reduction='mean') along the last axis: per row "
+         "L_c = -log_softmax(logits)_c and (1 - ls) L_y + (ls / C) sum_c L_c for class ids "
+         "(rows with y == ignore_index skipped), (1 - ls) sum_c t_c L_c + (ls / C) sum_c L_c "
+         "for probabilities; the mean is over the active rows.  When every row is ignored "
+         "the result is 0 (PyTorch: 0 / 0 = NaN, pytorch#75181; refrt follows TorchLean's "
+         "meanDenom and IgnoredLabelLoss.labelContribution), with a zero gradient.  "
+         "Non-finite logits give NaN.  (PyTorch's class axis is 1 for (N, C, d...) inputs; "
+         "refrt's is the last.)",
+         "logits: g * (softmax(logits) * sum(t') - t') / n_active, t' = (1 - ls) t + ls / C "
+         "(t one-hot for ids; 0 for ignored rows); target: g * (1 - ls) * L / n_rows "
+         "(probabilities only)",
+         shape=_ce_shape,
+         params=(Param("ignore_index", -100, "int", "PyTorch's default"),
+                 Param("label_smoothing", 0.0, "float", "PyTorch's default")),
+         cases=[Case((((0.0, 0.0),), ((1.0, 0.0),)), math.log(2.0)),
+                Case((((1000.0, 0.0),), ((0.0, 1.0),)), 1000.0),
+                Case((((1.0, 2.0, 3.0),), (0,)), 2.40760596444438),
+                Case((((1.0, 2.0, 3.0),), (0,)), 2.3076059644443805,
+                     params={"label_smoothing": 0.1}),
+                Case((((1.0, 2.0), (3.0, 4.0)), (-100, -100)), 0.0,
+                     note="every label ignored: 0 (PyTorch: NaN)"),
+                Case((((INF, 0.0),), ((1.0, 0.0),)), NAN)],
+         families=("normal", "wide", "large_spread", "dominant", "zero_targets"),
+         torchlean="crossEntropyLogitsSpec + IgnoredLabelLoss (BugZoo)"))

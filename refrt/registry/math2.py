@@ -104,8 +104,9 @@ def _cosine_shape(spec, arrays, params):
 def _small_norm(arrays, params):
     eps = params["eps"]
     axis = params.get("axis")
-    return any(bool(np.any(np.sqrt(np.sum(np.square(a.astype(np.float64)), axis=axis)) <= eps))
-               for a in arrays)
+    with np.errstate(over="ignore"):     # an overflowing square means |x| > eps anyway
+        return any(bool(np.any(np.sqrt(np.sum(np.square(a.astype(np.float64)), axis=axis)) <= eps))
+                   for a in arrays)
 
 
 CLAMP = Precondition("|x| > eps and |y| > eps", "at a clamped norm the derivative treats "
