@@ -39,8 +39,6 @@ f. Threads.  Contexts are created per call and mpmath's global precision is neve
 """
 from __future__ import annotations
 
-import builtins
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -402,8 +400,7 @@ def _certify_flat(name, formula, arrays, shapes, dtype, max_prec, on_undecided):
     if on_undecided not in ("raise", "nan"):
         raise ValueError(f"{name}: argument 'on_undecided' expected 'raise' or 'nan', "
                          f"got {on_undecided!r}")
-    # builtins.sum: this module caches op functions as globals (oracle.sum shadows sum)
-    total = builtins.sum(int(np.prod(s, dtype=np.int64)) for s in shapes if s is not None)
+    total = sum(int(np.prod(s, dtype=np.int64)) for s in shapes if s is not None)
     unit = _VjpUnit(name)
     if total == 0:
         store = storage_dtype(fmt.name)
