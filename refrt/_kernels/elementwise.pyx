@@ -765,6 +765,16 @@ cdef inline floating _binary_vjp(int code, floating g, floating x, floating y, f
         gy[0] = -q * z
         if z == 0 or (isinf(gy[0]) and not isinf(z) and not isinf(g)):
             gy[0] = -(g * z) / y
+        elif floating is float:
+            # a subnormal z = x / y kept few of its bits (x = 1.4e-44, y = -0.007 in
+            # float32 gave 127 ulp): scale x into the normal range first, x / y = 2^-k
+            # ((x 2^k) / y), and undo the power of two once, at the end, where the
+            # product rounds into the subnormal range a single time.  k = 64 / 600 lifts
+            # the smallest subnormal to 2^-85 / 2^-474, far from overflow.
+            if f_abs(z) < <float>1.1754943508222875e-38:
+                gy[0] = ldexpf(-(q * (ldexpf(x, 64) / y)), -64)
+        elif f_abs(z) < 2.2250738585072014e-308:
+            gy[0] = ldexp(-(q * (ldexp(x, 600) / y)), -600)
         return q
     elif code == POW:
         # d/dy = log(x) x^y, taken as 0 where x^y == 0 (log(0) * 0 would be NaN)

@@ -189,6 +189,9 @@ def _special_draws(spec, dtype):
             continue
         arrays = []
         for arg, v in zip(spec.args, case.inputs):
+            if arg.role == "condition":          # where's selector stays bool
+                arrays.append(np.array(v, dtype=bool).reshape(-1))
+                continue
             a = np.array(v, dtype=np.float64)
             if a.ndim == 0:
                 a = a.reshape(1)

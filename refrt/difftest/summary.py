@@ -144,8 +144,8 @@ def print_summary(console, records, backends, seconds, left, notes, show=5, resu
     n_bd = sum(1 for v in agg.values() if v["findings"] and all(f.get("by_design") for f in v["findings"]))
     console.print(f"\n{n_dep} of {len(agg)} (backend, op, dtype) triples depart from the exact value "
                   f"({n_bd} only by documented design); {len(records)} cases in {seconds:.1f} s.")
-    for n in notes:
-        console.print(f"note: {n}")
+    for n in notes:                       # plain text: "refrt[torch]" is not rich markup
+        console.print(f"note: {n}", markup=False, highlight=False)
     if left:
         console.print(f"[yellow]{left} cases not run (budget spent)[/]; continue with "
                       f"--json {path or 'PATH'} --resume")

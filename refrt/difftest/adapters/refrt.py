@@ -25,7 +25,8 @@ def make() -> Adapter:
 
     def vjp(entry, op, arrays, params, g, wrt, dt, call):
         from ...autodiff import vjp_op
-        res = vjp_op(op, arrays, params, None, np.asarray(g, dtype=arrays[0].dtype))
+        dtype = next(a.dtype for a in arrays if a.dtype.kind == "f")   # where's cond is bool
+        res = vjp_op(op, arrays, params, None, np.asarray(g, dtype=dtype))
         return [res[i] for i in wrt]
 
     return Adapter(
