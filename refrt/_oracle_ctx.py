@@ -36,6 +36,8 @@ from mpmath.libmp import (mpf_pos, fnan, finf, fninf, fone, fzero, from_float, f
                           mpf_sum, mpi_abs, mpi_add, mpi_div, mpi_mul, mpi_sub,
                           round_ceiling, round_floor)
 
+from ._oracle_special import IntervalSpecialMixin, RationalSpecialMixin
+
 try:  # optional accelerator for exact rationals
     from gmpy2 import mpq as _Q
 except ImportError:  # pragma: no cover - depends on the environment
@@ -263,7 +265,7 @@ class _Iv:
         raise Undecidable("truth value of an interval that contains 0")
 
 
-class IntervalContext:
+class IntervalContext(IntervalSpecialMixin):
     """Outward-rounded interval arithmetic at ``prec`` bits (design note a)."""
 
     def __init__(self, prec: int):
@@ -536,7 +538,7 @@ def _q_from_float(x: float):
     return _Q(*x.as_integer_ratio())
 
 
-class RationalContext:
+class RationalContext(RationalSpecialMixin):
     """Exact rational arithmetic (design note d).  Non-finite constants are Python
     floats, so ``x / 0`` guarded as ``ctx.inf`` stays exact."""
 

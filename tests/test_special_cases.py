@@ -18,7 +18,7 @@ def _arrays(spec, case, dtype):
         if arg.role == "condition":
             out.append(np.array(value if isinstance(value, tuple) else [value], dtype=bool))
         elif isinstance(value, tuple):
-            if arg.role == "class_target" and value and all(isinstance(v, int) for v in np.ravel(value)):
+            if arg.role == "class_target" and value and all(isinstance(v, (int, np.integer)) for v in np.ravel(value)):
                 out.append(np.array(value, dtype=np.int64))
             else:
                 out.append(np.array(value, dtype=dtype))
