@@ -37,7 +37,8 @@ e) Parameters (delta, beta) arrive as doubles already rounded to the input dtype
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport isfinite, NAN, INFINITY
-from ._scalar cimport (f_exp, f_log1p, f_sinh, f_tanh, f_abs, f_fma, two_sum, exp_diff,
+from libc.float cimport FLT_MIN, DBL_MIN
+from ._scalar cimport (f_exp, f_log1p, f_sinh, f_tanh, f_abs, f_fma, two_sum, exp_diff, f_expm1,
                       f_ldexp, f_frexp)
 from libc.stdint cimport int64_t
 
@@ -331,6 +332,7 @@ def loss_vjp(int code,
              double param=0, int threads=1):
     cdef Py_ssize_t i, n = p.shape[0]
     cdef floating c = <floating>param, d, v, l
+    cdef floating tiny = FLT_MIN if floating is float else DBL_MIN
     with nogil:
         for i in prange(n, num_threads=threads, schedule="static"):
             if code == HINGE:
@@ -339,7 +341,22 @@ def loss_vjp(int code,
                 gt[i] = -k * p[i] if v > 0 else 0 * k
                 continue
             if code == POISSON:
-                gp[i] = k * (f_exp(p[i]) - t[i])
+                # exp(p) - t = expm1(p) + (1 - t) for |p| <= 1/2, t in [1/2, 2]: 1 - t is
+                # exact there (Sterbenz) and expm1(p) in [-0.4, 0.65] keeps its relative
+                # accuracy where exp(p) rounds to ~1 and the difference would cancel to 0
+                # (p -> 0, t = 1).  Elsewhere exp(p) - t as is: with t outside [1/2, 2]
+                # or |p| > 1/2 the 1 in expm1(p) + (1 - t) would cancel instead.
+                if f_abs(p[i]) <= <floating>0.5 and t[i] >= <floating>0.5 and t[i] <= 2:
+                    gp[i] = k * (f_expm1(p[i]) + (1 - t[i]))
+                else:
+                    v = f_exp(p[i])
+                    if v < tiny and t[i] == 0:
+                        # a subnormal exp(p) has lost bits that k > 1 would scale up:
+                        # exp(p) = v^2, v = exp(p / 2) normal (p / 2 exact)
+                        v = f_exp(p[i] * <floating>0.5)
+                        gp[i] = (k * v) * v
+                    else:
+                        gp[i] = k * (v - t[i])
                 gt[i] = -k * p[i]
                 continue
             d = p[i] - t[i]

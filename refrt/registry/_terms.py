@@ -121,3 +121,41 @@ def binary_cross_entropy(arrays, params, g):
         dp = np.zeros_like(p)          # no cancellation: the plain ulp budget
         dt = k * (np.abs(np.log1p(-pc)) + np.abs(np.log(pc)))
     return dp, dt
+
+
+def poisson_nll_loss(arrays, params, g):
+    """log_input: exp(x) - t (cancels where exp(x) ~ t); target: -x (one term, exact)."""
+    x, t = _f64(arrays[0]), _f64(arrays[1])
+    k = abs(float(np.asarray(g, dtype=np.float64).reshape(-1)[0])) / max(x.size, 1)
+    with np.errstate(all="ignore"):
+        return k * (np.exp(x) + np.abs(t)), None
+
+
+def cross_entropy(arrays, params, g):
+    """F.cross_entropy: the cross_entropy_logits terms for the smoothed targets
+    t' = (1 - ls) t + ls / C, k = g / (active rows); the target's cotangent (a sum of
+    (lse - m) - (z_j - m)) as there."""
+    z = _rows_last(arrays[0])
+    C = z.shape[-1]
+    ls = float(params.get("label_smoothing", 0.0))
+    t_raw = np.asarray(arrays[1])
+    if t_raw.dtype.kind in "iu":
+        ids = t_raw.reshape(-1)
+        active = ids != params.get("ignore_index", -100)
+        oh = np.zeros(z.shape)
+        if active.any():
+            oh[np.flatnonzero(active), ids[active]] = 1.0
+        t = (1 - ls) * oh + np.where(active[:, None], ls / max(C, 1), 0.0)
+        rows = int(active.sum())
+    else:
+        t = (1 - ls) * _rows_last(t_raw) + ls / max(C, 1)
+        rows = z.shape[0]
+    k = _k(g, rows)
+    p, lse_m, d = _softmax(z)
+    st = t.sum(axis=-1, keepdims=True)
+    dz = k * (p * np.abs(st) + np.abs(t))
+    shape = np.shape(arrays[0])
+    if t_raw.dtype.kind != "f":
+        return dz.reshape(shape), None
+    dt = _k(g, z.shape[0]) * (1 - ls) * (np.abs(lse_m) + np.abs(d))
+    return dz.reshape(shape), dt.reshape(shape)
