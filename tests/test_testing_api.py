@@ -244,8 +244,8 @@ def test_plugin_marker_and_option(tmp_path):
          *([] if autoload else ["-p", "refrt.testing.plugin"]), "--refrt-max-prec=80",
          "test_suite.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
-    fams = ("normal", "wide", "extremal", "large_spread", "dominant")
-    assert set(OPS["log_softmax"].families) == set(fams)
+    fams = tuple(OPS["log_softmax"].families)      # the registry's, adversarial ones included
+    assert {"normal", "dominant"} <= set(fams)
     for dt in ("float32", "float64"):
         for fam in fams:
             for seed in (0, 1):
@@ -254,4 +254,4 @@ def test_plugin_marker_and_option(tmp_path):
     assert "log_softmax (float32): 6 of 54 element(s) differ" in out
     assert "the result has dtype float64, the case is float32" in out
     assert "PASSED test_suite.py::test_max_prec" in out
-    assert "2 failed, 21 passed" in out, out
+    assert f"2 failed, {2 * 2 * len(fams) + 1} passed" in out, out
