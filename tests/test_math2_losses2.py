@@ -196,3 +196,31 @@ def test_cross_entropy_matches_torch(smoothing):
         gmp = vjp_op("cross_entropy", [x, target], {"label_smoothing": smoothing}, None,
                      np.ones(()), "mp", prec=120)[0]
         np.testing.assert_allclose(g, np.asarray(gmp, dtype=float), rtol=1e-13, atol=1e-16)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["l1_loss", "huber_loss", "smooth_l1_loss", "log_cosh_loss"])
+def test_pairwise_loss_mean_survives_overflowing_terms(name, dtype):
+    """|pred - target| of +-max overflows, the mean of 10 terms does not (losses2
+    Design f: the exact rescue)."""
+    from refrt import oracle
+    M = np.finfo(dtype).max
+    p = np.array([M] + [0.0] * 9, dtype)
+    t = np.array([-M] + [0.5] * 9, dtype)
+    got = np.asarray(ops.evaluate(name, p, t))
+    want = np.asarray(oracle.evaluate(name, p, t, dtype=dtype))
+    assert np.isfinite(got) and got == want, (got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_poisson_inf_minus_inf_terms(dtype):
+    """exp(p) against t p of opposite overflowing signs: inf where exact, finite where the
+    huge t p terms cancel between elements (was NaN)."""
+    from refrt import oracle
+    M = np.finfo(dtype).max
+    for p, t in (([102.3, 2.3], [-M / 2, M / 2]), ([2.3, 2.3], [-M / 2, M / 2])):
+        p, t = np.array(p, dtype), np.array(t, dtype)
+        p[0] = p[0] if dtype == np.float32 else p[0] * 8     # exp overflows in float64 too
+        got = np.asarray(ops.evaluate("poisson_nll_loss", p, t))
+        want = np.asarray(oracle.evaluate("poisson_nll_loss", p, t, dtype=dtype))
+        assert got == want, (p, t, got, want)
