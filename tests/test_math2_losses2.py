@@ -224,3 +224,37 @@ def test_poisson_inf_minus_inf_terms(dtype):
         got = np.asarray(ops.evaluate("poisson_nll_loss", p, t))
         want = np.asarray(oracle.evaluate("poisson_nll_loss", p, t, dtype=dtype))
         assert got == want, (p, t, got, want)
+
+
+SOUND_CASES = {"sin": (1, {}), "cos": (1, {}), "erf": (1, {}), "gelu_erf": (1, {}),
+               "leaky_relu": (1, {"negative_slope": 0.01}), "log_sigmoid": (1, {}),
+               "prod": (1, {"axis": None}), "cosine_similarity": (2, {"axis": -1, "eps": 1e-8}),
+               "cosine_similarity_loss": (2, {"eps": 1e-6}), "l1_loss": (2, {}),
+               "huber_loss": (2, {"delta": 1.0}), "smooth_l1_loss": (2, {"beta": 1.0}),
+               "log_cosh_loss": (2, {}), "hinge_loss": (2, {}), "poisson_nll_loss": (2, {})}
+
+
+@pytest.mark.parametrize("name", sorted(SOUND_CASES))
+def test_interval_transformer_contains_sampled_values(name):
+    """analysis/transfer2.py: float64 results at random points of random boxes lie in
+    the transformer's bounds (up to 1e-6 relative: the driver's widening covers more)."""
+    from refrt.analysis.domain import ATensor
+    from refrt.analysis.transfer import INTERVAL
+    k, p = SOUND_CASES[name]
+    rng = np.random.default_rng(10)
+    for _ in range(40):
+        sc = rng.choice([0.5, 3.0, 20.0])
+        boxes = []
+        for j in range(k):
+            a = rng.normal(size=(3, 4)) * sc
+            b = a + np.abs(rng.normal(size=(3, 4))) * sc * rng.choice([0.0, 0.1, 1.0])
+            if name == "poisson_nll_loss" and j == 1:
+                a, b = np.abs(a), np.abs(a) + (b - a)
+            boxes.append((a, b))
+        shape = np.shape(ops.evaluate(name, *[a for a, _ in boxes], **p))
+        lo, hi = INTERVAL[name]([ATensor(a, b) for a, b in boxes], p, shape)[:2]
+        for _ in range(5):
+            xs = [a + (b - a) * rng.random(a.shape) for a, b in boxes]
+            v = np.asarray(ops.evaluate(name, *xs, **p), np.float64)
+            tol = 1e-6 * np.abs(v) + 1e-300
+            assert np.all(v >= lo - tol) and np.all(v <= hi + tol), (name, v, lo, hi)
