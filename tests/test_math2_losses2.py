@@ -196,3 +196,65 @@ def test_cross_entropy_matches_torch(smoothing):
         gmp = vjp_op("cross_entropy", [x, target], {"label_smoothing": smoothing}, None,
                      np.ones(()), "mp", prec=120)[0]
         np.testing.assert_allclose(g, np.asarray(gmp, dtype=float), rtol=1e-13, atol=1e-16)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["l1_loss", "huber_loss", "smooth_l1_loss", "log_cosh_loss"])
+def test_pairwise_loss_mean_survives_overflowing_terms(name, dtype):
+    """|pred - target| of +-max overflows, the mean of 10 terms does not (losses2
+    Design f: the exact rescue)."""
+    from refrt import oracle
+    M = np.finfo(dtype).max
+    p = np.array([M] + [0.0] * 9, dtype)
+    t = np.array([-M] + [0.5] * 9, dtype)
+    got = np.asarray(ops.evaluate(name, p, t))
+    want = np.asarray(oracle.evaluate(name, p, t, dtype=dtype))
+    assert np.isfinite(got) and got == want, (got, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_poisson_inf_minus_inf_terms(dtype):
+    """exp(p) against t p of opposite overflowing signs: inf where exact, finite where the
+    huge t p terms cancel between elements (was NaN)."""
+    from refrt import oracle
+    M = np.finfo(dtype).max
+    for p, t in (([102.3, 2.3], [-M / 2, M / 2]), ([2.3, 2.3], [-M / 2, M / 2])):
+        p, t = np.array(p, dtype), np.array(t, dtype)
+        p[0] = p[0] if dtype == np.float32 else p[0] * 8     # exp overflows in float64 too
+        got = np.asarray(ops.evaluate("poisson_nll_loss", p, t))
+        want = np.asarray(oracle.evaluate("poisson_nll_loss", p, t, dtype=dtype))
+        assert got == want, (p, t, got, want)
+
+
+SOUND_CASES = {"sin": (1, {}), "cos": (1, {}), "erf": (1, {}), "gelu_erf": (1, {}),
+               "leaky_relu": (1, {"negative_slope": 0.01}), "log_sigmoid": (1, {}),
+               "prod": (1, {"axis": None}), "cosine_similarity": (2, {"axis": -1, "eps": 1e-8}),
+               "cosine_similarity_loss": (2, {"eps": 1e-6}), "l1_loss": (2, {}),
+               "huber_loss": (2, {"delta": 1.0}), "smooth_l1_loss": (2, {"beta": 1.0}),
+               "log_cosh_loss": (2, {}), "hinge_loss": (2, {}), "poisson_nll_loss": (2, {})}
+
+
+@pytest.mark.parametrize("name", sorted(SOUND_CASES))
+def test_interval_transformer_contains_sampled_values(name):
+    """analysis/transfer2.py: float64 results at random points of random boxes lie in
+    the transformer's bounds (up to 1e-6 relative: the driver's widening covers more)."""
+    from refrt.analysis.domain import ATensor
+    from refrt.analysis.transfer import INTERVAL
+    k, p = SOUND_CASES[name]
+    rng = np.random.default_rng(10)
+    for _ in range(40):
+        sc = rng.choice([0.5, 3.0, 20.0])
+        boxes = []
+        for j in range(k):
+            a = rng.normal(size=(3, 4)) * sc
+            b = a + np.abs(rng.normal(size=(3, 4))) * sc * rng.choice([0.0, 0.1, 1.0])
+            if name == "poisson_nll_loss" and j == 1:
+                a, b = np.abs(a), np.abs(a) + (b - a)
+            boxes.append((a, b))
+        shape = np.shape(ops.evaluate(name, *[a for a, _ in boxes], **p))
+        lo, hi = INTERVAL[name]([ATensor(a, b) for a, b in boxes], p, shape)[:2]
+        for _ in range(5):
+            xs = [a + (b - a) * rng.random(a.shape) for a, b in boxes]
+            v = np.asarray(ops.evaluate(name, *xs, **p), np.float64)
+            tol = 1e-6 * np.abs(v) + 1e-300
+            assert np.all(v >= lo - tol) and np.all(v <= hi + tol), (name, v, lo, hi)

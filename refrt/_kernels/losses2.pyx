@@ -18,13 +18,53 @@ c) Accumulation: the flat input is cut into blocks of BLOCK elements (the partia
 d) The mean divides the double-word total (s + c) by n once with a correction step
    (q = s / n; q + (fma(-q, n, s) + c) / n).  A non-finite total drops c (which then
    holds inf - inf garbage) and follows IEEE propagation: s / n.
+f) Overflow rescue.  Finite inputs can give a non-finite total although the exact mean is
+   finite (huber_loss of +-max entries: |p - t| overflows, the mean of the row does not;
+   Poisson's exp(p) = +inf against t p = -inf gives inf - inf = NaN).  When the fast
+   total is non-finite and every input is finite, `_rescue` redoes the sum exactly: each
+   term goes into the wide superaccumulator of superacc.h as pieces x 2^e; a term that
+   overflows is recomputed on inputs scaled by 2^-K (K = 64 / 512, exact: such a term has
+   max(|p|, |t|) >= 2^62, so a smaller input's underflow is far below the term's ulp)
+   using homogeneity (degree 1: l1, smooth L1, log-cosh's a - ln 2, whose ln 2 is below
+   2^-K a's ulp; degree 2: Huber, hinge's 1 - p t), Poisson's exp(p) = v^2 with
+   v = exp(p / 2) split exactly by frexp/fma and t p by an exact TwoProd on frexp
+   mantissas.  S / n is then S rounded once to 53 bits, divided by n (<= 1 ulp; float32
+   rounds that double once more, the integer superaccumulator has no float32 form).
+   A Poisson term whose exp(p / 2) overflows is > 2^2046 / 2^254: +inf.
 e) Parameters (delta, beta) arrive as doubles already rounded to the input dtype by
    ``refrt._prepare`` (exact casts).  VJPs receive k = g / n rounded once by the binding.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport isfinite, NAN
-from ._scalar cimport f_exp, f_log1p, f_sinh, f_tanh, f_abs, f_fma, two_sum, exp_diff
+from libc.math cimport isfinite, NAN, INFINITY
+from libc.float cimport FLT_MIN, DBL_MIN
+from ._scalar cimport (f_exp, f_log1p, f_sinh, f_tanh, f_abs, f_fma, two_sum, exp_diff, f_expm1,
+                      f_ldexp, f_frexp)
+from libc.stdint cimport int64_t
+
+
+# The exact wide superaccumulator of superacc.h (bit 0 at 2^-(1074 + WOFF), room for n
+# terms up to 2^2048) and its rounding, for the overflow rescue of `loss_fwd` (Design f).
+cdef extern from "superacc.h" nogil:
+    """
+    /* S / n for the wide digits d: S rounded once to 53 bits (M 2^L), then M / n and the
+     * scale 2^(L - 1074 - WOFF), which overflows to inf as IEEE does. */
+    static inline double refrt_wide_mean(int64_t *d, double n) {
+        int L, neg;
+        uint64_t M;
+        double v;
+        refrt_sa_carry(d, REFRT_SA_WCHUNKS);
+        neg = d[REFRT_SA_WCHUNKS - 1] < 0;
+        if (neg) refrt_sa_negate(d, REFRT_SA_WCHUNKS);
+        M = refrt_sa_round(d, REFRT_SA_WCHUNKS, 53, 0, &L);
+        v = ldexp((double)M / n, L - 1074 - REFRT_SA_WOFF);
+        return neg ? -v : v;
+    }
+    """
+    enum: REFRT_SA_WCHUNKS
+    void refrt_sa_wide_add(int64_t *d, double x, int e)
+    void refrt_sa_carry(int64_t *c, int nc)
+    double refrt_wide_mean(int64_t *d, double n)
 
 
 cdef enum:
@@ -179,6 +219,68 @@ cdef inline void _acc(floating x, floating *s, floating *c) noexcept nogil:
     c[0] += e
 
 
+# Design f: exact rescue of a non-finite total from finite inputs.
+cdef inline void _wide_dw(int64_t *d, floating h, floating l, int e) noexcept nogil:
+    refrt_sa_wide_add(d, <double>h, e)
+    refrt_sa_wide_add(d, <double>l, e)
+
+
+# x y as exact pieces: x = fx 2^ex, y = fy 2^ey (frexp), fx fy = pp + qq (fma, no under- or
+# overflow on mantissas in [0.5, 1)); sign s = +-1.
+cdef inline void _wide_prod(int64_t *d, floating x, floating y, floating s) noexcept nogil:
+    cdef int ex, ey
+    cdef floating fx = f_frexp(x, &ex), fy = f_frexp(y, &ey), pp, qq
+    pp = fx * fy
+    qq = f_fma(fx, fy, -pp)
+    refrt_sa_wide_add(d, <double>(s * pp), ex + ey)
+    refrt_sa_wide_add(d, <double>(s * qq), ex + ey)
+
+
+cdef floating _rescue(int code, const floating[::1] p, const floating[::1] t, floating c,
+                      floating fast) noexcept nogil:
+    cdef int64_t d[REFRT_SA_WCHUNKS]
+    cdef Py_ssize_t i, n = p.shape[0]
+    cdef int K = 64 if floating is float else 512, since = 0
+    cdef floating h, l, v, pi, ti
+    if not isfinite(c):
+        return fast
+    for i in range(n):
+        if not (isfinite(p[i]) and isfinite(t[i])):
+            return fast                            # IEEE: the inf/NaN inputs decide
+    for i in range(REFRT_SA_WCHUNKS):
+        d[i] = 0
+    for i in range(n):
+        pi = p[i]
+        ti = t[i]
+        if code == POISSON:
+            v = f_exp(pi)
+            if isfinite(v):
+                refrt_sa_wide_add(d, <double>v, 0)
+            else:
+                v = f_exp(pi * <floating>0.5)
+                if not isfinite(v):
+                    return <floating>INFINITY
+                _wide_prod(d, v, v, 1)
+            if pi != 0 and ti != 0:
+                _wide_prod(d, ti, pi, -1)
+        else:
+            h = _term(code, pi, ti, c, &l)
+            if isfinite(h) and isfinite(l):
+                _wide_dw(d, h, l, 0)
+            elif code == HINGE:
+                # only 1 - p t with p t -> -inf overflows: the term is -p t (+ 1, below
+                # its ulp)
+                _wide_prod(d, pi, ti, -1)
+            else:
+                h = _term(code, f_ldexp(pi, -K), f_ldexp(ti, -K), f_ldexp(c, -K), &l)
+                _wide_dw(d, h, l, 2 * K if code == HUBER else K)
+        since += 1
+        if since == 128:
+            refrt_sa_carry(d, REFRT_SA_WCHUNKS)
+            since = 0
+    return <floating>refrt_wide_mean(d, <double>(n if n > 0 else 1))
+
+
 def loss_fwd(int code,
              const floating[::1] p,           # IN  pred, flat
              const floating[::1] t,           # IN  target, flat
@@ -206,7 +308,7 @@ def loss_fwd(int code,
             e = e + part_l[b]
         nn = <floating>(n if n > 0 else 1)
         if not isfinite(s):
-            res = s / nn
+            res = _rescue(code, p, t, c, s / nn)
         else:
             q = s / nn
             res = q + (f_fma(-q, nn, s) + e) / nn
@@ -230,6 +332,7 @@ def loss_vjp(int code,
              double param=0, int threads=1):
     cdef Py_ssize_t i, n = p.shape[0]
     cdef floating c = <floating>param, d, v, l
+    cdef floating tiny = FLT_MIN if floating is float else DBL_MIN
     with nogil:
         for i in prange(n, num_threads=threads, schedule="static"):
             if code == HINGE:
@@ -238,7 +341,22 @@ def loss_vjp(int code,
                 gt[i] = -k * p[i] if v > 0 else 0 * k
                 continue
             if code == POISSON:
-                gp[i] = k * (f_exp(p[i]) - t[i])
+                # exp(p) - t = expm1(p) + (1 - t) for |p| <= 1/2, t in [1/2, 2]: 1 - t is
+                # exact there (Sterbenz) and expm1(p) in [-0.4, 0.65] keeps its relative
+                # accuracy where exp(p) rounds to ~1 and the difference would cancel to 0
+                # (p -> 0, t = 1).  Elsewhere exp(p) - t as is: with t outside [1/2, 2]
+                # or |p| > 1/2 the 1 in expm1(p) + (1 - t) would cancel instead.
+                if f_abs(p[i]) <= <floating>0.5 and t[i] >= <floating>0.5 and t[i] <= 2:
+                    gp[i] = k * (f_expm1(p[i]) + (1 - t[i]))
+                else:
+                    v = f_exp(p[i])
+                    if v < tiny and t[i] == 0:
+                        # a subnormal exp(p) has lost bits that k > 1 would scale up:
+                        # exp(p) = v^2, v = exp(p / 2) normal (p / 2 exact)
+                        v = f_exp(p[i] * <floating>0.5)
+                        gp[i] = (k * v) * v
+                    else:
+                        gp[i] = k * (v - t[i])
                 gt[i] = -k * p[i]
                 continue
             d = p[i] - t[i]

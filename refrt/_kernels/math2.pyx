@@ -699,11 +699,17 @@ cdef inline floating _cos_grad(const floating *x, int ex, const floating *y, int
                                Py_ssize_t n, Py_ssize_t j, floating a, int sa, floating b,
                                floating vx, floating vy, int cy, floating g,
                                bint clamped) noexcept nogil:
-    cdef floating t1 = f_ldexp(a * f_ldexp(y[j], -ey), sa)
-    cdef floating t2, r
+    # y_j 2^-ey would underflow (and lose bits) for a small y_j in a row scaled by its
+    # largest entry, so y_j = m 2^e (frexp, m in [0.5, 1)) and the exponents are combined
+    # once: a y_s,j 2^sa = (a m) 2^(e - ey + sa), one rounding of a m and the final scaling.
+    cdef int e1, e2
+    cdef floating m1 = f_frexp(y[j], &e1)
+    cdef floating t1 = f_ldexp(a * m1, e1 - ey + sa)
+    cdef floating t2, r, m2
     if clamped:
         return t1
-    t2 = f_ldexp(b * f_ldexp(x[j], -ex), -ex)
+    m2 = f_frexp(x[j], &e2)
+    t2 = f_ldexp(b * m2, e2 - 2 * ex)
     r = t1 - t2
     if f_abs(t1) + f_abs(t2) > 4 * f_abs(r) and isfinite_(r):
         return f_ldexp(g * (_proj_sum(x, ex, y, ey, n, j) / (vx * vx * vx * vy)), ey - ex - cy)

@@ -9,7 +9,7 @@ rational context decides exactly and the interval context at enough precision.
 from __future__ import annotations
 
 from . import mp_impl, mp_vjp
-from .mp_losses import _count, _g, _like, _sum
+from .mp_losses import _count, _g, _like, _log_softmax_row, _sum
 from .mpctx import scalar
 
 
@@ -121,8 +121,9 @@ def _ce_rows(ctx, arrays, params):
         row = list(xr[i])
         if any(ctx.isnan(v) or ctx.isinf(v) for v in row):
             return None, ids
-        lse = ctx.log(ctx.fsum(ctx.exp(v) for v in row)) if C else ctx.zero
-        out.append(([lse - v for v in row], tr[i], i))
+        # L = -log_softmax by mp_losses' log1p form: lse - z_j for the max logit is
+        # log1p(sum exp(z_c - m)), which lse - m at a fixed precision cancels to 0
+        out.append(([-v for v in _log_softmax_row(ctx, row)] if C else [], tr[i], i))
     return out, ids
 
 

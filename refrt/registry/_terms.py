@@ -121,3 +121,85 @@ def binary_cross_entropy(arrays, params, g):
         dp = np.zeros_like(p)          # no cancellation: the plain ulp budget
         dt = k * (np.abs(np.log1p(-pc)) + np.abs(np.log(pc)))
     return dp, dt
+
+
+def poisson_nll_loss(arrays, params, g):
+    """log_input: exp(x) - t (cancels where exp(x) ~ t); target: -x (one term, exact)."""
+    x, t = _f64(arrays[0]), _f64(arrays[1])
+    k = abs(float(np.asarray(g, dtype=np.float64).reshape(-1)[0])) / max(x.size, 1)
+    with np.errstate(all="ignore"):
+        return k * (np.exp(x) + np.abs(t)), None
+
+
+def cross_entropy(arrays, params, g):
+    """F.cross_entropy: the cross_entropy_logits terms for the smoothed targets
+    t' = (1 - ls) t + ls / C, k = g / (active rows); the target's cotangent (a sum of
+    (lse - m) - (z_j - m)) as there."""
+    z = _rows_last(arrays[0])
+    C = z.shape[-1]
+    ls = float(params.get("label_smoothing", 0.0))
+    t_raw = np.asarray(arrays[1])
+    if t_raw.dtype.kind in "iu":
+        ids = t_raw.reshape(-1)
+        active = ids != params.get("ignore_index", -100)
+        oh = np.zeros(z.shape)
+        if active.any():
+            oh[np.flatnonzero(active), ids[active]] = 1.0
+        t = (1 - ls) * oh + np.where(active[:, None], ls / max(C, 1), 0.0)
+        rows = int(active.sum())
+    else:
+        t = (1 - ls) * _rows_last(t_raw) + ls / max(C, 1)
+        rows = z.shape[0]
+    k = _k(g, rows)
+    p, lse_m, d = _softmax(z)
+    st = t.sum(axis=-1, keepdims=True)
+    dz = k * (p * np.abs(st) + np.abs(t))
+    shape = np.shape(arrays[0])
+    if t_raw.dtype.kind != "f":
+        return dz.reshape(shape), None
+    dt = _k(g, z.shape[0]) * (1 - ls) * (np.abs(lse_m) + np.abs(d))
+    return dz.reshape(shape), dt.reshape(shape)
+
+
+def _scaled_norm(v):
+    """|v| along the last axis without overflow/underflow (scaled by max |v|)."""
+    s = np.max(np.abs(v), axis=-1, keepdims=True)
+    s = np.where((s > 0) & np.isfinite(s), s, 1.0)
+    return s[..., 0] * np.sqrt(np.sum((v / s) ** 2, axis=-1))
+
+
+def _cosine_terms(x, y, eps, g):
+    """rows (R, n): |g| (|y_j| / (Nx Ny) + [|x| > eps] |C| |x_j| / |x|^2) for d/dx and
+    the symmetric one for d/dy: dC/dx_j = y_j / (Nx Ny) - C x_j / |x|^2."""
+    with np.errstate(all="ignore"):
+        nx, ny = _scaled_norm(x), _scaled_norm(y)
+        Nx, Ny = np.maximum(nx, eps), np.maximum(ny, eps)
+        sx = np.max(np.abs(x), axis=-1)
+        sy = np.max(np.abs(y), axis=-1)
+        sx, sy = np.where(sx > 0, sx, 1.0), np.where(sy > 0, sy, 1.0)
+        C = np.sum((x / sx[:, None]) * (y / sy[:, None]), axis=-1) * (sx / Nx) * (sy / Ny)
+        g = np.abs(g)[:, None]
+        ax = np.where((nx > eps)[:, None], np.abs(C)[:, None] * (np.abs(x) / nx[:, None]) / nx[:, None], 0.0)
+        ay = np.where((ny > eps)[:, None], np.abs(C)[:, None] * (np.abs(y) / ny[:, None]) / ny[:, None], 0.0)
+        dx = g * ((np.abs(y) / Ny[:, None]) / Nx[:, None] + ax)
+        dy = g * ((np.abs(x) / Nx[:, None]) / Ny[:, None] + ay)
+    return dx, dy
+
+
+def cosine_similarity(arrays, params, g):
+    x, y = np.broadcast_arrays(_f64(arrays[0]), _f64(arrays[1]))
+    ax = params.get("axis", -1)
+    xm, ym = np.moveaxis(x, ax, -1), np.moveaxis(y, ax, -1)
+    shp = xm.shape
+    gr = np.broadcast_to(_f64(g), shp[:-1]).reshape(-1)
+    dx, dy = _cosine_terms(xm.reshape(-1, shp[-1]), ym.reshape(-1, shp[-1]),
+                           float(params["eps"]), gr)
+    back = lambda d: np.moveaxis(d.reshape(shp), -1, ax)
+    return back(dx), back(dy)
+
+
+def cosine_similarity_loss(arrays, params, g):
+    x, y = _f64(arrays[0]), _f64(arrays[1])
+    gr = np.asarray([float(np.asarray(g, dtype=np.float64).reshape(-1)[0])])
+    dx, dy = _cosine_terms(x.reshape(1, -1), y.reshape(1, -1), float(params["eps"]), gr)
+    return dx.reshape(x.shape), dy.reshape(y.shape)

@@ -10,6 +10,7 @@ import numpy as np
 from ..domains import NONNEGATIVE, Interval
 from ..errors import bad_value
 from . import _shapes
+from . import _terms
 from ._spec import Arg, Case, Param, Precondition
 from .losses import loss
 
@@ -96,7 +97,8 @@ SPECS = [
          "log_input: g * (exp(log_input) - target) / n; target: -g * log_input / n",
          cases=[Case(((0.0,), (1.0,)), 1.0), Case(((math.log(2.0),), (2.0,)), 2.0 - 2.0 * math.log(2.0)),
                 Case(((-INF,), (0.0,)), NAN), Case(((1000.0,), (1.0,)), INF)],
-         families=("normal", "wide", "zero_targets"), torchlean="poissonSpec"),
+         families=("normal", "wide", "zero_targets"), vjp_terms=_terms.poisson_nll_loss,
+         torchlean="poissonSpec"),
 ]
 
 
@@ -151,4 +153,5 @@ SPECS.append(
                      note="every label ignored: 0 (PyTorch: NaN)"),
                 Case((((INF, 0.0),), ((1.0, 0.0),)), NAN)],
          families=("normal", "wide", "large_spread", "dominant", "zero_targets"),
+         vjp_terms=_terms.cross_entropy,
          torchlean="crossEntropyLogitsSpec + IgnoredLabelLoss (BugZoo)"))

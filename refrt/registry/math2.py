@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from ..errors import bad_value
-from . import _shapes
+from . import _shapes, _terms
 from ._spec import Arg, Case, OpSpec, Param, Precondition, Tol
 from .elementwise import AT_ZERO, COMPOSITE, EXACT, LIBM, unary
 from .reductions import AXIS_NONE
@@ -135,6 +135,7 @@ SPECS += [
                           Case((((1.0, NAN),), ((1.0, 1.0),)), NAN)),
            vjp=COSINE_RULE, preconditions=(CLAMP,), shape=_cosine_shape,
            families=("normal", "wide"), example_shapes=((6, 9), (6, 9)),
+           vjp_terms=_terms.cosine_similarity,
            torchlean="cosineSimilaritySpec (the similarity part)"),
     OpSpec(name="cosine_similarity_loss",
            signature="cosine_similarity_loss(pred, target, eps=1e-06) -> loss", kind="loss",
@@ -152,6 +153,6 @@ SPECS += [
                                "naive 1 - fl(cos) gives 0")),
            vjp="pred, target: -(the cosine_similarity rule) " + COSINE_RULE[COSINE_RULE.index("("):],
            preconditions=(CLAMP,), shape=_cosine_shape,
-           families=("normal", "wide", "zero_targets"),
+           families=("normal", "wide", "zero_targets"), vjp_terms=_terms.cosine_similarity_loss,
            torchlean="cosineSimilaritySpec"),
 ]
