@@ -174,7 +174,7 @@ def apply_variant(spec, arrays, params, variant):
         arrays = list(arrays)
         i = next(k for k, a in enumerate(spec.args) if a.role == "class_target")
         t = np.asarray(arrays[i])
-        if t.ndim >= 1 and t.shape[-1] > 0:
+        if t.dtype.kind not in "iu" and t.ndim >= 1 and t.shape[-1] > 0:   # ids stay ids
             arrays[i] = np.argmax(np.nan_to_num(t.astype(np.float64)), axis=-1).astype(np.int64)
         return arrays, params
     raise ValueError(f"unknown variant {variant!r}")
