@@ -338,6 +338,18 @@ def _widen_inputs(inputs):
     return out
 
 
+def _check_certify_args(name, dtype, max_prec, on_undecided):
+    """The target format, after checking the arguments every certified entry point takes."""
+    fmt = format_of(dtype)
+    if isinstance(max_prec, bool) or not isinstance(max_prec, int) or max_prec < fmt.prec + 2:
+        raise ValueError(f"{name}: argument 'max_prec' expected an integer >= "
+                         f"{fmt.prec + 2} for {fmt.name}, got {max_prec!r}")
+    if on_undecided not in ("raise", "nan"):
+        raise ValueError(f"{name}: argument 'on_undecided' expected 'raise' or 'nan', "
+                         f"got {on_undecided!r}")
+    return fmt
+
+
 def evaluate(op_name, *inputs, dtype=np.float64, max_prec=DEFAULT_MAX_PREC,
              return_enclosure=False, on_undecided="raise", **params):
     """Correctly rounded value of op ``op_name`` on ``inputs`` in ``dtype``.
@@ -348,13 +360,7 @@ def evaluate(op_name, *inputs, dtype=np.float64, max_prec=DEFAULT_MAX_PREC,
     listed in the enclosure's mask).
     """
     spec = get(op_name)
-    fmt = format_of(dtype)
-    if isinstance(max_prec, bool) or not isinstance(max_prec, int) or max_prec < fmt.prec + 2:
-        raise ValueError(f"{spec.name}: argument 'max_prec' expected an integer >= "
-                         f"{fmt.prec + 2} for {fmt.name}, got {max_prec!r}")
-    if on_undecided not in ("raise", "nan"):
-        raise ValueError(f"{spec.name}: argument 'on_undecided' expected 'raise' or 'nan', "
-                         f"got {on_undecided!r}")
+    fmt = _check_certify_args(spec.name, dtype, max_prec, on_undecided)
     arrays, full, _, out_shape = prepare(spec, _widen_inputs(inputs), params)
     if 0 in out_shape:                 # nothing to certify: iterate only over what exists
         value = np.empty(out_shape, dtype=storage_dtype(fmt.name))
@@ -393,13 +399,7 @@ def _split(flat, shapes, store):
 
 
 def _certify_flat(name, formula, arrays, shapes, dtype, max_prec, on_undecided):
-    fmt = format_of(dtype)
-    if isinstance(max_prec, bool) or not isinstance(max_prec, int) or max_prec < fmt.prec + 2:
-        raise ValueError(f"{name}: argument 'max_prec' expected an integer >= "
-                         f"{fmt.prec + 2} for {fmt.name}, got {max_prec!r}")
-    if on_undecided not in ("raise", "nan"):
-        raise ValueError(f"{name}: argument 'on_undecided' expected 'raise' or 'nan', "
-                         f"got {on_undecided!r}")
+    fmt = _check_certify_args(name, dtype, max_prec, on_undecided)
     total = sum(int(np.prod(s, dtype=np.int64)) for s in shapes if s is not None)
     unit = _VjpUnit(name)
     if total == 0:
