@@ -238,3 +238,27 @@ def test_safe_log_float64_near_its_root(eps):
     got = ops.safe_log(x, eps=eps)
     want = oracle.safe_log(x, eps=eps)
     assert ulp_distance(got, want, np.float64).max() <= OPS["safe_log"].tol["float64"]
+
+
+# ---- reproducer 6: row losses whose total overflows at a finite mean --------------------
+
+def _row_loss_cases():
+    for f in (np.float32, np.float64):
+        M = np.finfo(f).max
+        yield "cross_entropy_logits", f, np.array([[M, -M, 0], [M / 2, 0, -M / 2]], f), \
+            np.array([[0, 0, 1], [0, 1, 0]], f)
+        yield "cross_entropy_logits", f, np.array([[M, -M]] * 3, f), np.array([0, 0, 1])
+        yield "cross_entropy_logits", f, np.array([[M, -M]] * 3, f), np.array([1, 1, 1])
+        yield "nll_loss", f, np.array([[-M, 0], [-M, 0], [0, -M / 4]], f), np.array([0, 0, 1])
+        yield "kl_div", f, np.array([[-M, 0], [-M, 0]], f), np.array([[0.5, 0.5], [1, 0]], f)
+
+
+@pytest.mark.parametrize("op,f,x,t", list(_row_loss_cases()),
+                         ids=lambda v: getattr(v, "__name__", None) if not isinstance(v, np.ndarray) else None)
+def test_row_loss_total_overflow_at_a_finite_mean(op, f, x, t):
+    """The big forward hunt's find: ``lse - z_t`` of a [max, -max] row is 2 max, and the
+    total of R rows overflows before the division by R (was inf, 4e6 / 3e15 ulp); the
+    binding recomputes such totals in a wider format (float_losses._wide_total)."""
+    got = getattr(ops, op)(x, t)
+    want = oracle.evaluate(op, x, t, dtype=f)
+    assert ulp_distance(got, want, f) <= OPS[op].tol[f.__name__], (got, want)

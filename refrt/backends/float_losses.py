@@ -55,6 +55,49 @@ def binary_cross_entropy(arrays, params, threads):
     return _scalar(K.bce_fwd(_flat(p), _flat(t), p.dtype.type(params["eps"]), threads), p.dtype)
 
 
+# Overflow rescue of the row losses (cross_entropy_logits, nll_loss, kl_div).
+# The kernels sum the row losses in the input dtype and divide by the row count R once,
+# at the end, so a finite mean can overflow on the way: a row of logits [max, -max] with
+# target 1 has the loss lse - z_1 = 2 max (inf), and R rows of nll -lp = max sum to R max,
+# while the means are max and below.  When the kernel's total is not finite but every
+# input is, the total is recomputed here from the per-element terms in a wider format
+# whose exponent range holds R C (2 max) (float64 for float32 inputs; the x87 80-bit
+# long double, 15-bit exponent, for float64) and divided by R before rounding back:
+#   cross_entropy_logits  t_j ((m - z_j) + log s),  m = max_j z_j, s = sum_j e^(z_j - m)
+#   nll_loss              -t_j lp_j
+#   kl_div                t_j (log t_j - lp_j), 0 where t_j = 0 (xlogy)
+# Every term but kl_div's is >= 0 (targets are probabilities), so the wide sum keeps its
+# relative error near the wide format's eps (2^-64 for long double) times log2(R C),
+# far below one ulp of the result.  A mean that is itself beyond the dtype's range is
+# +inf after the rounding, as it should be.  Where long double is no wider than double
+# (some non-x86 ABIs) the float64 rescue is skipped and the kernel's inf stands.
+_WIDE = {np.dtype(np.float32): np.dtype(np.float64)}
+if np.finfo(np.longdouble).maxexp > np.finfo(np.float64).maxexp:
+    _WIDE[np.dtype(np.float64)] = np.dtype(np.longdouble)
+_RESCUE = {0, 2, 3}          # the ROWS codes whose totals can overflow at a finite mean
+
+
+def _wide_total(which, x, t, wide):
+    C = x.shape[-1]
+    z = x.reshape(-1, C).astype(wide)
+    if t.dtype.kind in "iu":
+        tt = np.zeros(z.shape, dtype=wide)
+        np.put_along_axis(tt, t.reshape(-1, 1).astype(np.intp), 1, axis=1)
+    else:
+        tt = t.reshape(-1, C).astype(wide)
+    with np.errstate(all="ignore"):
+        if which == 0:
+            m = z.max(axis=1, keepdims=True)
+            s = np.exp(z - m).sum(axis=1, keepdims=True)
+            terms = tt * ((m - z) + np.log(s))
+        elif which == 2:
+            terms = tt * -z
+        else:
+            terms = tt * (np.log(np.where(tt > 0, tt, 1)) - z)
+        terms = np.where(tt == 0, 0, terms)
+        return (terms.sum() / max(z.shape[0], 1)).astype(x.dtype)    # > max: inf
+
+
 def _row_loss(name):
     def impl(arrays, params, threads):
         x, t = arrays
@@ -64,6 +107,9 @@ def _row_loss(name):
             v = K.rows_ids_fwd(ROWS[name], _flat(x), _flat(t), C, eps, threads)
         else:
             v = K.rows_fwd(ROWS[name], _flat(x), _flat(t), C, eps, threads)
+        if (not np.isfinite(v) and ROWS[name] in _RESCUE and x.dtype in _WIDE
+                and np.isfinite(x).all() and (t.dtype.kind in "iu" or np.isfinite(t).all())):
+            v = _wide_total(ROWS[name], x, t, _WIDE[x.dtype])
         # A (..., 0) input has rows but no terms: the total is 0.
         return _scalar(v, x.dtype)
     impl.__name__ = name

@@ -63,8 +63,9 @@ def cross_entropy_logits(arrays, params, g):
     k = _k(g, z.shape[0])
     p, lse_m, d = _softmax(z)
     st = t.sum(axis=-1, keepdims=True)
-    dz = k * (p * np.abs(st) + np.abs(t))              # p_j sum(t) - t_j
-    dt = k * (np.abs(lse_m) + np.abs(d))               # (lse - m) - (z_j - m)
+    with np.errstate(over="ignore"):                    # a budget of inf is a budget
+        dz = k * (p * np.abs(st) + np.abs(t))          # p_j sum(t) - t_j
+        dt = k * (np.abs(lse_m) + np.abs(d))           # (lse - m) - (z_j - m)
     shape = np.shape(arrays[0])
     return dz.reshape(shape), (dt.reshape(shape) if np.asarray(arrays[1]).dtype.kind == "f"
                                else None)
