@@ -1,0 +1,230 @@
+"""Correctly rounded matrix products on NumPy's BLAS: C[b] = A[b] @ Bt[b]^T (+ bias).
+
+Same contract and layout as `linalg.matmul_nt` (a (B, m, n), bt (B, p, n), out (B, m, p)),
+which stays the kernel for small products and the fallback for single outputs.
+
+Design:
+a) Error-free splitting (Ozaki, Ogita, Oishi, Rump, "Error-free transformations of matrix
+   multiplication by using fast routines of matrix multiplication and its applications",
+   Numer. Algorithms 59, 2012; Mukunoki, Ozaki, Ogita, Imamura, "DGEMM using Tensor Cores,
+   and its accurate and reproducible versions", ISC 2020).  Each row of A (column of B) is
+   scaled by 2^-tau, tau = the exponent of its largest entry, so |entries| < 1 (exact
+   unless an entry would fall below 2^-1022: such a row has an exponent spread of ~1000
+   binades and goes to the Dot2 fallback, flag 2).  The first slice
+   S = fl(fl(x + c) - c), c = 1.5 * 2^(52 - beta), is x rounded to the grid 2^-beta
+   (x + c lies in [2^(52-beta), 2^(53-beta)) whose ulp is 2^-beta), and x - S is exact.
+   S holds integers of at most beta bits times 2^-beta, so a dot of n slice products is a
+   sum of integers below n 2^(2 beta) <= 2^53 in units of 2^(-2 beta): every partial sum
+   is a double and BLAS computes it exactly, in any order, with or without FMA.
+   beta = floor((53 - ceil(log2 n)) / 2): 22 for n <= 512, 20 for n <= 8192.
+b) float64: with A = Sa + Ra, B = Sb + Rb (per (a)),
+      A B = Sa Sb  +  Sa Rb  +  Ra B
+   in three GEMMs: Sa Sb is exact (a); the two others are below 2^-beta of the product in
+   size and BLAS rounds them with |error| <= gamma_n sum_j |x_j y_j| <= gamma_n ||x|| ||y||
+   (any summation order, gamma_n = n u / (1 - n u), Higham, Thm 3.1/3.4; Cauchy-Schwarz on
+   the row and column 2-norms).  The bound is ~2^-(44+22) of ||a|| ||b||, far below the
+   half-ulp of a product of typical size, so one pass certifies almost every output
+   (measured: bench/bench_matmul.py prints the share recomputed).  The usual Ozaki
+   scheme splits both operands into 3+ slices and needs 6+ GEMMs for the same bound; here
+   only the leading product must be exact, because the other two are certified by their
+   error bound instead of being error-free.
+c) float32: a product of two float32 values is exact in float64 (48 bits) and a sum of n
+   of them is rounded with |error| <= gamma_n ||a|| ||b|| in float64: one GEMM of the
+   inputs converted to float64, no splitting, no scaling (float32 values squared stay
+   within float64's range).  This widens internally to double like a single correctly
+   rounded elementary function does: the result is the float32 rounding of the exact
+   dot product (certified in (e)), so nothing of the float32 semantics is hidden.
+d) The parts are summed per output in double-double (TwoSum, linalg.ozaki_round) with the
+   bias (linear) added last, so y = x W^T + b is rounded once.
+e) Certification (linalg.ozaki_round): the exact value lies within E of r + t, E the
+   bound of (b)/(c) plus the double-double's own rounding; when |t| + E is below half the
+   gap below |r| in the output format, r is the correctly rounded result.  The rest --
+   measured well below 1% of the outputs on the normal / wide / large_mean families at
+   n = 512 -- and every output near underflow (below 2^(emin + 2p), as matmul_nt's
+   rescue) or overflow are recomputed exactly by the superaccumulator (flag 1), so every
+   output of finite inputs is the correctly rounded exact dot product, whatever the BLAS
+   summation order: the bits do not depend on BLAS, its threads or the CPU.
+f) Exactness conditions and fallback: rows or columns with inf/NaN, non-finite bias, and
+   rows/columns whose scaling loses bits go to flag 2: those outputs are computed by the
+   Dot2 kernel exactly as matmul_nt computes them (IEEE inf/NaN semantics, its rescue),
+   so they keep today's bits.
+g) When: Dot2 (matmul_nt) below OZAKI_MIN_FLOPS = 2 m n p per batch, where NumPy's call
+   overheads dominate (measured crossover in bench/bench_matmul.py, docs/accuracy.md).
+h) Threads: BLAS runs with `threads` threads for the call (threadpoolctl sets OpenBLAS's
+   count and restores it after; without threadpoolctl BLAS keeps its own setting, e.g.
+   OPENBLAS_NUM_THREADS).  The rounding and fallback kernels run on one thread.
+"""
+import math
+
+import numpy as np
+
+from . import linalg as LA
+
+OZAKI_MIN_FLOPS = 2 * 32 ** 3       # Design g (measured: bench/bench_matmul.py --sizes)
+_U = 2.0 ** -53
+_NORM_FLOOR = 2.0 ** -530           # Design b: squares below 2^-1074 are lost in a norm
+TAU_MAX = 1023 - 53                 # Design a: c = 1.5 2^(52 - beta + tau) stays finite
+
+
+def _beta(n):
+    return (53 - max(1, math.ceil(math.log2(max(n, 2))))) // 2
+
+
+def _gamma(n):
+    """gamma_n (Design b) times slack for the computed norms (each rounded <= gamma_{n+2})."""
+    g = n * _U / (1 - n * _U)
+    return g * (1 + 4 * (n + 4) * _U) * (1 + 2.0 ** -30)
+
+
+def _gamma2(n):
+    """gamma_N^2 of Dot2's bound (dot2.h, Design b; N <= n + 6 for every lane count)."""
+    return (_gamma(n + 6) * (1 + 2.0 ** -30)) ** 2
+
+
+def _norms(x, floor):
+    """Row 2-norms of x (..., n) (upper bounds up to the slack in _gamma)."""
+    return np.sqrt(np.einsum("...j,...j->...", x, x)) + floor
+
+
+class _BlasThreads:
+    """Design h: the BLAS thread count for one call (a cached threadpoolctl controller)."""
+    _libs = None
+
+    def __init__(self, threads):
+        self.threads = max(1, int(threads))
+        self.saved = []
+
+    @classmethod
+    def libs(cls):
+        if cls._libs is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+                cls._libs = ThreadpoolController().select(user_api="blas").lib_controllers
+            except Exception:          # threadpoolctl missing or unable to load BLAS
+                cls._libs = []
+        return cls._libs
+
+    def __enter__(self):
+        for lib in self.libs():
+            old = lib.get_num_threads()
+            if old != self.threads:
+                lib.set_num_threads(self.threads)
+                self.saved.append((lib, old))
+        return self
+
+    def __exit__(self, *exc):
+        for lib, old in self.saved:
+            lib.set_num_threads(old)
+
+
+def _exponents(x, beta):
+    """Design a: tau per row (max |x_i| < 2^tau) and the rows the split can take."""
+    if x.shape[-1] == 0:
+        z = np.zeros(x.shape[:-1])
+        return z.astype(np.intc), z == 0, z
+    mx = np.maximum(np.max(x, axis=-1), -np.min(x, axis=-1))
+    tau = np.frexp(np.where(np.isfinite(mx), mx, 0.0))[1].astype(np.intc)
+    # inf/NaN rows, rows beyond 2^TAU_MAX (c would overflow) and rows whose grid
+    # 2^(tau - beta) would fall below the smallest subnormal: Design f (flag 2)
+    ok = np.isfinite(mx) & (tau <= TAU_MAX) & (tau >= beta - 1074 + 2)
+    return np.where(ok, tau, 0).astype(np.intc), ok, mx
+
+
+def _split(x, tau, beta):
+    """Design a: x = s + r, s on the grid 2^(tau - beta) of its row (|s| <= 2^tau), r exact."""
+    c = (1.5 * np.ldexp(1.0, 52 - beta + tau))[..., None]
+    s = (x + c) - c
+    return s, x - s
+
+
+def _row_norms(x, tau, bound):
+    """Upper bounds of the row 2-norms of x (up to the slack in _gamma): the computed norm
+    where its squares neither overflow nor lose their bits to underflow (|tau| <= 400,
+    plus a floor for the squares below 2^-1074), sqrt(n) times `bound` (a bound of max
+    |x_i|) elsewhere."""
+    n = x.shape[-1]
+    direct = np.sqrt(np.einsum("...j,...j->...", x, x)) + _NORM_FLOOR
+    far = np.abs(tau) > 400
+    if far.any():
+        direct = np.where(far, math.sqrt(n) * (1 + 2.0 ** -40) * bound, direct)
+    return direct
+
+
+def _gemm_nt(x, y):
+    """x (B, m, n) @ y (B, p, n)^T per batch, 2-D BLAS calls (NumPy's stacked matmul of
+    a transposed operand does not reach BLAS)."""
+    out = np.empty((x.shape[0], x.shape[1], y.shape[1]))
+    for b in range(x.shape[0]):
+        np.matmul(x[b], y[b].T, out=out[b])
+    return out
+
+
+def _parts_f64(a, bt):
+    n = a.shape[-1]
+    beta = _beta(n)
+    ta, oka, ma = _exponents(a, beta)
+    tb, okb, mb = _exponents(bt, beta)
+    s_a, r_a = _split(a, ta, beta)
+    s_b, r_b = _split(bt, tb, beta)
+    p0 = _gemm_nt(s_a, s_b)                    # exact (Design a)
+    p1 = _gemm_nt(s_a, r_b)                    # rounded, bounded (Design b)
+    p2 = _gemm_nt(r_a, bt)
+    ra_max = np.ldexp(1.0, ta - beta - 1)      # |r| <= half the grid
+    rb_max = np.ldexp(1.0, tb - beta - 1)
+    na = np.stack([_row_norms(s_a, ta, ma + ra_max), _row_norms(r_a, ta, ra_max)])
+    nb = np.stack([_row_norms(r_b, tb, rb_max), _row_norms(bt, tb, mb)])
+    ea = _gamma(n) * na
+    ea[:, ~oka] = np.inf                       # Design f: flag 2
+    eb = nb.copy()
+    eb[:, ~okb] = np.inf
+    return (p0, p1, p2), ea, eb, ta, tb, 2 * beta - 1074, (s_a, r_a, r_b, bt, na, nb)
+
+
+def _parts_f32(a, bt):
+    n = a.shape[-1]
+    a64 = a.astype(np.float64)
+    b64 = bt.astype(np.float64)
+    p0 = _gemm_nt(a64, b64)                    # Design c
+    ea = (_gamma(n) * _norms(a64, 0.0))[None]
+    eb = _norms(b64, 0.0)[None]
+    z = np.zeros
+    return (p0,), ea, eb, z(a.shape[:-1], np.intc), z(bt.shape[:-1], np.intc), -2 ** 30, None
+
+
+def use_ozaki(m, n, p):
+    """Design g: the BLAS path for an (m, n) x (n, p) product."""
+    return n > 0 and 2 * m * n * p >= OZAKI_MIN_FLOPS and n < 2 ** 26
+
+
+def matmul_nt(a, bt, bias, out, threads=1, force=None):
+    """out[b] = a[b] @ bt[b]^T (+ bias), correctly rounded for finite inputs (Design e).
+
+    a (B, m, n), bt (B, p, n) C-contiguous float32/float64; bias (p,) or (0,); out
+    (B, m, p).  force=True/False picks the path regardless of size (tests, bench).
+    Returns (outputs not certified by the first pass, outputs sent to ozaki_fix), or
+    None when Dot2 (matmul_nt) ran for all.
+    """
+    nb, m, n = a.shape
+    p = bt.shape[1]
+    ozaki = use_ozaki(m, n, p) if force is None else (force and n > 0)
+    if not ozaki or nb == 0 or m == 0 or p == 0:
+        LA.matmul_nt(a, bt, bias, out, threads)
+        return None
+    with np.errstate(all="ignore"), _BlasThreads(threads):
+        parts, ea, eb, sa, sb, lowest, rows = (_parts_f64 if a.dtype == np.float64
+                                               else _parts_f32)(a, bt)
+    p0 = parts[0]
+    p1, p2 = parts[1:] if len(parts) == 3 else (p0, p0)
+    flags = np.empty(out.shape, np.int8)
+    eabs = 4 * (n + 8) * 2.0 ** -1074          # underflow in the rounded parts, Dot2
+    bad = LA.ozaki_round(p0, p1, p2, bias, ea, eb, sa, sb, lowest, eabs,
+                         out, flags)
+    refined = bad
+    if bad and rows is not None:
+        # Design e: float64 outputs of flag 1 get their two rounded parts by Dot2
+        s_a, r_a, r_b, b_s, na, nb = rows
+        refined = LA.ozaki_refine(p0, s_a, r_a, r_b, b_s, na, nb, _gamma2(n), eabs, bias,
+                                  out, flags)
+    if refined:
+        LA.ozaki_fix(a, bt, bias, flags, out)
+    return bad, refined
