@@ -271,7 +271,7 @@ def ozaki_round(const double[:, :, ::1] p0,    # IN  (B, m, p) partial products
                 const double[:, :, ::1] eb,    # IN  (T, B, p) error-bound column factors
                 const int[:, ::1] sa,          # IN  (B, m) row exponents (ozaki.py, a)
                 const int[:, ::1] sb,          # IN  (B, p) column exponents
-                int lowest,                    # IN  flag 2 where sa + sb < lowest
+                int lowest,                    # IN  flag 1 where sa + sb < lowest
                 double eabs,                   # IN  absolute error term (underflow)
                 floating[:, :, ::1] out,       # OUT (B, m, p)
                 signed char[:, :, ::1] flags): # OUT (B, m, p): 0 kept, 1 / 2 recompute

@@ -4,8 +4,9 @@
  * Contract: refrt_oz_row_<T><FULL><BIAS>(p0, p1, p2, bias, ea0, ea1, eb0, eb1, sb, si,
  * eabs, out, flags, p) sets, for 0 <= k < p,
  *   out[k]   = the double-double sum p0[k] (+ p1[k] + p2[k]) (+ bias[k]) rounded to T,
- *   flags[k] = 0 when that rounding is certified (see below), 1 when not (finite inputs),
- *              2 when the error bound or the bias is inf/NaN or si + sb[k] < 0,
+ *   flags[k] = 0 when that rounding is certified (see below), 1 when not or when
+ *              si + sb[k] < 0 (finite inputs), 2 when the error bound or the bias is
+ *              inf/NaN,
  * and returns the number of nonzero flags.  The exact value must lie within
  *   E = ea0 eb0[k] + ea1 eb1[k] + eabs
  * of p0 + p1 + p2 (the caller's bound on the parts' errors).
@@ -99,7 +100,7 @@ static ptrdiff_t NAME(const double *restrict p0, const double *restrict p1,     
         }                                                                              \
         {                                                                              \
             int64_t valid = (int64_t)si + sb[k] >= 0;                                  \
-            int64_t nonfin = (!refrt_oz_finite(err)) | (!refrt_oz_finite(bk)) | !valid;\
+            int64_t nonfin = (!refrt_oz_finite(err)) | (!refrt_oz_finite(bk));       \
             ok = ok & ((fabs(t) + err) * REFRT_OZ_SAFE < h) & valid;                   \
             flags[k] = (signed char)((1 - ok) * (1 + nonfin));                         \
             bad += 1 - ok;                                                             \

@@ -64,6 +64,7 @@ OZAKI_MIN_FLOPS = 2 * 32 ** 3       # Design g (measured: bench/bench_matmul.py 
 _U = 2.0 ** -53
 _NORM_FLOOR = 2.0 ** -530           # Design b: squares below 2^-1074 are lost in a norm
 TAU_MAX = 1023 - 53                 # Design a: c = 1.5 2^(52 - beta + tau) stays finite
+TINY = -(1 << 20)                   # Design a: the exponent reported for subnormal rows
 
 
 def _beta(n):
@@ -118,22 +119,31 @@ class _BlasThreads:
 
 
 def _exponents(x, beta):
-    """Design a: tau per row (max |x_i| < 2^tau) and the rows the split can take."""
+    """Design a: per row tau (max |x_i| < 2^tau), the exponent the product checks use
+    (tau, or TINY for rows whose grid 2^(tau - beta) would fall below 2^-1074: every
+    output of such a row fails the check and is recomputed exactly), and the finite rows
+    (inf/NaN rows: Design f)."""
     if x.shape[-1] == 0:
-        z = np.zeros(x.shape[:-1])
-        return z.astype(np.intc), z == 0, z
+        z = np.zeros(x.shape[:-1], np.intc)
+        return z, z, z == 0
     mx = np.maximum(np.max(x, axis=-1), -np.min(x, axis=-1))
-    tau = np.frexp(np.where(np.isfinite(mx), mx, 0.0))[1].astype(np.intc)
-    # inf/NaN rows, rows beyond 2^TAU_MAX (c would overflow) and rows whose grid
-    # 2^(tau - beta) would fall below the smallest subnormal: Design f (flag 2)
-    ok = np.isfinite(mx) & (tau <= TAU_MAX) & (tau >= beta - 1074 + 2)
-    return np.where(ok, tau, 0).astype(np.intc), ok, mx
+    ok = np.isfinite(mx)
+    tau = np.frexp(np.where(ok, mx, 0.0))[1].astype(np.intc)
+    low = beta - 1072
+    report = np.where(tau < low, TINY, tau).astype(np.intc)
+    return np.maximum(tau, low).astype(np.intc), report, ok
 
 
 def _split(x, tau, beta):
-    """Design a: x = s + r, s on the grid 2^(tau - beta) of its row (|s| <= 2^tau), r exact."""
-    c = (1.5 * np.ldexp(1.0, 52 - beta + tau))[..., None]
+    """Design a: x = s + r, s on the grid 2^(tau - beta) of its row (|s| <= 2^tau), r exact.
+    Rows beyond TAU_MAX, where c would overflow, take s = x - fmod(x, grid) (exact, the
+    truncated |r| < grid; fmod costs a libm call per entry)."""
+    c = (1.5 * np.ldexp(1.0, 52 - beta + np.minimum(tau, TAU_MAX)))[..., None]
     s = (x + c) - c
+    big = tau > TAU_MAX
+    if big.any():
+        g = np.ldexp(1.0, tau[big] - beta)[..., None]
+        s[big] = x[big] - np.fmod(x[big], g)
     return s, x - s
 
 
@@ -162,22 +172,24 @@ def _gemm_nt(x, y):
 def _parts_f64(a, bt):
     n = a.shape[-1]
     beta = _beta(n)
-    ta, oka, ma = _exponents(a, beta)
-    tb, okb, mb = _exponents(bt, beta)
+    ta, ra_, oka = _exponents(a, beta)
+    tb, rb_, okb = _exponents(bt, beta)
     s_a, r_a = _split(a, ta, beta)
     s_b, r_b = _split(bt, tb, beta)
+    ma = np.ldexp(1.0, ta)                     # bounds of max |a_i|, max |b_k|
+    mb = np.ldexp(1.0, tb)
     p0 = _gemm_nt(s_a, s_b)                    # exact (Design a)
     p1 = _gemm_nt(s_a, r_b)                    # rounded, bounded (Design b)
     p2 = _gemm_nt(r_a, bt)
-    ra_max = np.ldexp(1.0, ta - beta - 1)      # |r| <= half the grid
-    rb_max = np.ldexp(1.0, tb - beta - 1)
+    ra_max = np.ldexp(1.0, ta - beta)          # |r| <= the grid (half of it but in fmod rows)
+    rb_max = np.ldexp(1.0, tb - beta)
     na = np.stack([_row_norms(s_a, ta, ma + ra_max), _row_norms(r_a, ta, ra_max)])
     nb = np.stack([_row_norms(r_b, tb, rb_max), _row_norms(bt, tb, mb)])
     ea = _gamma(n) * na
     ea[:, ~oka] = np.inf                       # Design f: flag 2
     eb = nb.copy()
     eb[:, ~okb] = np.inf
-    return (p0, p1, p2), ea, eb, ta, tb, 2 * beta - 1074, (s_a, r_a, r_b, bt, na, nb)
+    return (p0, p1, p2), ea, eb, ra_, rb_, 2 * beta - 1074, (s_a, r_a, r_b, bt, na, nb)
 
 
 def _parts_f32(a, bt):
