@@ -7,7 +7,9 @@ product), ratios other time / refrt time (> 1: refrt faster), and the share of o
 the Ozaki pass could not certify (recomputed by Dot2 / the superaccumulator, ozaki.py e).
 
 `--crossover` times both refrt paths at small sizes, the measurement behind
-ozaki.OZAKI_MIN_FLOPS.
+ozaki.OZAKI_MIN_FLOPS.  `--accuracy` prints the max ulp of both paths against the
+certified oracle on matmul's and linear's families (at the registry's example shapes and
+at 24x64 @ 64x16), and on GenDot rows of condition 1e8..1e40 (float32 1e8..1e16).
 """
 import argparse
 import os
@@ -48,13 +50,63 @@ def _variants(n, dt, torch):
     return v, bad
 
 
+def _accuracy():
+    import dataclasses
+
+    import refrt
+    from refrt.accuracy import measure
+    from refrt.families import gen_dot
+    from refrt.metrics import ulp_distance
+    from refrt.registry import get
+
+    saved = dict(OZ.OZAKI_MIN_FLOPS)
+    paths = {"dot2": 1 << 62, "ozaki": 0}
+    shapes = {"matmul": [None, ((24, 64), (64, 16))],
+              "linear": [None, ((16, 64), (12, 64), (12,))]}
+    print("max ulp vs the oracle, 2 seeds per family: dot2 / ozaki")
+    for name, shps in shapes.items():
+        for shp in shps:
+            spec = get(name) if shp is None else dataclasses.replace(get(name),
+                                                                      example_shapes=shp)
+            for dt in (np.float32, np.float64):
+                cells = []
+                for fam in spec.families:
+                    got = []
+                    for thr in paths.values():
+                        OZ.OZAKI_MIN_FLOPS = {k: thr for k in saved}
+                        got.append(max(measure(spec, np.dtype(dt), fam, s).max_ulp
+                                       for s in (0, 1)))
+                    cells.append(f"{fam} {got[0]:g}/{got[1]:g}")
+                shape = "x".join(str(v) for v in (spec.example_shapes or [()])[0])
+                print(f"  {name:7} {shape:6} {np.dtype(dt).name:8} " + "  ".join(cells))
+    for dt in (np.float32, np.float64):
+        rng = np.random.default_rng(5)
+        conds = np.geomspace(1e8, 1e40 if dt == np.float64 else 1e16, 16)
+        pairs = [gen_dot(40, c, dt, rng) for c in conds]
+        a = np.stack([x for x, _ in pairs])[None]
+        bt = np.stack([y for _, y in pairs])[None]
+        want = refrt.oracle.evaluate("matmul", a[0], bt[0].T, dtype=dt).astype(dt)
+        cells = []
+        for name, force in (("dot2", False), ("ozaki", True)):
+            out = np.empty((1, 16, 16), dt)
+            OZ.matmul_nt(a, bt, _NO_BIAS[dt], out, 1, force=force)
+            cells.append(f"{ulp_distance(out[0], want, dt).max():g}")
+        print(f"  gendot  16x40  {np.dtype(dt).name:8} cond 1e8..1e"
+              f"{40 if dt == np.float64 else 16}: dot2 {cells[0]} / ozaki {cells[1]}")
+    OZ.OZAKI_MIN_FLOPS = saved
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", default="64,512")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--crossover", action="store_true",
                     help="both refrt paths at 8..96 (the OZAKI_MIN_FLOPS choice)")
+    ap.add_argument("--accuracy", action="store_true",
+                    help="max ulp of both paths against the oracle (no timing)")
     args = ap.parse_args()
+    if args.accuracy:
+        return _accuracy()
     try:
         import torch
         torch.set_num_threads(1)

@@ -1,7 +1,6 @@
 """The Ozaki matmul on BLAS (refrt/_kernels/ozaki.py): error-free split, certified rounding
 against the oracle, the Dot2 / superaccumulator fallbacks, IEEE specials, layouts."""
 import dataclasses
-import math
 from fractions import Fraction
 
 import numpy as np
@@ -12,6 +11,7 @@ import refrt
 from refrt._kernels import linalg as LA
 from refrt._kernels import ozaki as OZ
 from refrt.accuracy import measure
+from refrt.families import gen_dot
 from refrt.registry import get
 
 DTYPES = (np.float32, np.float64)
@@ -20,7 +20,7 @@ DTYPES = (np.float32, np.float64)
 @pytest.fixture
 def always_ozaki(monkeypatch):
     """Every product through the Ozaki path, however small."""
-    monkeypatch.setattr(OZ, "OZAKI_MIN_FLOPS", 0)
+    monkeypatch.setattr(OZ, "OZAKI_MIN_FLOPS", {np.dtype(d): 0 for d in DTYPES})
 
 
 def _bias(dt, bias=None):
@@ -111,27 +111,6 @@ def test_families_correctly_rounded(op, family, dtype, always_ozaki):
         assert m.max_ulp == 0, (op, family, seed, m)
 
 
-def _gen_dot(n, cond, dt, rng):
-    """Ogita-Rump-Oishi GenDot (SIAM J. Sci. Comput. 26, 2005, Alg. 6.1): x, y with
-    condition number ~cond, built with exact rational running sums."""
-    b = math.log2(cond)
-    n2 = n // 2
-    e = np.rint(rng.random(n2) * b / 2).astype(int)
-    e[0], e[-1] = round(b / 2) + 1, 0
-    x = np.zeros(n)
-    y = np.zeros(n)
-    x[:n2] = (2 * rng.random(n2) - 1) * 2.0 ** e
-    y[:n2] = (2 * rng.random(n2) - 1) * 2.0 ** e
-    x[:n2], y[:n2] = x[:n2].astype(dt), y[:n2].astype(dt)
-    acc = sum(Fraction(float(u)) * Fraction(float(v)) for u, v in zip(x[:n2], y[:n2]))
-    for i, ei in zip(range(n2, n), np.rint(np.linspace(b / 2, 0, n - n2)).astype(int)):
-        x[i] = float(dt((2 * rng.random() - 1) * 2.0 ** ei))
-        y[i] = float(dt(((2 * rng.random() - 1) * 2.0 ** ei - float(acc)) / x[i]))
-        acc += Fraction(x[i]) * Fraction(y[i])
-    p = rng.permutation(n)
-    return x[p].astype(dt), y[p].astype(dt)
-
-
 @pytest.mark.parametrize("dt", DTYPES)
 def test_ill_conditioned_dots_are_correctly_rounded(dt):
     """Condition numbers up to 1e40 (f64) / 1e16 (f32): far past Dot2's "twice the working
@@ -140,7 +119,7 @@ def test_ill_conditioned_dots_are_correctly_rounded(dt):
     rng = np.random.default_rng(5)
     n, k = 40, 8
     conds = np.geomspace(1e8, 1e40 if dt == np.float64 else 1e16, k)
-    pairs = [_gen_dot(n, c, dt, rng) for c in conds]
+    pairs = [gen_dot(n, c, dt, rng) for c in conds]
     a = np.stack([x for x, _ in pairs])
     bt = np.stack([y for _, y in pairs])
     got, (first, fixed) = _ozaki(a, bt)
@@ -259,8 +238,10 @@ def test_batched_equals_each_batch(always_ozaki):
 
 
 def test_size_rule_picks_dot2_for_small_products():
-    assert not OZ.use_ozaki(4, 4, 4) and OZ.use_ozaki(64, 64, 64)
-    assert not OZ.use_ozaki(64, 0, 64)
+    for dt in DTYPES:
+        assert not OZ.use_ozaki(4, 4, 4, dt) and OZ.use_ozaki(512, 512, 512, dt)
+        assert not OZ.use_ozaki(512, 0, 512, dt)
+    assert OZ.use_ozaki(64, 64, 64, np.float32) and not OZ.use_ozaki(256, 256, 256, np.float64)
     a = np.ones((1, 3, 3))
     assert OZ.matmul_nt(a, a, np.empty(0), np.empty((1, 3, 3))) is None
 

@@ -7,49 +7,54 @@ Design:
 a) Error-free splitting (Ozaki, Ogita, Oishi, Rump, "Error-free transformations of matrix
    multiplication by using fast routines of matrix multiplication and its applications",
    Numer. Algorithms 59, 2012; Mukunoki, Ozaki, Ogita, Imamura, "DGEMM using Tensor Cores,
-   and its accurate and reproducible versions", ISC 2020).  Each row of A (column of B) is
-   scaled by 2^-tau, tau = the exponent of its largest entry, so |entries| < 1 (exact
-   unless an entry would fall below 2^-1022: such a row has an exponent spread of ~1000
-   binades and goes to the Dot2 fallback, flag 2).  The first slice
-   S = fl(fl(x + c) - c), c = 1.5 * 2^(52 - beta), is x rounded to the grid 2^-beta
-   (x + c lies in [2^(52-beta), 2^(53-beta)) whose ulp is 2^-beta), and x - S is exact.
-   S holds integers of at most beta bits times 2^-beta, so a dot of n slice products is a
-   sum of integers below n 2^(2 beta) <= 2^53 in units of 2^(-2 beta): every partial sum
-   is a double and BLAS computes it exactly, in any order, with or without FMA.
+   and its accurate and reproducible versions", ISC 2020).  Row i of A (row k of Bt) has
+   tau = the exponent of its largest entry (max |x| < 2^tau).  The first slice
+   s = fl(fl(x + c) - c), c = 1.5 * 2^(52 - beta + tau), is x rounded to the grid
+   2^(tau - beta) (x + c lies in [2^(52-beta+tau), 2^(53-beta+tau)), whose ulp is that
+   grid; the subtraction is exact by Sterbenz), and r = x - s is exact.  s holds integers
+   of at most beta bits times the grid, so a dot of n slice products is a sum of integers
+   below n 2^(2 beta) <= 2^53 in units of 2^(tau_i + tau_k - 2 beta): every partial sum is
+   a double and BLAS computes S_a S_b^T exactly, in any order, with or without FMA.
    beta = floor((53 - ceil(log2 n)) / 2): 22 for n <= 512, 20 for n <= 8192.
+   Conditions: the unit 2^(tau_i + tau_k - 2 beta) must not fall below 2^-1074
+   (subnormal products would round): such outputs are recomputed exactly (flag 1, as
+   rows whose max is below 2^(beta - 1072)); rows beyond 2^TAU_MAX, where c would
+   overflow, are split by s = x - fmod(x, grid) instead (exact, |r| < grid).
 b) float64: with A = Sa + Ra, B = Sb + Rb (per (a)),
       A B = Sa Sb  +  Sa Rb  +  Ra B
    in three GEMMs: Sa Sb is exact (a); the two others are below 2^-beta of the product in
    size and BLAS rounds them with |error| <= gamma_n sum_j |x_j y_j| <= gamma_n ||x|| ||y||
-   (any summation order, gamma_n = n u / (1 - n u), Higham, Thm 3.1/3.4; Cauchy-Schwarz on
-   the row and column 2-norms).  The bound is ~2^-(44+22) of ||a|| ||b||, far below the
-   half-ulp of a product of typical size, so one pass certifies almost every output
-   (measured: bench/bench_matmul.py prints the share recomputed).  The usual Ozaki
-   scheme splits both operands into 3+ slices and needs 6+ GEMMs for the same bound; here
-   only the leading product must be exact, because the other two are certified by their
-   error bound instead of being error-free.
-c) float32: a product of two float32 values is exact in float64 (48 bits) and a sum of n
-   of them is rounded with |error| <= gamma_n ||a|| ||b|| in float64: one GEMM of the
-   inputs converted to float64, no splitting, no scaling (float32 values squared stay
-   within float64's range).  This widens internally to double like a single correctly
-   rounded elementary function does: the result is the float32 rounding of the exact
-   dot product (certified in (e)), so nothing of the float32 semantics is hidden.
-d) The parts are summed per output in double-double (TwoSum, linalg.ozaki_round) with the
-   bias (linear) added last, so y = x W^T + b is rounded once.
-e) Certification (linalg.ozaki_round): the exact value lies within E of r + t, E the
-   bound of (b)/(c) plus the double-double's own rounding; when |t| + E is below half the
-   gap below |r| in the output format, r is the correctly rounded result.  The rest --
-   measured well below 1% of the outputs on the normal / wide / large_mean families at
-   n = 512 -- and every output near underflow (below 2^(emin + 2p), as matmul_nt's
-   rescue) or overflow are recomputed exactly by the superaccumulator (flag 1), so every
-   output of finite inputs is the correctly rounded exact dot product, whatever the BLAS
-   summation order: the bits do not depend on BLAS, its threads or the CPU.
-f) Exactness conditions and fallback: rows or columns with inf/NaN, non-finite bias, and
-   rows/columns whose scaling loses bits go to flag 2: those outputs are computed by the
-   Dot2 kernel exactly as matmul_nt computes them (IEEE inf/NaN semantics, its rescue),
-   so they keep today's bits.
-g) When: Dot2 (matmul_nt) below OZAKI_MIN_FLOPS = 2 m n p per batch, where NumPy's call
-   overheads dominate (measured crossover in bench/bench_matmul.py, docs/accuracy.md).
+   (any summation order, gamma_n = n u / (1 - n u), Higham, Accuracy and Stability of
+   Numerical Algorithms, sec. 3.1; Cauchy-Schwarz on the row 2-norms), plus
+   4 (n + 8) 2^-1074 for underflow.  The usual Ozaki scheme splits both operands into 3+
+   slices and needs 6+ GEMMs for an error-free result; here only the leading product is
+   error-free, the two others are certified through their error bound (e).
+c) float32: a product of two float32 values is exact in float64 (48 bits, no under- or
+   overflow) and a sum of n of them is rounded with |error| <= gamma_n ||a|| ||b||: one
+   GEMM of the inputs converted to float64, no split.  This widens internally to double
+   like a single correctly rounded elementary function does: the result is the float32
+   rounding of the exact dot product (certified in (e)), and any GEMM that reaches the
+   exact dot through float32 operations alone would need 6+ float32 GEMMs.
+d) The parts are summed per output in double-double (TwoSum, ozaki.h) with the bias
+   (linear) added last, so y = x W^T + b is rounded once.
+e) Certification (ozaki.h): the exact value lies within E of r + t, E the bound of (b)/(c)
+   plus the double-double's own rounding; when |t| + E is below half the gap below |r|
+   in the output format, r is the correctly rounded result.  Outputs that fail, and
+   every output near underflow (below 2^(emin + 2p), as matmul_nt's rescue) or overflow,
+   are recomputed: float64 ones first by ozaki_refine (the two rounded parts again by
+   Dot2, error <= u|part| + gamma^2 ||x|| ||y||, and certified again), the rest exactly by
+   the superaccumulator (superacc.h, ozaki_fix).  So every output of finite inputs is the
+   correctly rounded exact dot product, whatever the BLAS summation order: the bits do
+   not depend on BLAS, its threads or the CPU.  Measured share not certified by the
+   first pass (bench/bench_matmul.py, normal inputs): float32 0.01-0.05%, float64 0.1%
+   (n = 64) to 4% (n = 512) and 12% (n = 768); the refine pass costs ~2 Dot2 dots each.
+f) Fallback: outputs whose row or column of A / Bt, or bias, holds inf/NaN are computed by
+   the Dot2 kernel exactly as matmul_nt computes them (its IEEE inf/NaN semantics and
+   rescue), so they keep today's bits.
+g) When (use_ozaki): OZAKI_MIN_FLOPS per dtype, measured with bench/bench_matmul.py on the
+   shared 2-core AVX-512 VM: float32 pays from ~48^3 (NumPy's call overheads dominate
+   below), float64 from ~320^3 (below, and again from ~768^3 where the refine share grows,
+   it runs at about Dot2's speed: it is kept there for its correct rounding).
 h) Threads: BLAS runs with `threads` threads for the call (threadpoolctl sets OpenBLAS's
    count and restores it after; without threadpoolctl BLAS keeps its own setting, e.g.
    OPENBLAS_NUM_THREADS).  The rounding and fallback kernels run on one thread.
@@ -60,7 +65,9 @@ import numpy as np
 
 from . import linalg as LA
 
-OZAKI_MIN_FLOPS = 2 * 32 ** 3       # Design g (measured: bench/bench_matmul.py --sizes)
+# Design g: the smallest product (2 m n p flops per batch) sent to BLAS, per dtype
+# (measured with bench/bench_matmul.py --crossover and --sizes; docs/accuracy.md)
+OZAKI_MIN_FLOPS = {np.dtype(np.float32): 2 * 48 ** 3, np.dtype(np.float64): 2 * 320 ** 3}
 _U = 2.0 ** -53
 _NORM_FLOOR = 2.0 ** -530           # Design b: squares below 2^-1074 are lost in a norm
 TAU_MAX = 1023 - 53                 # Design a: c = 1.5 2^(52 - beta + tau) stays finite
@@ -203,9 +210,9 @@ def _parts_f32(a, bt):
     return (p0,), ea, eb, z(a.shape[:-1], np.intc), z(bt.shape[:-1], np.intc), -2 ** 30, None
 
 
-def use_ozaki(m, n, p):
+def use_ozaki(m, n, p, dtype=np.float64):
     """Design g: the BLAS path for an (m, n) x (n, p) product."""
-    return n > 0 and 2 * m * n * p >= OZAKI_MIN_FLOPS and n < 2 ** 26
+    return n > 0 and 2 * m * n * p >= OZAKI_MIN_FLOPS[np.dtype(dtype)] and n < 2 ** 26
 
 
 def matmul_nt(a, bt, bias, out, threads=1, force=None):
@@ -218,7 +225,7 @@ def matmul_nt(a, bt, bias, out, threads=1, force=None):
     """
     nb, m, n = a.shape
     p = bt.shape[1]
-    ozaki = use_ozaki(m, n, p) if force is None else (force and n > 0)
+    ozaki = use_ozaki(m, n, p, a.dtype) if force is None else (force and 0 < n < 2 ** 26)
     if not ozaki or nb == 0 or m == 0 or p == 0:
         LA.matmul_nt(a, bt, bias, out, threads)
         return None
