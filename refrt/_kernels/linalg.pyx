@@ -350,6 +350,39 @@ def ozaki_refine(const double[:, :, ::1] p0,   # IN  (B, m, p) exact leading pro
     return bad
 
 
+def ozaki_refine32(const double[:, :, ::1] a,   # IN  (B, m, n) float32 A in float64
+                   const double[:, :, ::1] bt,  # IN  (B, p, n) float32 Bt in float64
+                   const double[:, :, ::1] na,  # IN  (1, B, m) ||a_i||
+                   const double[:, :, ::1] nb_, # IN  (1, B, p) ||b_k||
+                   double g2, double eabs,
+                   const float[::1] bias,
+                   float[:, :, ::1] out, signed char[:, :, ::1] flags):
+    """float32 outputs of flag 1: the dot again by Dot2 in float64 on the exact float64
+    copies (products exact, error <= u |dot| + gamma_N^2 ||a|| ||b||), then _certify
+    for the float32 rounding; returns those still flagged (ties, tiny, huge)."""
+    cdef Py_ssize_t nb = out.shape[0], m = out.shape[1], p = out.shape[2], n = a.shape[2]
+    cdef Py_ssize_t b, i, k
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef double q, err
+    cdef Py_ssize_t bad = 0
+    cdef int f
+    with nogil:
+        for b in range(nb):
+            for i in range(m):
+                for k in range(p):
+                    if flags[b, i, k] != 1:
+                        bad += flags[b, i, k] != 0
+                        continue
+                    refrt_dot2_panel_f64(&a[b, i, 0], &bt[b, k, 0], 1, 1, n, NULL, &q, 1)
+                    err = (_U64 * fabs(q) * (1 + 4 * _U64)
+                           + g2 * na[0, b, i] * nb_[0, b, k] + eabs)
+                    f = _certify(&out[b, i, k], q, 0.0, 0.0, err,
+                                 bias[k] if has_bias else 0, False, has_bias, True)
+                    flags[b, i, k] = f
+                    bad += f != 0
+    return bad
+
+
 def ozaki_fix(const floating[:, :, ::1] a,     # IN  (B, m, n)
               const floating[:, :, ::1] bt,    # IN  (B, p, n)
               const floating[::1] bias,        # IN  (p,) or (0,)

@@ -41,9 +41,11 @@ e) Certification (ozaki.h): the exact value lies within E of r + t, E the bound 
    plus the double-double's own rounding; when |t| + E is below half the gap below |r|
    in the output format, r is the correctly rounded result.  Outputs that fail, and
    every output near underflow (below 2^(emin + 2p), as matmul_nt's rescue) or overflow,
-   are recomputed: float64 ones first by ozaki_refine (the two rounded parts again by
-   Dot2, error <= u|part| + gamma^2 ||x|| ||y||, and certified again), the rest exactly by
-   the superaccumulator (superacc.h, ozaki_fix).  So every output of finite inputs is the
+   are recomputed: first by ozaki_refine (float64: the two rounded parts again by Dot2,
+   error <= u|part| + gamma^2 ||x|| ||y||; float32: the dot by Dot2 in float64 on the
+   exact products, error <= u|dot| + gamma^2 ||a|| ||b||) and certified again, the rest
+   (ties, near underflow or overflow) exactly by the superaccumulator (superacc.h,
+   ozaki_fix).  So every output of finite inputs is the
    correctly rounded exact dot product, whatever the BLAS summation order: the bits do
    not depend on BLAS, its threads or the CPU.  Measured share not certified by the
    first pass (bench/bench_matmul.py, normal inputs): float32 0.01-0.05%, float64 0.1%
@@ -204,10 +206,11 @@ def _parts_f32(a, bt):
     a64 = a.astype(np.float64)
     b64 = bt.astype(np.float64)
     p0 = _gemm_nt(a64, b64)                    # Design c
-    ea = (_gamma(n) * _norms(a64, 0.0))[None]
+    na = _norms(a64, 0.0)[None]
     eb = _norms(b64, 0.0)[None]
     z = np.zeros
-    return (p0,), ea, eb, z(a.shape[:-1], np.intc), z(bt.shape[:-1], np.intc), -2 ** 30, None
+    return ((p0,), _gamma(n) * na, eb, z(a.shape[:-1], np.intc), z(bt.shape[:-1], np.intc),
+            -2 ** 30, (a64, b64, na, eb))
 
 
 def use_ozaki(m, n, p, dtype=np.float64):
@@ -239,11 +242,14 @@ def matmul_nt(a, bt, bias, out, threads=1, force=None):
     bad = LA.ozaki_round(p0, p1, p2, bias, ea, eb, sa, sb, lowest, eabs,
                          out, flags)
     refined = bad
-    if bad and rows is not None:
+    if bad and a.dtype == np.float64:
         # Design e: float64 outputs of flag 1 get their two rounded parts by Dot2
         s_a, r_a, r_b, b_s, na, nb = rows
         refined = LA.ozaki_refine(p0, s_a, r_a, r_b, b_s, na, nb, _gamma2(n), eabs, bias,
                                   out, flags)
+    elif bad:
+        # Design e: float32 ones get their dot by Dot2 in float64 (exact products)
+        refined = LA.ozaki_refine32(*rows, _gamma2(n), eabs, bias, out, flags)
     if refined:
         LA.ozaki_fix(a, bt, bias, flags, out)
     return bad, refined
