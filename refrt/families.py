@@ -271,3 +271,27 @@ def generate(spec, family, dtype, seed=0):
         else:
             arrays.append(_values(family, shape, arg.domain, dtype, rng))
     return arrays, dict(spec.param_defaults)
+
+
+def gen_dot(n, cond, dtype, rng):
+    """Vectors x, y (n,) of ``dtype`` whose dot product has condition number ~``cond``
+    (Ogita, Rump, Oishi, "Accurate sum and dot product", SIAM J. Sci. Comput. 26, 2005,
+    Algorithm 6.1 GenDot): half random with exponents up to log2(cond)/2, the other half
+    chosen so that the running exact sum (rational arithmetic) cancels step by step."""
+    from fractions import Fraction
+    dtype = np.dtype(dtype).type
+    b = math.log2(cond)
+    n2 = n // 2
+    e = np.rint(rng.random(n2) * b / 2).astype(int)
+    e[0], e[-1] = round(b / 2) + 1, 0
+    x = np.zeros(n)
+    y = np.zeros(n)
+    x[:n2] = ((2 * rng.random(n2) - 1) * 2.0 ** e).astype(dtype)
+    y[:n2] = ((2 * rng.random(n2) - 1) * 2.0 ** e).astype(dtype)
+    acc = sum(Fraction(float(u)) * Fraction(float(v)) for u, v in zip(x[:n2], y[:n2]))
+    for i, ei in zip(range(n2, n), np.rint(np.linspace(b / 2, 0, n - n2)).astype(int)):
+        x[i] = float(dtype((2 * rng.random() - 1) * 2.0 ** ei))
+        y[i] = float(dtype(((2 * rng.random() - 1) * 2.0 ** ei - float(acc)) / x[i]))
+        acc += Fraction(x[i]) * Fraction(y[i])
+    p = rng.permutation(n)
+    return x[p].astype(dtype), y[p].astype(dtype)

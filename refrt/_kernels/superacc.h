@@ -222,8 +222,10 @@ static inline double refrt_sa_wide_value(int64_t *d, int p, int minpos, int *is_
     refrt_sa_carry(d, REFRT_SA_WCHUNKS);
     neg = d[REFRT_SA_WCHUNKS - 1] < 0;
     if (neg) refrt_sa_negate(d, REFRT_SA_WCHUNKS);
+    /* an exact zero (IEEE then takes the sign from the terms, the caller's business),
+     * not a nonzero sum that rounds to zero: that one keeps the sign of the sum */
+    *is_zero = refrt_sa_top_bit(d, REFRT_SA_WCHUNKS) < 0;
     M = refrt_sa_round(d, REFRT_SA_WCHUNKS, p, minpos, &L);
-    *is_zero = (M == 0);
     v = ldexp((double)M, L - 1074 - REFRT_SA_WOFF);
     return neg ? -v : v;
 }

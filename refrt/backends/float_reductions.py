@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .._kernels import linalg as LA
+from .._kernels import ozaki as OZ
 from .._kernels import reductions as R
 from .._kernels import softmax as SM
 from ..errors import bad_value
@@ -203,11 +203,15 @@ _NO_BIAS = {np.dtype(np.float32): np.empty(0, np.float32),
 
 
 def _mm_nt(a, bt, threads, bias=None):
-    """a (B, m, n) times bt (B, p, n) transposed -> (B, m, p) (3-d inputs, any layout)."""
+    """a (B, m, n) times bt (B, p, n) transposed -> (B, m, p) (3-d inputs, any layout).
+
+    Every matmul, linear and affine product and their VJPs come here: the Ozaki scheme on
+    NumPy's BLAS where it pays (refrt/_kernels/ozaki.py, correctly rounded for finite
+    inputs), the Dot2 kernel for small products and as its fallback."""
     a = np.ascontiguousarray(a)
     bt = np.ascontiguousarray(bt)
     out = np.empty((a.shape[0], a.shape[1], bt.shape[1]), dtype=a.dtype)
-    LA.matmul_nt(a, bt, _NO_BIAS[a.dtype] if bias is None else np.ascontiguousarray(bias),
+    OZ.matmul_nt(a, bt, _NO_BIAS[a.dtype] if bias is None else np.ascontiguousarray(bias),
                  out, threads)
     return out
 

@@ -18,6 +18,15 @@ SOFTMAX_TOL = Tol(float32=4, float64=4)
 LOSS_FAMILIES = ("normal", "wide", "extremal", "large_spread", "dominant", "margins",
                  "large_mean", "subnormal", "inf_logits")
 LINALG_FAMILIES = ("normal", "wide", "large_mean", "subnormal", "cancel_max")
+# The accuracy contract of matmul / linear (refrt/_kernels/ozaki.py, docs/accuracy.md):
+MATMUL_CONTRACT = (
+    "accuracy contract: on the BLAS (Ozaki) path every output of finite inputs is the "
+    "correctly rounded exact dot product (+ bias): 0 ulp, certified per output, the rest "
+    "recomputed exactly, independent of BLAS, threads and CPU; outputs whose row or "
+    "column (or bias) holds inf/NaN, and every output of products below the size cutoff, "
+    "come from the Dot2 kernel (<= 2 ulp budget, 0 measured on the families; IEEE "
+    "inf/NaN: the plain sum's result). float32 products are formed in float64 inside the "
+    "BLAS path (exact products; the result is the float32 rounding of the exact value)")
 
 
 def reduction(name, doc, tol=SUM_TOL, cases=(), vjp=None, params=(AXIS_NONE,), **kw):
@@ -77,16 +86,19 @@ SPECS = [
            torchlean="logSoftmaxSpec"),
     OpSpec(name="matmul", signature="matmul(a, b) -> c", kind="linalg",
            args=(Arg("a"), Arg("b")),
-           doc="(m,n)@(n,p) or batched (B,m,n)@(B,n,p); each dot product is accumulated with "
-           "an FMA-based compensated dot (Ogita-Rump-Oishi Dot2), so it is as accurate as if "
-           "computed in twice the working precision", tol=Tol(float32=2, float64=2),
+           doc="(m,n)@(n,p) or batched (B,m,n)@(B,n,p); products of 2mnp >= 2*48^3 "
+           "(float32) / 2*320^3 (float64) flops run the Ozaki scheme on NumPy's BLAS and are "
+           "correctly rounded, smaller ones a compensated FMA dot (Ogita-Rump-Oishi Dot2), as "
+           "accurate as if computed in twice the working precision",
+           tol=Tol(float32=2, float64=2), conventions=MATMUL_CONTRACT,
            special_cases=(Case((((1.0, 1.0),), ((1.0,), (-1.0,))), 0.0),),
            vjp="a: g @ b^T; b: a^T @ g", shape=_shapes.matmul, example_shapes=((5, 7), (7, 3)), families=LINALG_FAMILIES,
            torchlean="matMulSpec / bmmSpec"),
     OpSpec(name="linear", signature="linear(x, weight, bias) -> y", kind="linalg",
            args=(Arg("x"), Arg("weight"), Arg("bias")),
-           doc="x @ weight^T + bias; rows of x are samples (weight is (out, in))",
-           tol=Tol(float32=2, float64=2),
+           doc="x @ weight^T + bias; rows of x are samples (weight is (out, in)); the "
+           "products as matmul's, the bias added before the single rounding",
+           tol=Tol(float32=2, float64=2), conventions=MATMUL_CONTRACT,
            special_cases=(Case((((1.0, 2.0),), ((3.0, 4.0),), (0.5,)), 11.5),
                           Case((((2.0 ** 60, 1.0),), ((1.0, 1.0),), (-2.0 ** 60,)), 1.0,
                                note="the compensated dot keeps the 1 that a plain dot loses"),
