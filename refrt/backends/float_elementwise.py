@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._kernels import elementwise as K
-from . import float_impl, float_vjp
+from . import float_impl, float_lean, float_vjp
 
 # op name -> (kernel code name, parameter names)
 UNARY = {
@@ -86,3 +86,44 @@ for _name, (_code, _pnames) in UNARY.items():
     _bind_unary(_name, _code, _pnames)
 for _name, (_code, _pnames, _y_grad) in BINARY.items():
     _bind_binary(_name, _code, _pnames, _y_grad)
+
+
+# ---- lean forwards (refrt.ops' fast path, see FLOAT_LEAN in backends/__init__.py) -----
+# The typed entries unary_1t / binary_1t take the raw buffers and refuse (return False)
+# anything that is not C-contiguous of one item size and length; the dtype and, for two
+# inputs, the exact type and shape are checked here.
+
+def _lean_unary(code, pnames):
+    code = K.UNARY_CODES[code]
+    kernel, new = K.unary_1t, np.empty
+
+    def make(dtype, params):
+        ps = tuple(params[p] for p in pnames)
+
+        def call(x):
+            out = new(x.shape, dtype)
+            return out if kernel(code, x, out, *ps) else None
+        return call
+    return make
+
+
+def _lean_binary(code, pnames):
+    code = K.BINARY_CODES[code]
+    kernel, new, nd = K.binary_1t, np.empty, np.ndarray
+
+    def make(dtype, params):
+        p0 = params[pnames[0]] if pnames else 0.0
+
+        def call(x, y):
+            if type(y) is not nd or y.dtype is not dtype or y.shape != x.shape:
+                return None
+            out = new(x.shape, dtype)
+            return out if kernel(code, x, y, out, p0) else None
+        return call
+    return make
+
+
+for _name, (_code, _pnames) in UNARY.items():
+    float_lean(_name)(_lean_unary(_code, _pnames))
+for _name, (_code, _pnames, _y_grad) in BINARY.items():
+    float_lean(_name)(_lean_binary(_code, _pnames))
