@@ -1153,6 +1153,10 @@ cdef inline bint _fits(Py_buffer *v, Py_ssize_t itemsize, Py_ssize_t nbytes) noe
 def unary_1t(int code, object x, object out, double p0=0, double p1=0):
     """out <- op(x) for C-contiguous float buffers of one dtype and size; False (nothing
     written) when a buffer does not qualify."""
+    return _unary_1t(code, x, out, p0, p1)
+
+
+cdef bint _unary_1t(int code, object x, object out, double p0, double p1):
     cdef Py_buffer bx, bo
     cdef Py_ssize_t k, lo, n, isz
     cdef bint ok
@@ -1182,6 +1186,10 @@ def unary_1t(int code, object x, object out, double p0=0, double p1=0):
 def binary_1t(int code, object x, object y, object out, double p0=0):
     """out <- op(x, y) for C-contiguous float buffers of one dtype and size; False
     (nothing written) when a buffer does not qualify."""
+    return _binary_1t(code, x, y, out, p0)
+
+
+cdef bint _binary_1t(int code, object x, object y, object out, double p0):
     cdef Py_buffer bx, by, bo
     cdef Py_ssize_t k, lo, n, isz
     cdef bint ok
@@ -1213,3 +1221,39 @@ def binary_1t(int code, object x, object y, object out, double p0=0):
     PyBuffer_Release(&by)
     PyBuffer_Release(&bx)
     return ok
+
+
+cdef class LeanUnary:
+    """``call(x) -> out | None``: the lean forward of one unary op at one dtype (x is
+    known to be a plain ndarray of that dtype); ``empty`` is numpy.empty."""
+    cdef int code
+    cdef double p0, p1
+    cdef object dtype, empty
+
+    def __init__(self, int code, dtype, empty, double p0=0, double p1=0):
+        self.code, self.dtype, self.empty, self.p0, self.p1 = code, dtype, empty, p0, p1
+
+    def __call__(self, x):
+        out = self.empty(x.shape, self.dtype)
+        return out if _unary_1t(self.code, x, out, self.p0, self.p1) else None
+
+
+cdef class LeanBinary:
+    """``call(x, y) -> out | None``: the lean forward of one binary op at one dtype (x is
+    known to be a plain ndarray of that dtype; y is checked: type ``ndarray``, the same
+    dtype object and shape)."""
+    cdef int code
+    cdef double p0
+    cdef object dtype, empty, ndarray
+
+    def __init__(self, int code, dtype, empty, ndarray, double p0=0):
+        self.code, self.dtype, self.empty, self.ndarray, self.p0 = code, dtype, empty, ndarray, p0
+
+    def __call__(self, x, y):
+        if type(y) is not self.ndarray or y.dtype is not self.dtype:
+            return None
+        shape = x.shape
+        if y.shape != shape:
+            return None
+        out = self.empty(shape, self.dtype)
+        return out if _binary_1t(self.code, x, y, out, self.p0) else None

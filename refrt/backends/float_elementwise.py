@@ -89,37 +89,24 @@ for _name, (_code, _pnames, _y_grad) in BINARY.items():
 
 
 # ---- lean forwards (refrt.ops' fast path, see FLOAT_LEAN in backends/__init__.py) -----
-# The typed entries unary_1t / binary_1t take the raw buffers and refuse (return False)
-# anything that is not C-contiguous of one item size and length; the dtype and, for two
-# inputs, the exact type and shape are checked here.
+# K.LeanUnary / K.LeanBinary hold the op code, dtype and default params; they check the
+# second input's type, dtype and shape, allocate the output and call the typed buffer
+# entries, which refuse (None here) anything not C-contiguous of one item size and length.
 
 def _lean_unary(code, pnames):
     code = K.UNARY_CODES[code]
-    kernel, new = K.unary_1t, np.empty
 
     def make(dtype, params):
-        ps = tuple(params[p] for p in pnames)
-
-        def call(x):
-            out = new(x.shape, dtype)
-            return out if kernel(code, x, out, *ps) else None
-        return call
+        return K.LeanUnary(code, dtype, np.empty, *(params[p] for p in pnames))
     return make
 
 
 def _lean_binary(code, pnames):
     code = K.BINARY_CODES[code]
-    kernel, new, nd = K.binary_1t, np.empty, np.ndarray
 
     def make(dtype, params):
-        p0 = params[pnames[0]] if pnames else 0.0
-
-        def call(x, y):
-            if type(y) is not nd or y.dtype is not dtype or y.shape != x.shape:
-                return None
-            out = new(x.shape, dtype)
-            return out if kernel(code, x, y, out, p0) else None
-        return call
+        return K.LeanBinary(code, dtype, np.empty, np.ndarray,
+                            params[pnames[0]] if pnames else 0.0)
     return make
 
 
