@@ -258,6 +258,19 @@ class _State:
         self.decided[pos] |= new
         self.done[u] = self.decided[pos].all()
 
+    def store_many(self, us, decided, values, los, his):
+        """``store`` for units ``us`` at once: 2-d (unit, element) arrays."""
+        if not len(us):
+            return
+        pos = self.units.pos[us]
+        fresh = ~self.decided[pos]
+        p = pos[fresh]
+        self.value[p] = values[fresh]
+        self.lower[p] = los[fresh]
+        self.upper[p] = his[fresh]
+        self.decided[p] = decided[fresh]
+        self.done[us] = self.decided[pos].all(axis=1)
+
 
 _INTERVAL_CONTEXTS: dict = {}
 _BOUNDS_CTX = mpmath.MPContext()        # only wraps raw bounds as mpf (make_mpf)
@@ -275,31 +288,43 @@ def _arb_pass(formula, units, idx, prec, state):
     returns the units left for the interval context."""
     ctx, fmt = arb_context(prec), state.fmt
     f64 = fmt.name == "float64"
-    left = []
     with ctx.active():      # lower() / upper() round outward at the working precision
         try:
             rows = _run(formula, ctx, units, idx)
         except Exception:               # noqa: BLE001 - the interval pass re-runs them
             return list(idx)
-        for u, row in zip(idx, rows):
-            values, decided, los, his = [], [], [], []
-            for v in row:
-                if type(v) is not arb or not v.is_finite():
-                    left.append(u)
-                    break
-                lo, hi = v.lower(), v.upper()
-                if f64:     # exact round-to-nearest-even to float64 (_oracle_arb f)
-                    a, b = float(lo), float(hi)
-                else:
-                    a, b = round_raw(arb_raw(lo), fmt), round_raw(arb_raw(hi), fmt)
-                ok = a == b  # a zero: b carries the sign, as in _decide_interval
-                values.append(b if ok else np.nan)
-                decided.append(ok)
-                los.append(lo)
-                his.append(hi)
+        flat = rows.ravel().tolist()
+        n, m = len(flat), rows.shape[1]
+        values, los, his = [np.nan] * n, [None] * n, [None] * n
+        decided = np.zeros(n, bool)
+        bad = set()                     # positions in idx of units left to intervals
+        for i, v in enumerate(flat):
+            if type(v) is not arb:
+                bad.add(i // m)
+                continue
+            lo, hi = v.lower(), v.upper()
+            if f64:     # exact round-to-nearest-even to float64 (_oracle_arb f)
+                a, b = float(lo), float(hi)
             else:
-                state.store(u, decided, values, los, his)
-    return left
+                a, b = round_raw(arb_raw(lo), fmt), round_raw(arb_raw(hi), fmt)
+            if a == b:  # a zero: b carries the sign, as in _decide_interval
+                values[i] = b
+                decided[i] = True
+            elif not v.is_finite():     # NaN, an infinity, an overflowed ball
+                bad.add(i // m)
+            los[i], his[i] = lo, hi
+    keep = np.ones(len(idx), bool)
+    keep[list(bad)] = False
+    state.store_many(np.asarray(idx)[keep], decided.reshape(-1, m)[keep],
+                     np.asarray(values, dtype=np.float64).reshape(-1, m)[keep],
+                     _objects(los).reshape(-1, m)[keep], _objects(his).reshape(-1, m)[keep])
+    return [u for k, u in enumerate(idx) if not keep[k]]
+
+
+def _objects(items):
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
 
 
 def _interval_pass(formula, units, idx, prec, state, arb_first=True):
