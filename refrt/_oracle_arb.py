@@ -44,7 +44,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from fractions import Fraction
 
-from mpmath.libmp import from_man_exp
+from mpmath.libmp import finf, fnan, fninf, from_man_exp
 
 from ._oracle_ctx import Undecidable
 
@@ -58,7 +58,10 @@ AVAILABLE = flint is not None
 
 
 def raw(point):
-    """The raw mpmath mpf tuple of an exact Arb number (a ball's ``lower()``/``upper()``)."""
+    """The raw mpmath mpf tuple of an exact Arb number (a ball's ``lower()``/``upper()``,
+    which may be +-inf or NaN)."""
+    if not point.is_finite():
+        return fnan if point.is_nan() else finf if point > 0 else fninf
     m, e = point.man_exp()
     return from_man_exp(int(m), int(e))
 

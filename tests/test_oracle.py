@@ -246,3 +246,13 @@ def test_arb_path_hands_nan_and_errors_to_intervals(monkeypatch):
         got[engine] = oracle.evaluate("log", x)
     assert np.array_equal(got["arb"], got["interval"], equal_nan=True)
     assert np.isnan(got["arb"][0]) and got["arb"][1] == -np.inf
+
+
+def test_arb_path_bounds_of_overflowing_results(oracle_engine):
+    """exp(1000) overflows float64 (decided +inf) and float32; its enclosure bounds are
+    still mpmath numbers (the Arb bounds of an infinity convert too)."""
+    for dt in (np.float64, np.float32):
+        enc = oracle.evaluate("exp", np.array([1000.0, -1e30, 0.5], dt), dtype=dt,
+                              return_enclosure=True)
+        assert enc.value[0] == np.inf and enc.value[1] == 0 and not enc.undecided.any()
+        assert all(hasattr(b, "_mpf_") for b in list(enc.lower) + list(enc.upper))
