@@ -1,10 +1,14 @@
 """Certified oracle vs the plain (uncertified) mp backend on 256x10 inputs.
 
 Run: python bench/bench_oracle.py [--repeat N] [--dtype float64|float32]
+                                  [--engine arb,interval]
 
-For each op: certified elements/s (input elements), plain mp at target precision + GUARD
-bits (formula + rounding of every result to the target), and their ratio.  Inputs are
-ordinary: N(0, 3^2) logits, uniform probabilities, positive variances.
+For each op: certified elements/s (input elements) on each oracle engine (``arb``:
+python-flint's Arb balls first, ``interval``: mpmath intervals only; refrt/oracle.py
+design note g), plain mp at target precision + GUARD bits (formula + rounding of every
+result to the target), and the ratio certified (first engine) / plain.  The variants of
+one op run round-robin, best of ``--repeat``.  Inputs are ordinary: N(0, 3^2) logits,
+uniform probabilities, positive variances.
 """
 import argparse
 import time
@@ -52,14 +56,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dtype", default="float64")
+    ap.add_argument("--engine", default=",".join(oracle.ENGINES if oracle.ARB_AVAILABLE
+                                                  else ("interval",)))
     args = ap.parse_args()
+    engines = args.engine.split(",")
     backends.load()
     import mpmath.libmp
     dt = np.dtype(args.dtype)
     prec = format_of(dt).prec + oracle.GUARD
     print(f"mpmath backend: {mpmath.libmp.BACKEND}; target {dt.name}; plain mp at {prec} bits")
-    print(f"{'op':22s} {'certified el/s':>15s} {'plain el/s':>12s} {'ratio':>6s} "
-          f"{'undecided':>9s} {'max prec':>8s}")
+    print(f"{'op':22s} " + " ".join(f"{e + ' el/s':>15s}" for e in engines)
+          + f" {'plain el/s':>12s} {'ratio':>6s} {'undecided':>9s} {'max prec':>8s}")
     rng = np.random.default_rng(0)
     for name in ("log_softmax", "cross_entropy_logits", "bce_with_logits", "kl_div",
                  "batch_norm_inference"):
@@ -67,7 +74,8 @@ def main():
         spec = get(name)
         n_in = arrays[0].size
 
-        def certified():
+        def certified(engine):
+            oracle.ENGINE = engine
             return oracle.evaluate(name, *arrays, dtype=dt, return_enclosure=True,
                                    on_undecided="nan", **params)
 
@@ -75,9 +83,20 @@ def main():
             prepared, full, _, shape = prepare(spec, arrays, dict(params))
             return round_array(evaluate_mp(spec, prepared, full, prec), dt).reshape(shape)
 
-        tc, enc = best_of(certified, args.repeat)
-        tp, _ = best_of(plain, args.repeat)
-        print(f"{name:22s} {n_in / tc:15.0f} {n_in / tp:12.0f} {tc / tp:6.2f} "
+        best = {e: float("inf") for e in engines}
+        best["plain"] = float("inf")
+        encs = {}
+        for _ in range(args.repeat):            # round-robin: drift lands on all variants
+            for e in engines:
+                t, encs[e] = best_of(lambda: certified(e), 1)
+                best[e] = min(best[e], t)
+            best["plain"] = min(best["plain"], best_of(plain, 1)[0])
+        enc = encs[engines[0]]
+        if len(engines) > 1:
+            ref = encs[engines[-1]].value
+            assert np.array_equal(enc.value, ref, equal_nan=True), f"{name}: engines differ"
+        print(f"{name:22s} " + " ".join(f"{n_in / best[e]:15.0f}" for e in engines)
+              + f" {n_in / best['plain']:12.0f} {best[engines[0]] / best['plain']:6.2f} "
               f"{int(enc.undecided.sum()):9d} {enc.prec:8d}")
 
 

@@ -32,10 +32,18 @@ d. Non-finite inputs.  Units with an inf or NaN input are evaluated with a plain
 e. Zeros.  An exact zero is returned as +0.0 (mpmath has no signed zero, so the sign that
    IEEE arithmetic would give, e.g. -0 * 1 = -0, is not reproduced); a negative value
    that underflows is -0.0.  ``refrt.metrics`` counts +0 and -0 as equal.
-f. Threads.  Contexts are created per call and mpmath's global precision is never
-   read or written.  mpmath's constant caches (ln2, pi, ...) are not updated
-   atomically, so evaluations are serialised by one lock; that costs no parallelism
-   because mpmath is pure Python under the GIL anyway.
+f. Threads.  Contexts are built once per precision and reused; mpmath's global
+   precision is never read or written.  mpmath's constant caches (ln2, pi, ...) are not
+   updated atomically, and python-flint's working precision is one process-wide
+   setting (refrt/_oracle_arb.py b), so evaluations are serialised by one lock; that
+   costs no parallelism because mpmath is pure Python under the GIL anyway.
+g. Arb.  With python-flint installed (a dependency; ``ENGINE = "arb"``, the default),
+   each interval pass first runs the units in ``ArbContext`` (C ball arithmetic, same
+   formulas, same precision ladder, the same rounding decision: both ends of the ball
+   round to one target value).  Units it does not settle (a NaN or infinite result, an
+   exception, non-finite inputs) run in the interval context exactly as before, so
+   every special value and error is the interval path's.  ``ENGINE = "interval"`` (or
+   REFRT_ORACLE=interval, or python-flint missing) is the mpmath-only path.
 """
 from __future__ import annotations
 
@@ -45,7 +53,10 @@ import numpy as np
 import mpmath
 from mpmath.libmp import ComplexResult, fnan, from_float, from_rational, fzero, round_ceiling, round_floor
 
+import os
+
 from . import backends
+from ._oracle_arb import AVAILABLE as ARB_AVAILABLE, arb, arb_context, raw as arb_raw
 from ._oracle_ctx import (IntervalContext, NotRational, RationalContext, Undecidable,
                           is_exact_rational)
 from ._prepare import prepare
@@ -57,6 +68,15 @@ GUARD = 20              # first pass: target precision + GUARD bits
 DEFAULT_MAX_PREC = 10_000
 _LOCK = MPMATH_LOCK
 
+# design note g: "arb" (python-flint's Arb balls first, the interval context for what
+# they leave) or "interval" (mpmath intervals only, the path before Arb).  The default
+# comes from REFRT_ORACLE, read once at import; tests select a path by setting ENGINE.
+ENGINES = ("arb", "interval")
+_env_engine = os.environ.get("REFRT_ORACLE", "").strip().lower()
+if _env_engine and _env_engine not in ENGINES:
+    raise ValueError(f"REFRT_ORACLE: expected one of {', '.join(ENGINES)}, got {_env_engine!r}")
+ENGINE = _env_engine or ("arb" if ARB_AVAILABLE else "interval")
+
 
 class UndecidedError(ArithmeticError):
     """Some elements could not be decided under the precision cap.  ``enclosure`` holds
@@ -67,20 +87,38 @@ class UndecidedError(ArithmeticError):
         self.enclosure = enclosure
 
 
-@dataclass
 class Enclosure:
     """``value``: correctly rounded result (NaN where undecided); ``lower`` / ``upper``:
     object arrays of mpmath numbers bounding the exact value; ``undecided``: bool mask;
-    ``prec``: the largest working precision used (bits)."""
+    ``prec``: the largest working precision used (bits).
 
-    value: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    undecided: np.ndarray
-    prec: int
+    ``lower`` and ``upper`` are built on first access (an mpmath number per element
+    costs more than certifying it on the Arb path); their values do not depend on when."""
+
+    __slots__ = ("value", "undecided", "prec", "_lower", "_upper")
+
+    def __init__(self, value, lower, upper, undecided, prec):
+        self.value, self.undecided, self.prec = value, undecided, prec
+        self._lower, self._upper = lower, upper
+
+    @property
+    def lower(self):
+        if callable(self._lower):
+            self._lower = self._lower()
+        return self._lower
+
+    @property
+    def upper(self):
+        if callable(self._upper):
+            self._upper = self._upper()
+        return self._upper
 
     def __iter__(self):  # value, lower, upper = evaluate(..., return_enclosure=True)
         return iter((self.value, self.lower, self.upper))
+
+    def __repr__(self):
+        return (f"Enclosure(value={self.value!r}, undecided={int(self.undecided.sum())} "
+                f"element(s), prec={self.prec})")
 
 
 # ---------------------------------------------------------------------------
@@ -203,6 +241,15 @@ class _State:
         (for non-finite units the plain pass decides NaN/inf elements first)."""
         pos = self.units.pos[u]
         keep = self.decided[pos]
+        if not keep.any():              # the common case: nothing decided before
+            self.value[pos] = values
+            lower, upper = self.lower, self.upper
+            for p, lo, hi in zip(pos.tolist(), los, his):   # raw bounds are tuples:
+                lower[p] = lo                              # no sequence assignment
+                upper[p] = hi
+            self.decided[pos] = decided
+            self.done[u] = all(decided)
+            return
         new = np.asarray(decided, bool) & ~keep
         for k in np.flatnonzero(~keep):
             self.value[pos[k]] = values[k]
@@ -211,9 +258,81 @@ class _State:
         self.decided[pos] |= new
         self.done[u] = self.decided[pos].all()
 
+    def store_many(self, us, decided, values, los, his):
+        """``store`` for units ``us`` at once: 2-d (unit, element) arrays."""
+        if not len(us):
+            return
+        pos = self.units.pos[us]
+        fresh = ~self.decided[pos]
+        p = pos[fresh]
+        self.value[p] = values[fresh]
+        self.lower[p] = los[fresh]
+        self.upper[p] = his[fresh]
+        self.decided[p] = decided[fresh]
+        self.done[us] = self.decided[pos].all(axis=1)
 
-def _interval_pass(formula, units, idx, prec, state):
-    ctx = IntervalContext(prec)
+
+_INTERVAL_CONTEXTS: dict = {}
+_BOUNDS_CTX = mpmath.MPContext()        # only wraps raw bounds as mpf (make_mpf)
+
+
+def _interval_context(prec):
+    ctx = _INTERVAL_CONTEXTS.get(prec)
+    if ctx is None:
+        ctx = _INTERVAL_CONTEXTS[prec] = IntervalContext(prec)
+    return ctx
+
+
+def _arb_pass(formula, units, idx, prec, state):
+    """Design note g: evaluate units ``idx`` on Arb balls and store what they decide;
+    returns the units left for the interval context."""
+    ctx, fmt = arb_context(prec), state.fmt
+    f64 = fmt.name == "float64"
+    with ctx.active():      # lower() / upper() round outward at the working precision
+        try:
+            rows = _run(formula, ctx, units, idx)
+        except Exception:               # noqa: BLE001 - the interval pass re-runs them
+            return list(idx)
+        flat = rows.ravel().tolist()
+        n, m = len(flat), rows.shape[1]
+        values, los, his = [np.nan] * n, [None] * n, [None] * n
+        decided = np.zeros(n, bool)
+        bad = set()                     # positions in idx of units left to intervals
+        for i, v in enumerate(flat):
+            if type(v) is not arb:
+                bad.add(i // m)
+                continue
+            lo, hi = v.lower(), v.upper()
+            if f64:     # exact round-to-nearest-even to float64 (_oracle_arb f)
+                a, b = float(lo), float(hi)
+            else:
+                a, b = round_raw(arb_raw(lo), fmt), round_raw(arb_raw(hi), fmt)
+            if a == b:  # a zero: b carries the sign, as in _decide_interval
+                values[i] = b
+                decided[i] = True
+            elif not v.is_finite():     # NaN, an infinity, an overflowed ball
+                bad.add(i // m)
+            los[i], his[i] = lo, hi
+    keep = np.ones(len(idx), bool)
+    keep[list(bad)] = False
+    state.store_many(np.asarray(idx)[keep], decided.reshape(-1, m)[keep],
+                     np.asarray(values, dtype=np.float64).reshape(-1, m)[keep],
+                     _objects(los).reshape(-1, m)[keep], _objects(his).reshape(-1, m)[keep])
+    return [u for k, u in enumerate(idx) if not keep[k]]
+
+
+def _objects(items):
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def _interval_pass(formula, units, idx, prec, state, arb_first=True):
+    if arb_first and ENGINE == "arb":
+        idx = _arb_pass(formula, units, idx, prec, state)
+        if not idx:
+            return
+    ctx = _interval_context(prec)
     fmt = state.fmt
 
     def settle(rows, which):
@@ -263,7 +382,8 @@ def _nonfinite_pass(formula, units, idx, prec, state):
             finite.append((u, raws))
     if not finite:
         return
-    _interval_pass(formula, units, [u for u, _ in finite], prec, state)
+    # inf / NaN inputs: intervals only (an Arb ball of an infinity is [+/- inf])
+    _interval_pass(formula, units, [u for u, _ in finite], prec, state, arb_first=False)
     for u, raws in finite:
         if not state.done[u] and _has_nan_input(units, u):
             state.store(u, [True] * len(raws), [round_raw(r, state.fmt) for r in raws],
@@ -312,17 +432,19 @@ def certify(spec, arrays, params, out_shape, dtype, max_prec=DEFAULT_MAX_PREC,
             if nonfin:
                 _nonfinite_pass(formula, units, nonfin, prec, state)
     undecided = ~state.decided
-    bctx = mpmath.MPContext()
+    bctx = _BOUNDS_CTX
     store = storage_dtype(dtype)
     shape = tuple(out_shape)
 
     def bounds(raw):
         out = np.empty(units.out_size, dtype=object)
-        out[:] = [bctx.make_mpf(r) if r is not None else bctx.nan for r in raw]
+        out[:] = [bctx.nan if r is None else
+                  bctx.make_mpf(arb_raw(r) if type(r) is arb else r) for r in raw]
         return out.reshape(shape)
 
     value = state.value.astype(np.float64).astype(store).reshape(shape)
-    return Enclosure(value, bounds(state.lower), bounds(state.upper),
+    lower, upper = state.lower, state.upper
+    return Enclosure(value, lambda: bounds(lower), lambda: bounds(upper),
                      undecided.reshape(shape), used)
 
 

@@ -14,6 +14,17 @@ def op_params(predicate=lambda spec: True):
     return [pytest.param(spec, id=spec.name) for spec in OPS.values() if predicate(spec)]
 
 
+@pytest.fixture(params=("arb", "interval"))
+def oracle_engine(request, monkeypatch):
+    """Run a test on both certified paths: Arb balls first (python-flint) and mpmath
+    intervals only (refrt/oracle.py design note g)."""
+    from refrt import oracle
+    if request.param == "arb" and not oracle.ARB_AVAILABLE:
+        pytest.skip("python-flint is not installed")
+    monkeypatch.setattr(oracle, "ENGINE", request.param)
+    return request.param
+
+
 @pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
 def dtype(request):
     return np.dtype(request.param)

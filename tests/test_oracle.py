@@ -18,6 +18,9 @@ from refrt.rounding import FORMATS, round_exact, round_rational, round_raw
 
 from conftest import op_params
 
+# every test here runs on both certified paths (Arb first, intervals only)
+pytestmark = pytest.mark.usefixtures("oracle_engine")
+
 backends.load()
 HAS_MP = lambda spec: spec.name in backends.MP  # noqa: E731
 F64, F32 = FORMATS["float64"], FORMATS["float32"]
@@ -206,3 +209,50 @@ def test_thread_safety_identical_results():
         t.join()
     for k, r in enumerate(results):
         np.testing.assert_array_equal(r, serial[k % len(jobs)])
+
+
+def test_arb_path_settles_ordinary_inputs_without_intervals(monkeypatch):
+    """On finite, ordinary inputs the Arb pass decides everything: no interval context is
+    built (so the speed is Arb's), and python-flint's precision is restored."""
+    if not oracle.ARB_AVAILABLE:
+        pytest.skip("python-flint is not installed")
+    import flint
+    monkeypatch.setattr(oracle, "ENGINE", "arb")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((16, 10)) * 3
+    want = {}
+    for engine in ("interval", "arb"):
+        monkeypatch.setattr(oracle, "ENGINE", engine)
+        want[engine] = oracle.evaluate("log_softmax", x, axis=-1)
+
+    def no_intervals(prec):
+        raise AssertionError("the interval context was used")
+    monkeypatch.setattr(oracle, "_interval_context", no_intervals)
+    before = flint.ctx.prec
+    got = oracle.evaluate("log_softmax", x, axis=-1)
+    assert flint.ctx.prec == before
+    assert np.array_equal(got, want["interval"]) and np.array_equal(got, want["arb"])
+
+
+def test_arb_path_hands_nan_and_errors_to_intervals(monkeypatch):
+    """NaN results (log of a negative), infinities (log 0) and inputs with inf/NaN come
+    from the interval path on the Arb engine too."""
+    if not oracle.ARB_AVAILABLE:
+        pytest.skip("python-flint is not installed")
+    x = np.array([-1.0, 0.0, 2.0, np.inf, np.nan, 1e-300])
+    got = {}
+    for engine in ("interval", "arb"):
+        monkeypatch.setattr(oracle, "ENGINE", engine)
+        got[engine] = oracle.evaluate("log", x)
+    assert np.array_equal(got["arb"], got["interval"], equal_nan=True)
+    assert np.isnan(got["arb"][0]) and got["arb"][1] == -np.inf
+
+
+def test_arb_path_bounds_of_overflowing_results(oracle_engine):
+    """exp(1000) overflows float64 (decided +inf) and float32; its enclosure bounds are
+    still mpmath numbers (the Arb bounds of an infinity convert too)."""
+    for dt in (np.float64, np.float32):
+        enc = oracle.evaluate("exp", np.array([1000.0, -1e30, 0.5], dt), dtype=dt,
+                              return_enclosure=True)
+        assert enc.value[0] == np.inf and enc.value[1] == 0 and not enc.undecided.any()
+        assert all(hasattr(b, "_mpf_") for b in list(enc.lower) + list(enc.upper))

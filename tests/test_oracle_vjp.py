@@ -14,6 +14,9 @@ from refrt.metrics import ulp_distance
 from refrt.oracle import UndecidedError
 from refrt.rounding import format_of, round_mpf, round_rational
 
+# every test here runs on both certified paths (Arb first, intervals only)
+pytestmark = pytest.mark.usefixtures("oracle_engine")
+
 F = Fraction
 
 

@@ -4,6 +4,14 @@
 ``impl(arrays, params, threads) -> ndarray`` and
 ``vjp(arrays, params, out, g, threads) -> tuple`` (one gradient or None per input).
 
+``FLOAT_LEAN``: optional lean forwards for ``refrt.ops``' fast path, signature
+``make(dtype, params) -> call(*arrays) -> ndarray | None``: ``make`` runs once per
+(op, dtype) with the op's default params (checked and rounded to ``dtype``); ``call``
+receives the user's arguments, of which the first is already known to be a plain
+``np.ndarray`` (not a subclass) of the native ``dtype``; it checks the others and
+contiguity itself and returns the result, or None (having written nothing) when the
+inputs are not that common case, which then takes the general path.
+
 ``MP`` / ``MP_VJP``: formulas written once against a context ``ctx`` (an
 ``mpmath.MPContext`` for the mp backend, an interval or exact-rational context for the
 oracle), signature ``formula(ctx, arrays, params) -> object ndarray`` and
@@ -15,6 +23,7 @@ from __future__ import annotations
 
 FLOAT: dict = {}
 FLOAT_VJP: dict = {}
+FLOAT_LEAN: dict = {}
 MP: dict = {}
 MP_VJP: dict = {}
 
@@ -34,6 +43,10 @@ def float_impl(name):
 
 def float_vjp(name):
     return _register(FLOAT_VJP, name)
+
+
+def float_lean(name):
+    return _register(FLOAT_LEAN, name)
 
 
 def mp_impl(name):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._kernels import elementwise as K
-from . import float_impl, float_vjp
+from . import float_impl, float_lean, float_vjp
 
 # op name -> (kernel code name, parameter names)
 UNARY = {
@@ -86,3 +86,31 @@ for _name, (_code, _pnames) in UNARY.items():
     _bind_unary(_name, _code, _pnames)
 for _name, (_code, _pnames, _y_grad) in BINARY.items():
     _bind_binary(_name, _code, _pnames, _y_grad)
+
+
+# ---- lean forwards (refrt.ops' fast path, see FLOAT_LEAN in backends/__init__.py) -----
+# K.LeanUnary / K.LeanBinary hold the op code, dtype and default params; they check the
+# second input's type, dtype and shape, allocate the output and call the typed buffer
+# entries, which refuse (None here) anything not C-contiguous of one item size and length.
+
+def _lean_unary(code, pnames):
+    code = K.UNARY_CODES[code]
+
+    def make(dtype, params):
+        return K.LeanUnary(code, dtype, np.empty, *(params[p] for p in pnames))
+    return make
+
+
+def _lean_binary(code, pnames):
+    code = K.BINARY_CODES[code]
+
+    def make(dtype, params):
+        return K.LeanBinary(code, dtype, np.empty, np.ndarray,
+                            params[pnames[0]] if pnames else 0.0)
+    return make
+
+
+for _name, (_code, _pnames) in UNARY.items():
+    float_lean(_name)(_lean_unary(_code, _pnames))
+for _name, (_code, _pnames, _y_grad) in BINARY.items():
+    float_lean(_name)(_lean_binary(_code, _pnames))
