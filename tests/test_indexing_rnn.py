@@ -469,3 +469,22 @@ def test_hunt_positional_encoding_cancellation():
     got = ops.positional_encoding(x, start=100)
     want = oracle.positional_encoding(x, start=100, dtype=F64)
     assert ulp_distance(got, want, F64).max() <= OPS["positional_encoding"].tol["float64"]
+
+
+# ---- the differential tester's torch rows ----------------------------------------------------
+
+NEW_OPS = ["embedding", "gather", "scatter_add", "select", "slice", "permute", "pad", "eq", "ne",
+           "lt", "le", "gt", "ge", "rnn_cell", "lstm_cell", "gru_cell", "dropout",
+           "positional_encoding", "rope", "gcn_layer"]
+
+
+@pytest.mark.parametrize("name", NEW_OPS)
+def test_torch_adapter_row_agrees_with_refrt(name):
+    from refrt import families
+    from refrt.difftest.adapters import torch as TA
+    ad = TA.make()
+    entry = ad.entries[name]
+    arrays, params = families.generate(OPS[name], "normal", F64, 0)
+    out = entry.fn(*[ad.to_backend(a, "float64") for a in arrays],
+                   **{k: params[k] for k in entry.params})
+    close(ad.to_numpy(out), ops.evaluate(name, *arrays, **params), rtol=1e-12, atol=1e-13)

@@ -35,6 +35,26 @@ def entries(torch):
                              .astype(bool)).reshape(x.shape).to(x.device)
         return torch.where(m, x / max(1.0 - p, 1e-6), torch.zeros_like(x))
 
+    def angles(x, start):
+        L, D = x.shape[-2], x.shape[-1]
+        pos = torch.arange(L, dtype=torch.float64)[:, None] + start
+        j = torch.arange(D)[None, :]
+        ang = pos / torch.exp(torch.log(torch.tensor(10000.0, dtype=torch.float64))
+                              * ((2 * (j // 2)).to(torch.float64) / D))
+        return ang.to(x.dtype), j
+
+    def pe(x, start):
+        ang, j = angles(x, start)
+        return x + torch.where(j % 2 == 0, torch.sin(ang), torch.cos(ang))
+
+    def rope(x, start):
+        ang, _ = angles(x, start)
+        d = x.shape[-1]
+        rot = x.clone()
+        rot[..., 0:d - 1:2] = -x[..., 1::2]
+        rot[..., 1::2] = x[..., 0:d - 1:2]
+        return x * torch.cos(ang) + rot * torch.sin(ang)
+
     def gcn(adj, x, weight, bias):
         return adj @ x @ weight + bias
 
@@ -50,8 +70,10 @@ def entries(torch):
             (slice(None),) * axis + (slice(start, end, step),)],
             "x[(slice(None),) * {axis} + (slice({start}, {end}, {step}),)]",
             params=("axis", "start", "end", "step")),
-        "permute": u(lambda x, dims: torch.permute(x, dims), "torch.permute(x, {dims})",
-                     params=("dims",)),
+        "permute": u(lambda x, dims: torch.permute(x, tuple(range(x.dim()))[::-1] if dims is None
+                                                   else dims),
+                     "torch.permute(x, {dims})", params=("dims",),
+                     conventions="dims=None: the axes reversed"),
         "pad": u(lambda x, pad, mode, value: F.pad(x, pad, mode=mode, value=value),
                  "F.pad(x, {pad}, mode={mode!r}, value={value})", params=("pad", "mode", "value")),
         "eq": cmp(torch.eq, "=="), "ne": cmp(torch.ne, "!="), "lt": cmp(torch.lt, "<"),
@@ -67,4 +89,8 @@ def entries(torch):
                      params=("p", "seed", "counter", "training"),
                      conventions="refrt's SplitMix64 mask applied through torch"),
         "gcn_layer": u(gcn, "adj @ x @ weight + bias"),
+        "positional_encoding": u(pe, "x + PE(start={start}) (sin even, cos odd columns)",
+                                 params=("start",), conventions="the table in the input dtype"),
+        "rope": u(rope, "x * cos + rotate(x) * sin (start={start})", params=("start",),
+                  conventions="TorchLean's pairs; an odd last entry kept by rotate"),
     }
