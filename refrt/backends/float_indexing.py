@@ -37,6 +37,7 @@ def scatter_sum(targets, values, nslots, dtype, base=None):
 def axis_targets(index, shape, axis):
     """Flat positions in an array of ``shape`` (C order) of every element of ``index``,
     with index's values taken as positions along ``axis`` (torch.gather/scatter)."""
+    axis = axis % len(shape)            # a raw (unnormalised) axis from a direct call
     strides = np.ones(len(shape), dtype=np.int64)
     for d in range(len(shape) - 2, -1, -1):
         strides[d] = strides[d + 1] * shape[d + 1]
