@@ -146,14 +146,25 @@ def _lean(name, cell, arrays):
     return fn(*arrays) if fn else None
 
 
+def split_outputs(spec, res):
+    """A multi-output op's stacked result -> the tuple of its results.  Inside a trace
+    each one is a ``select`` node on the stacked value, so the tape routes each result's
+    cotangent into its block of the op's (stacked) cotangent."""
+    if getattr(res, "_trace", None) is not None:
+        return tuple(evaluate("select", res, axis=0, index=k)
+                     for k in range(len(spec.outputs)))
+    return tuple(res[k] for k in range(len(spec.outputs)))
+
+
 def _make(spec):
     name, nargs = spec.name, len(spec.args)
     nd, f32, f64 = np.ndarray, _F32, _F64
+    multi = bool(spec.outputs)         # a stacked result goes back as a tuple
     cell = _lean_cell(name)
 
     def op(*arrays, backend=None, prec=256, cast=False, threads=None, **params):
         if backend is None and threads is None and cast is False and not params \
-                and len(arrays) == nargs and type(arrays[0]) is nd:
+                and len(arrays) == nargs and type(arrays[0]) is nd and not multi:
             dt = arrays[0].dtype
             fn = cell[0] if dt is f32 else cell[1] if dt is f64 else False
             if fn is None:
@@ -162,8 +173,9 @@ def _make(spec):
                 out = fn(*arrays) if fn else None
             if out is not None:
                 return out
-        return evaluate(name, *arrays, backend=backend, prec=prec, cast=cast,
-                        threads=threads, **params)
+        res = evaluate(name, *arrays, backend=backend, prec=prec, cast=cast,
+                       threads=threads, **params)
+        return split_outputs(spec, res) if multi else res
     op.__name__ = op.__qualname__ = spec.name
     lines = [spec.signature, "", spec.doc, ""]
     if spec.params:

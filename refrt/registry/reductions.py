@@ -86,18 +86,20 @@ SPECS = [
            torchlean="logSoftmaxSpec"),
     OpSpec(name="matmul", signature="matmul(a, b) -> c", kind="linalg",
            args=(Arg("a"), Arg("b")),
-           doc="(m,n)@(n,p) or batched (B,m,n)@(B,n,p); products of 2mnp >= 2*48^3 "
-           "(float32) / 2*320^3 (float64) flops run the Ozaki scheme on NumPy's BLAS and are "
-           "correctly rounded, smaller ones a compensated FMA dot (Ogita-Rump-Oishi Dot2), as "
-           "accurate as if computed in twice the working precision",
+           doc="(m,n)@(n,p), batched (..., m, n)@(..., n, p) (equal leading dims) or "
+           "(..., m, n)@(n, p) (one matrix for every batch entry); per matrix, products of "
+           "2mnp >= 2*48^3 (float32) / 2*320^3 (float64) flops run the Ozaki scheme on NumPy's "
+           "BLAS and are correctly rounded, smaller ones a compensated FMA dot "
+           "(Ogita-Rump-Oishi Dot2), as accurate as if computed in twice the working precision",
            tol=Tol(float32=2, float64=2), conventions=MATMUL_CONTRACT,
            special_cases=(Case((((1.0, 1.0),), ((1.0,), (-1.0,))), 0.0),),
            vjp="a: g @ b^T; b: a^T @ g", shape=_shapes.matmul, example_shapes=((5, 7), (7, 3)), families=LINALG_FAMILIES,
            torchlean="matMulSpec / bmmSpec"),
     OpSpec(name="linear", signature="linear(x, weight, bias) -> y", kind="linalg",
            args=(Arg("x"), Arg("weight"), Arg("bias")),
-           doc="x @ weight^T + bias; rows of x are samples (weight is (out, in)); the "
-           "products as matmul's, the bias added before the single rounding",
+           doc="x @ weight^T + bias; rows of x are samples (weight is (out, in)); x may have "
+           "any leading batch dimensions (..., in); the products as matmul's, the bias added "
+           "before the single rounding",
            tol=Tol(float32=2, float64=2), conventions=MATMUL_CONTRACT,
            special_cases=(Case((((1.0, 2.0),), ((3.0, 4.0),), (0.5,)), 11.5),
                           Case((((2.0 ** 60, 1.0),), ((1.0, 1.0),), (-2.0 ** 60,)), 1.0,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import torch_indexing
 from ._base import Adapter, ByDesign, Entry, Fix, as_float, empty_mean, kink, py_literal
 
 BCE_GRAD_CLAMP = ByDesign(
@@ -154,6 +155,7 @@ def entries(torch):
         "transpose_last_two": u(lambda x: x.transpose(-2, -1), "x.transpose(-2, -1)"),
         "concat": u(lambda a, b, axis: torch.cat((a, b), dim=axis), "torch.cat((a, b), dim={axis})",
                     params=("axis",)),
+        **torch_indexing.entries(torch),
     }
 
 
