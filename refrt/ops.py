@@ -109,7 +109,10 @@ def _generic_lean(spec, dtype, defaults):
 def _lean_for(spec, dtype):
     """The cached lean callable of (op, dtype), or False (design note b)."""
     backends.load()
-    if not _LEAN_OK or spec.name not in backends.FLOAT:
+    # index arrays (embedding ids, gather/scatter positions) are range-checked by the
+    # general path's prepare; such ops always take it
+    if (not _LEAN_OK or spec.name not in backends.FLOAT
+            or any(a.role == "index" for a in spec.args)):
         return False
     try:
         defaults = {p.name: check_param(spec, p, p.default, dtype) for p in spec.params}
