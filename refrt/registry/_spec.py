@@ -27,6 +27,10 @@ class Arg:
     # "float": float32/float64 array; "target": float array that receives no
     # gradient by default; "class_target": float probabilities or integer class ids.
     role: str = "float"
+    # an optional array (conv's bias): passed as a keyword (or positionally after the
+    # required arrays); when omitted, ``optional(shapes, params)`` gives the shape of the
+    # zeros that stand in for it (y = sum + 0 is y: sums start at +0)
+    optional: Callable | None = None
 
 
 @dataclass(frozen=True)
