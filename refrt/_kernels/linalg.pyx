@@ -35,7 +35,7 @@ d) Blocking: the k loop runs over blocks of Bt rows that fit in ~256 KiB, and al
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport isfinite
+from libc.math cimport isfinite, isnan
 from ._scalar cimport two_sum, f_fma, f_abs, f_ldexp as _ldexp, f_exponent as _exponent
 
 cdef Py_ssize_t BLOCK_BYTES = 256 * 1024
@@ -46,6 +46,8 @@ cdef inline floating _max_abs(const floating *a, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t j
     cdef floating m = 0
     for j in range(n):
+        if isnan(a[j]):
+            return a[j]          # a NaN entry must reach the IEEE path of _dot_rescue
         if f_abs(a[j]) > m:
             m = f_abs(a[j])
     return m
