@@ -464,6 +464,13 @@ def pool_smooth_max_vjp(const floating[:, :, ::1] x,   # IN  (M, H, W)
                         # softmax weight of x[h, v] in window (oh, ow): exp(beta (x - p)) / S
                         at = _pivot_at(x, b, hs[oh], he[oh], ws[ow], we[ow], beta)
                         p = _at(x, b, hs[oh], ws[ow], we[ow], at)
+                        if not isfinite(p):
+                            # an inf/NaN pivot: y = p, the gradient is NaN at the pivot
+                            # cell and 0 elsewhere (the mp rule's convention)
+                            if (h - hs[oh]) * (we[ow] - ws[ow]) + (v - ws[ow]) == at:
+                                buf[m] = g[b, oh, ow] * (p - p)
+                                m = m + 1
+                            continue
                         s = 0
                         for hh in range(hs[oh], he[oh]):
                             for vv in range(ws[ow], we[ow]):
