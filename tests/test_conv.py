@@ -346,3 +346,13 @@ def test_traced_graph_and_grad_with_and_without_bias():
      + F.avg_pool2d(F.conv2d(ts[0], ts[1], ts[2], padding=1), 3, 1).sum()).backward()
     for a, t in zip(got, ts):
         _close(a, t.grad.numpy())
+
+
+def test_forward_in_sample_chunks_gives_identical_bits(monkeypatch):
+    """The patch matrix is built per chunk of samples (bounded memory): same bits."""
+    from refrt.backends import float_conv
+    rng = _rng(9)
+    x, w = rng.standard_normal((5, 3, 8, 8)), rng.standard_normal((4, 3, 3, 3))
+    want = ops.conv2d(x, w, padding=1, stride=2)
+    monkeypatch.setattr(float_conv, "COLS_BYTES", 3 * 9 * 16 * 8 * 2)   # 2 samples a chunk
+    assert np.array_equal(ops.conv2d(x, w, padding=1, stride=2), want)
