@@ -32,8 +32,8 @@ import builtins
 import numpy as np
 
 from . import backends
-from ._prepare import _DEFAULT_THREADS, _check_size, check_param, check_prec, prepare, \
-    resolve_threads
+from ._prepare import _DEFAULT_THREADS, _check_size, bind_optional, check_param, check_prec, \
+    prepare, resolve_threads
 from .backends.mpctx import MPMATH_LOCK, make_context, to_ctx
 from .graph import current_trace
 from .registry import OPS, get
@@ -49,10 +49,11 @@ def evaluate(name, *arrays, backend=None, prec=256, cast=False, threads=None, **
         out = _lean(name, _lean_cell(name), arrays)
         if out is not None:
             return out
+    spec = get(name)
+    arrays, params = bind_optional(spec, arrays, params)
     tr = current_trace()
     if tr is not None and tr.owns(arrays):
         return tr.record(name, arrays, params, backend=backend, cast=cast)
-    spec = get(name)
     if backend not in (None,) + BACKENDS:
         raise ValueError(f"{name}: argument 'backend' expected one of None, 'f32', 'f64', "
                          f"'mp', got {backend!r}")

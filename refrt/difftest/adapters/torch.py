@@ -19,6 +19,7 @@ import numpy as np
 
 from . import torch_indexing
 from ._base import Adapter, ByDesign, Entry, Fix, as_float, empty_mean, kink, py_literal
+from .torch_conv import entries as _conv_entries
 
 BCE_GRAD_CLAMP = ByDesign(
     ("bits", "overflow", "nan", "underflow"), "by design: torch's BCE backward divides by "
@@ -156,6 +157,7 @@ def entries(torch):
         "concat": u(lambda a, b, axis: torch.cat((a, b), dim=axis), "torch.cat((a, b), dim={axis})",
                     params=("axis",)),
         **torch_indexing.entries(torch),
+        **_conv_entries(torch),
     }
 
 
