@@ -136,10 +136,12 @@ def _vjp_terms(name):
                 v = np.sum(c * c) / n + np.ldexp(params["eps"], -2 * k)
                 inv_s = 1 / np.sqrt(v)                      # inv = inv_s 2^-k
                 xh = c * inv_s
-                gg = gr[r] * gam[r]
+                ga = np.max(np.abs(gam[r])) if D else 0.0
+                kg = int(np.frexp(ga)[1]) if ga > 0 and np.isfinite(ga) else 0
+                gg = gr[r] * np.ldexp(gam[r], -kg)          # gg = gg_s 2^kg
                 m1 = abs(gg.sum() / n) if L.centred else 0.0
                 m2 = (gg * xh).sum() / n
-                tx[r] = np.ldexp(inv_s * (np.abs(gg) + m1 + np.abs(xh * m2)), -k)
+                tx[r] = np.ldexp(inv_s * (np.abs(gg) + m1 + np.abs(xh * m2)), kg - k)
                 px[r] = np.abs(gr[r] * xh)
         tg = L.unreduce(np.sum(np.asarray(L.reduce_view(px)), axis=1))
         out = [L.unrows(tx), tg]
