@@ -691,6 +691,8 @@ from .transfer2 import INTERVAL2, UNARY2  # noqa: E402  (issue 10's ops, same co
 UNARY.update(UNARY2)
 INTERVAL = {name: _unary(name) for name in UNARY}
 INTERVAL.update(INTERVAL2)
+from .transfer_attention import INTERVAL_ATTN  # noqa: E402  (attention and norm2 ops)
+INTERVAL.update(INTERVAL_ATTN)
 INTERVAL.update({
     "inv": _inv, "safe_inv": _safe_inv, "add": _add, "sub": _sub, "mul": _mul,
     "div": _div, "safe_div": _safe_div, "minimum": _minmax(np.minimum),
