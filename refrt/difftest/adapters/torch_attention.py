@@ -14,14 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import ByDesign, Entry
-
-FULLY_MASKED = ByDesign(
-    ("nan",), "by design: F.scaled_dot_product_attention gives NaN for a query row whose "
-    "keys are all masked out (softmax of all -inf, pytorch#160064); refrt and TorchLean's "
-    "hardMaskedSoftmax give 0",
-    lambda a, p: p.get("mask") is not None and bool(np.any(~np.asarray(p["mask"]).any(axis=-1))))
-
+from ._base import Entry
 
 def entries(torch):
     F = torch.nn.functional
@@ -51,8 +44,8 @@ def entries(torch):
         "scaled_dot_product_attention": Entry(
             sdpa, "F.scaled_dot_product_attention(q, k, v, attn_mask=mask, "
             "is_causal={is_causal}, scale={scale})", params=("mask", "is_causal", "scale"),
-            by_design=(FULLY_MASKED,),
-            conventions="bool attn_mask, True = may attend; a fully masked row is NaN in torch"),
+            conventions="bool attn_mask, True = may attend (torch 2.13 CPU gives 0 for a fully "
+            "masked row, as refrt)"),
         "batch_norm": Entry(
             batch_norm, "F.batch_norm(x, None, None, gamma, beta, training=True, eps={eps})",
             params=("eps", "channel_axis"), native={"eps": 1e-5},
