@@ -98,7 +98,7 @@ SPECS = [
                                note="tied scores: equal weights, v cancels to exactly 0"),
                           Case((((),), ((), ()), ((2.0,), (4.0,))), 3.0,
                                note="E = 0: scale 1 (TorchLean attentionScaleDenom 0 = 1); "
-                               "uniform weights (PyTorch: 1/sqrt(0) = inf, 0 * inf = NaN)")),
+                               "zero scores, uniform weights (torch 2.13 gives 3 too)")),
            vjp="dA = g v^T; dS = scale * A * (dA - sum(A * dA, -1)); q: dS k; k: dS^T q; "
            "v: A^T g (masked weights 0; fully masked rows give 0)",
            vjp_tol=Tol(float32=8, float64=8),
