@@ -4,8 +4,8 @@
 
 out[b, i, :] = sum_j A[b, i, j] v[b, j, :],  A[b, i, :] = hard-masked softmax(u[b, i, :]),
 u[b, i, j] = scale * <q[b, i, :], k[b, j, :]>; masked-out scores are -inf (weight 0)
-and a row with every key masked out gives zeros (TorchLean's hardMaskedSoftmax; PyTorch
-gives NaN there).
+and a row with every key masked out gives zeros (TorchLean's hardMaskedSoftmax; so does
+torch 2.13's F.scaled_dot_product_attention on CPU; a softmax of all -inf gives NaN).
 
 Design:
 a) One fused type; float32 kernels run float32 arithmetic (``fmaf``, float32
@@ -27,9 +27,10 @@ c) exp_dw(t) for a double-word t <= ~0: t = n ln2 + r with n = rint(t / ln2), n 
    float32: r^6 / 6! < 2^-60), then 8 doublings expm1(2r) = u (2 + u), which keep the
    relative accuracy of u, then 1 + u and ldexp by n.  t below -(emax + p) ln2 - 10
    gives 0 (below the smallest subnormal).
-d) Range.  Each batch's q, k and v are scaled by powers of two (frexp of their largest
+d) Range.  Each batch's q and k are scaled by powers of two (frexp of their largest
    magnitude, exact unless a scaled entry becomes subnormal) to max magnitude in
-   [1/2, 1): products cannot overflow and their TwoProd errors stay normal.  Scores are
+   [1/2, 1): products cannot overflow and their TwoProd errors stay normal; v only as
+   far as needed (v_shift).  Scores are
    then in units of 2^(eq + ek): the max shift is taken in scaled units and the
    shifted score ldexp'd by eq + ek before exp (so |q| ~ 1e300 or subnormal q and k
    work: the real scores are huge or tiny, the weights one-hot or uniform); the output

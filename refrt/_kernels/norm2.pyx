@@ -16,27 +16,30 @@ a) One fused type; float32 kernels run float32 arithmetic, float32 double-words:
    nothing widens.  As in norm.pyx (its Design b, measured there: tens of ulp for a
    working-precision formula where c gamma / std and beta nearly cancel, 0 ulp for the
    double-word form), every intermediate is a double-word and y is rounded once.
-b) Scaling.  Each row is scaled by 2^-k (k = frexp exponent of its largest magnitude,
-   exact unless an entry becomes subnormal): the scaled row has max in [1/2, 1), so
-   squares cannot overflow and subnormal rows keep their bits (the mean of a subnormal
-   row rounded in the subnormal range was the layer_norm KNOWN failure: 83/250 ulp).
-   The normalised value is scale invariant with eps scaled by 2^-2k:
-   c / sqrt(v + eps) = c_s / sqrt(v_s + eps 2^-2k).  Where eps 2^-2k is not finite or
-   exceeds 2^(2p + 4) v_s-bound (the scaled variance is <= 1, so it is then below the
-   double-word's resolution next to eps), the row uses 1/sqrt(eps) unscaled and carries
-   the 2^k in an exponent (e below), so nothing overflows.
-c) Statistics: the two-pass mean and variance of norm.pyx Design d in double-words:
-   mean = Sum2(x_s) / D as hi + lo; c_i = (x_i - mean_hi) - mean_lo by TwoSum (a
-   constant row gives c = 0 exactly, D = 1 gives c = 0: output beta); v = Dot2(c, c)
-   / D, then 1/sqrt(v + eps_s) by one Newton-style correction (norm.pyx rsqrt_dw).
+b) Scaling.  k = frexp exponent of the row's largest magnitude.  The variance is formed
+   from c / 2^(k - j) (squares cannot overflow; entries that become subnormal there are
+   2^-(emax - emin) below the largest, their squares do not count), with eps scaled by
+   2^-2k: c / sqrt(v + eps) = c_s / sqrt(v_s + eps 2^-2k).  Where eps 2^-2k is not finite
+   or exceeds 2^(2p + 4) (the scaled variance is <= 4, so it is then below the
+   double-word's resolution next to eps), 1 / std = 1/sqrt(eps) unscaled.  1 / std is
+   carried as (hi + lo) 2^e, so nothing overflows.  c itself is formed in units 2^j:
+   j = k < 0 for rows below 1 (scaling up is exact: a subnormal row's mean and deviations
+   are formed in the normal range; its rounded subnormal mean was the layer_norm KNOWN
+   failure, 83/250 ulp), j = 1 for rows in the top binade (x - mean could overflow),
+   else 0 (no scaling, so O(1) entries beside +-max keep their bits).
+c) Statistics: two passes in double-words: mean = the exact row sum (superacc.h,
+   correctly rounded to hi + lo; a +-max row cancels exactly) / D;
+   c_i = (x_i - mean_hi) - mean_lo by TwoSum (a constant row gives c = 0 exactly, D = 1
+   gives c = 0: output beta); v = Dot2(c, c) / D, then 1/sqrt(v + eps_s) by one Newton-style correction (norm.pyx rsqrt_dw).
    v >= 0, so TorchLean's clamp max(var, 0) is a no-op.
-d) Output: y = c (R gamma) 2^e + beta.  Fast path (e = 0): R gamma as a double-word,
+d) Output: y = c (R gamma) 2^(e + j) + beta.  Fast path (R 2^(e + j) in range): R gamma
+   as a double-word,
    then mul_add_dw (TwoProd + TwoSum, one rounding).  Where that product is not finite
-   or so small that its low word is cut by underflow, or e != 0, the scaled path splits
+   or so small that its low word is cut by underflow, the scaled path splits
    exponents with frexp and adds them back once with ldexp (norm.pyx mul_add_scaled).
 e) Non-finite x in a row: the row is NaN (as the spec's formula: mean = +-inf or NaN,
    inf - inf = NaN); non-finite gamma/beta follow IEEE through the same formula.
-f) VJP: gg = g gamma (TwoProd), xhat = c R 2^e, m1 = sum(gg) / n (centred only),
+f) VJP (in the extended-exponent words of f'): gg = g gamma (TwoProd), xhat = c R 2^e, m1 = sum(gg) / n (centred only),
    m2 = sum(gg xhat) / n, n = D (mean) or 1 (sum);
    gx = inv_std (gg - m1 - xhat m2) (TorchLean layerNormBackward), every sum a
    double-word, rounded once.  The kernel also returns g * xhat as hi + lo per element:
