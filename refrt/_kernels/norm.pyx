@@ -41,6 +41,7 @@ f) VJP sums (dgamma, dbeta, layer_norm's row means) use Sum2 in an order fixed b
    column sums over rows in order; gradients do not depend on the thread count.
 g) ``cdivision=True``: IEEE division, never raises.
 """
+import numpy as _np
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport isnan, isfinite, NAN
@@ -280,10 +281,9 @@ def bn_fwd(const floating[::1] x,         # IN  (N, C, S) flat
            Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
            floating[::1] out,             # OUT (N, C, S) flat
            int threads=1):
-    import numpy as np
-    dt = np.float32 if floating is float else np.float64
-    arr = np.empty((5, C), dtype=dt)
-    fast_arr = np.zeros(C, dtype=np.uint8)
+    dt = _np.float32 if floating is float else _np.float64
+    arr = _np.empty((5, C), dtype=dt)
+    fast_arr = _np.zeros(C, dtype=_np.uint8)
     cdef floating[:, ::1] st = arr
     cdef unsigned char[::1] fast = fast_arr
     cdef Py_ssize_t c, p, i, base
@@ -295,7 +295,11 @@ def bn_fwd(const floating[::1] x,         # IN  (N, C, S) flat
             fast[c] = f
             if not f:
                 st[3, c] = NAN             # flags every element of the channel in bn_row
-        if S == 1:
+        if S == 1 and threads == 1:     # no OpenMP region at 1 thread (its start-up
+            for p in range(N):          # is most of a small call)
+                bn_row(&x[p * C], &out[p * C], C, &mean[0], &st[3, 0], &st[4, 0],
+                       &beta[0], st, fast, &gamma[0])
+        elif S == 1:
             for p in prange(N, num_threads=threads, schedule="static"):
                 bn_row(&x[p * C], &out[p * C], C, &mean[0], &st[3, 0], &st[4, 0],
                        &beta[0], st, fast, &gamma[0])
@@ -308,19 +312,29 @@ cdef void _bn_planes(const floating[::1] x, const floating[::1] mean,
                      const floating[:, ::1] st, const unsigned char[::1] fast,
                      Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, floating[::1] out,
                      int threads) noexcept nogil:
-    cdef Py_ssize_t c, p, i, base
-    if True:
+    cdef Py_ssize_t p
+    if threads == 1:                    # no OpenMP region at 1 thread
+        for p in range(N * C):
+            _bn_one_plane(x, mean, gamma, beta, st, fast, C, S, out, p)
+    else:
         for p in prange(N * C, num_threads=threads, schedule="static"):
-            c = p % C
-            base = p * S
-            if fast[c]:
-                bn_plane(&x[base], &out[base], S, mean[c], st[0, c], st[1, c], st[2, c],
-                         st[3, c], st[4, c], gamma[c], beta[c])
-            else:
-                for i in range(S):
-                    out[base + i] = bn_element(x[base + i], mean[c], st[0, c], st[1, c],
-                                               st[2, c], st[3, c], st[4, c], False,
-                                               gamma[c], beta[c])
+            _bn_one_plane(x, mean, gamma, beta, st, fast, C, S, out, p)
+
+
+cdef inline void _bn_one_plane(const floating[::1] x, const floating[::1] mean,
+                               const floating[::1] gamma, const floating[::1] beta,
+                               const floating[:, ::1] st, const unsigned char[::1] fast,
+                               Py_ssize_t C, Py_ssize_t S, floating[::1] out,
+                               Py_ssize_t p) noexcept nogil:
+    cdef Py_ssize_t c = p % C, base = p * S, i
+    if fast[c]:
+        bn_plane(&x[base], &out[base], S, mean[c], st[0, c], st[1, c], st[2, c],
+                 st[3, c], st[4, c], gamma[c], beta[c])
+    else:
+        for i in range(S):
+            out[base + i] = bn_element(x[base + i], mean[c], st[0, c], st[1, c],
+                                       st[2, c], st[3, c], st[4, c], False,
+                                       gamma[c], beta[c])
 
 
 def bn_vjp(const floating[::1] x,         # IN  (N, C, S) flat

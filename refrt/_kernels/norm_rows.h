@@ -9,8 +9,9 @@
  *    lanes folded in lane order), every operation is one correctly rounded IEEE
  *    operation in a fixed order, fma() is explicit and -ffp-contract=off forbids any
  *    other fusion: a clone may use wider registers but computes the same operations, so
- *    all clones return bitwise identical results (tests/test_norm_rows.py compares the
- *    clones on the adversarial families).
+ *    all clones return bitwise identical results (tests/test_norm_rows_clones.py builds
+ *    these passes for x86-64, x86-64-v3 and x86-64-v4 and compares the bits on five
+ *    families: identical).
  * b) Branch-free loop bodies: selects are integer bit masks or integer max, so gcc
  *    if-converts and vectorises them under -ftrapping-math's rules.
  * c) Statistics (refrt_ln_stats_*), three passes over a row that sits in L1:
