@@ -3,6 +3,11 @@
 Run as `OPENBLAS_NUM_THREADS=1 python bench/bench_matmul.py` (the script sets the BLAS
 thread variables itself before importing NumPy when they are unset).
 """
+import os as _os
+import sys as _sys
+
+# the checkout's refrt, not one installed in site-packages (bench/README.md)
+_sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
 import argparse
 import os
 

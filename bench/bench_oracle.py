@@ -6,6 +6,11 @@ For each op: certified elements/s (input elements), plain mp at target precision
 bits (formula + rounding of every result to the target), and their ratio.  Inputs are
 ordinary: N(0, 3^2) logits, uniform probabilities, positive variances.
 """
+import os as _os
+import sys as _sys
+
+# the checkout's refrt, not one installed in site-packages (bench/README.md)
+_sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
 import argparse
 import time
 

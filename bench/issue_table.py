@@ -123,14 +123,19 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="3 repeats of >= 10 ms batches")
     ap.add_argument("--rows", default="", help="comma-separated row names (default: all)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--clock", default="wall", choices=("wall", "thread"),
+                    help="thread: CPU time of the calling thread (a saturated machine; "
+                         "the 2-thread columns are then meaningless)")
     args = ap.parse_args(argv)
+    import harness
+    harness.set_clock(args.clock)
     repeats, target = (3, 0.01) if args.quick else (7, 0.05)
     TABLE, errors = BK.load_float_table()
     rows = [r for r in args.rows.split(",") if r] or list(ROWS)
     print(f"# issue 12 table on {cpu_name()}, {os.cpu_count()} CPUs, load "
           f"{os.getloadavg()[0]:.2f}; numpy {np.__version__}, torch "
           f"{BK.torch.__version__ if BK.torch is not None else 'absent'}; repeats={repeats}, "
-          f"batches >= {target * 1e3:.0f} ms; medians of one interleaved run; ratios = other "
+          f"batches >= {target * 1e3:.0f} ms; {args.clock} clock; medians of one interleaved run; ratios = other "
           "time / refrt time (> 1: refrt faster)")
     for mod, err in errors.items():
         print(f"# binding module {mod} failed to import: {err}")

@@ -24,6 +24,16 @@ c) Overflow: an exact sum beyond the largest float rounds to +-inf (IEEE); the m
    finite mean never turns into inf or NaN.  Inputs that are inf/NaN follow IEEE
    (inf + -inf = NaN).
 d) An empty row sums to +0; mean divides by max(count, 1) (TorchLean meanDenom).
+e) Long rows (n >= PAR_MIN = 65536, e.g. axis=None over 4096x1000) are cut into fixed
+   blocks of BLK = 16384: each block's compensated sum (two levels for float32, whose
+   one-level bound grows like BLK^2 u^2, one for float64) with its error bound, the
+   blocks merged in block order with two compensation levels and the merge's rounding
+   added to the bound (_blocked_sum), then certified as in b); var's squared deviations
+   and max|x| likewise.  The blocks run in parallel with threads > 1 (one row, so the
+   row loop alone gave no gain from threads=2).  Blocks and merge order depend on n
+   only: the same bits for every thread count (the sum is correctly rounded anyway; the
+   mean's low word and var's sums are not, so this matters).  Shorter rows keep the
+   single-pass lanes of b).
 """
 from cython cimport floating
 from cython.parallel cimport prange
