@@ -15,6 +15,11 @@ PyTorch must be the pinned wheel: ``pip install torch==2.13.0``.
 """
 from __future__ import annotations
 
+import os as _os
+import sys as _sys
+
+# the checkout's refrt, not one installed in site-packages (bench/README.md)
+_sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
 import argparse
 import statistics
 import sys

@@ -37,6 +37,9 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# the checkout's refrt (with its in-place kernels), never another refrt installed in
+# site-packages: `python bench/x.py` puts only bench/ on sys.path
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from harness import bench, fmt_t  # noqa: E402
 
 EPS = 1e-6     # TorchLean epsilon, refrt's default for every eps parameter
@@ -44,7 +47,8 @@ LARGE, SMALL = (4096, 1000), (256, 10)
 BN_SHAPES = {"large": (64, 256, 14, 14), "small": (4, 16, 8, 8)}
 MM_SHAPES = {"large": 512, "small": 64}
 # ops the project targets to be at least as fast as PyTorch on one thread
-TORCH_TARGETS = ("log_softmax", "softmax", "cross_entropy_logits", "bce_with_logits",
+TORCH_TARGETS = ("log_softmax", "softmax", "cross_entropy_logits", "cross_entropy_ids",
+                 "bce_with_logits",
                  "kl_div", "mse_loss", "batch_norm_inference")
 
 try:
@@ -85,6 +89,9 @@ def make_inputs(kind, size, dtype, rng):
         lp = z - z.max(-1, keepdims=True)
         lp -= np.log(np.exp(lp).sum(-1, keepdims=True))
         arrays = [lp, _softmax_rows(normal())]
+    elif kind == "logits_ids":
+        return [np.ascontiguousarray(normal(), dtype=dtype),
+                rng.integers(0, shape[1], shape[0])]
     elif kind == "logits_unit":
         arrays = [normal(), rng.uniform(0, 1, shape)]
     elif kind == "unit_unit":
@@ -211,6 +218,9 @@ CASES = {
     "mse_loss": ("real2", {}, np_mse, lambda a, b: F.mse_loss(a, b)),
     "cross_entropy_logits": ("logits_probs", {}, np_ce_logits,
                              lambda x, t: F.cross_entropy(x, t)),
+    "cross_entropy_ids": ("logits_ids", {}, lambda x, t: np.mean(
+        _lse_rows(x)[:, 0] - x[np.arange(x.shape[0]), t]),
+        lambda x, t: F.cross_entropy(x, t)),
     "cross_entropy_probs": ("probs_probs", {}, lambda p, t: -np.vdot(
         t, np.log(np.clip(p, EPS, 1 - EPS))) / p.shape[0],
         lambda p, t: -(t * torch.log(torch.clamp(p, EPS, 1 - EPS))).sum() / p.shape[0]),
@@ -230,6 +240,10 @@ CASES = {
     "matmul": ("mm", {}, np.matmul, _t("matmul")),
     "linear": ("linear", {}, lambda x, w, b: x @ w.T + b, lambda x, w, b: F.linear(x, w, b)),
 }
+
+
+# bench case -> refrt op, where the case is one variant of an op's inputs
+OP_OF = {"cross_entropy_ids": "cross_entropy_logits"}
 
 
 # ------------------------------------------------------------------ refrt ----
@@ -263,12 +277,13 @@ def _close(a, b, dtype):
     return a.shape == b.shape and np.allclose(a, b, rtol=rtol, atol=rtol)
 
 
-def run_case(op, size, dtype, threads, repeats, target, table):
-    """Time one (op, size, dtype): returns a result row (dict)."""
+def run_case(case, size, dtype, threads, repeats, target, table):
+    """Time one (case, size, dtype): returns a result row (dict)."""
     from refrt.ops import evaluate
-    kind, params, np_fn, torch_fn = CASES[op]
+    kind, params, np_fn, torch_fn = CASES[case]
+    op = OP_OF.get(case, case)
     arrays = make_inputs(kind, size, dtype, np.random.default_rng(0))
-    row = dict(op=op, size=size, dtype=np.dtype(dtype).name,
+    row = dict(op=case, size=size, dtype=np.dtype(dtype).name,
                shape="x".join(map(str, arrays[0].shape)), notes=[], res={})
     if op not in table:
         row["notes"].append("not bound in refrt.backends.FLOAT: skipped")
@@ -288,7 +303,8 @@ def run_case(op, size, dtype, threads, repeats, target, table):
     prep, full_params, _, _ = _prepare_for(op, arrays, params)
     impl = table[op]
     variants["refrt kernel 1T"] = (lambda: impl(prep, full_params, 1), None)
-    tens = [torch.from_numpy(a) for a in arrays] if torch is not None and torch_fn else None
+    tens = [torch.from_numpy(np.asarray(a)) for a in arrays] \
+        if torch is not None and torch_fn else None
     for t in threads:
         variants[f"refrt {t}T"] = (lambda t=t: evaluate(op, *arrays, threads=t, **params),
                                    None)

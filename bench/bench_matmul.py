@@ -11,6 +11,11 @@ ozaki.OZAKI_MIN_FLOPS.  `--accuracy` prints the max ulp of both paths against th
 certified oracle on matmul's and linear's families (at the registry's example shapes and
 at 24x64 @ 64x16), and on GenDot rows of condition 1e8..1e40 (float32 1e8..1e30).
 """
+import os as _os
+import sys as _sys
+
+# the checkout's refrt, not one installed in site-packages (bench/README.md)
+_sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
 import argparse
 import os
 import sys

@@ -10,6 +10,11 @@ result to the target), and the ratio certified (first engine) / plain.  The vari
 one op run round-robin, best of ``--repeat``.  Inputs are ordinary: N(0, 3^2) logits,
 uniform probabilities, positive variances.
 """
+import os as _os
+import sys as _sys
+
+# the checkout's refrt, not one installed in site-packages (bench/README.md)
+_sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
 import argparse
 import time
 

@@ -45,6 +45,7 @@ g) Zero coefficient: a term t * v with t == 0 is 0 even when v is +-inf or the l
    (TorchLean's 0 * log 0 = 0, and bce_with_logits' (1 - t) * inf at t = 1): selected.
 h) ``cdivision=True``: float division by zero follows IEEE (+-inf or NaN), never raises.
 """
+import numpy as _np
 from cython cimport floating
 from cython.parallel cimport prange, parallel
 from libc.math cimport isnan, isinf, isfinite, INFINITY, NAN
@@ -173,6 +174,20 @@ cdef inline void lanes_zero(floating *S, floating *E) noexcept nogil:
     for l in range(LANES):
         S[l] = 0
         E[l] = 0
+
+
+# lanes_fold over the first nl lanes only: a row of C < LANES terms touches lanes
+# 0..C-1, and folding the untouched (+0, +0) lanes changes no bit (s starts at +0 and a
+# round-to-nearest sum is never -0 unless both addends are) but is a chain of 16
+# dependent Sum2 steps, most of a 10-class row.
+cdef inline void lanes_fold_n(const floating *S, const floating *E, Py_ssize_t nl,
+                              floating *s, floating *c) noexcept nogil:
+    cdef Py_ssize_t l
+    s[0] = 0
+    c[0] = 0
+    for l in range(nl):
+        acc(S[l], s, c)
+        c[0] += E[l]
 
 
 # Fold the lanes in lane order into one double-word (s, c).
@@ -738,7 +753,7 @@ cdef void nll_row(const floating *lp, const floating *t, int64_t k_id, Py_ssize_
             nll_term(t[j + l], lp[j + l], &S[l], &E[l])
     for l in range(C - full):
         nll_term(t[full + l], lp[full + l], &S[l], &E[l])
-    lanes_fold(S, E, oh, ol)
+    lanes_fold_n(S, E, C if C < LANES else LANES, oh, ol)
 
 
 # cross_entropy_probs term t (-log p') into lane (S, E): log p' is lq (vlog of the lower
@@ -805,23 +820,38 @@ cdef inline void kl_term(floating tj, floating ltj, floating lpj, floating *S,
 # LANES), as mse_block does.
 cdef void kl_row(const floating *lp, const floating *t, Py_ssize_t C, floating *lt,
                  floating *oh, floating *ol) noexcept nogil:
+    vlog(t, lt, C)
+    kl_row_terms(lp, t, C, lt, oh, ol)
+
+
+# The lane sum of kl_row on lt = log t already computed (the short-row path takes the
+# logs of a block of rows in one vlog call).
+cdef void kl_row_terms(const floating *lp, const floating *t, Py_ssize_t C,
+                       const floating *lt, floating *oh, floating *ol) noexcept nogil:
     cdef floating S[16]               # LANES
     cdef floating E[16]
     cdef Py_ssize_t j, l, full = C - C % LANES
-    vlog(t, lt, C)
     lanes_zero(S, E)
     for j in range(0, full, 16):           # LANES
         for l in range(LANES):
             kl_term(t[j + l], lt[j + l], lp[j + l], &S[l], &E[l])
     for l in range(C - full):
         kl_term(t[full + l], lt[full + l], lp[full + l], &S[l], &E[l])
-    lanes_fold(S, E, oh, ol)
+    lanes_fold_n(S, E, C if C < LANES else LANES, oh, ol)
+
+
+cdef void kl_short_block(const floating *lp, const floating *t, Py_ssize_t rows,
+                         Py_ssize_t C, floating *lt, floating *oh,
+                         floating *ol) noexcept nogil:
+    cdef Py_ssize_t i
+    vlog(t, lt, rows * C)
+    for i in range(rows):
+        kl_row_terms(lp + i * C, t + i * C, C, lt + i * C, &oh[i], &ol[i])
 
 
 # which: 0 cross_entropy_logits, 1 cross_entropy_probs, 2 nll_loss, 3 kl_div
 cdef floating _rows(int which, const floating[::1] x, const floating *t,
                     const int64_t *ids, Py_ssize_t C, floating eps, int threads):
-    import numpy as np
     cdef Py_ssize_t R = x.shape[0] // C if C > 0 else 0, r
     cdef Py_ssize_t n_rows = R
     cdef floating *buf
@@ -829,10 +859,10 @@ cdef floating _rows(int which, const floating[::1] x, const floating *t,
         # (..., 0): no classes; every row sums no terms.  The row count still sets
         # the denominator, the total is 0 either way.
         return 0
-    dt = np.float32 if floating is float else np.float64
-    ph_arr = np.zeros(R, dtype=dt)
-    pl_arr = np.zeros(R, dtype=dt)
-    cdef floating[::1] ph = ph_arr, pl = pl_arr
+    # one work array for the per-row double words (an import and two allocations per
+    # call were a visible part of a 256 x 10 call)
+    work = _np.zeros((2, R), dtype=_np.float32 if floating is float else _np.float64)
+    cdef floating[::1] ph = work[0], pl = work[1]
     cdef Py_ssize_t b, nb, per
     if which == 0 and C <= SHORT_C:
         per = max(1, SHORT_BLOCK // C)         # rows per block
@@ -846,7 +876,20 @@ cdef floating _rows(int which, const floating[::1] x, const floating *t,
                                    min(per, R - b * per), C, buf, &ph[b * per], &pl[b * per])
                 free(buf)
         return finish(ph, pl, <floating>(n_rows if n_rows > 0 else 1))
-    with nogil, parallel(num_threads=threads):
+    if which == 3 and C <= SHORT_C and t != NULL:
+        # short kl_div rows: one vlog per block of rows (a vlog call per 10-entry row
+        # costs more than its work), then the same lane sums as kl_row: same bits
+        per = max(1, SHORT_BLOCK // C)
+        nb = (R + per - 1) // per
+        with nogil, parallel(num_threads=threads, use_threads_if=R * C > 32768):
+            buf = <floating *> malloc(per * C * sizeof(floating))
+            if buf != NULL:
+                for b in prange(nb, schedule="static"):
+                    kl_short_block(&x[b * per * C], t + b * per * C, min(per, R - b * per),
+                                   C, buf, &ph[b * per], &pl[b * per])
+                free(buf)
+        return finish(ph, pl, <floating>(n_rows if n_rows > 0 else 1))
+    with nogil, parallel(num_threads=threads, use_threads_if=R * C > 32768):
         buf = <floating *> malloc(3 * C * sizeof(floating))
         for r in prange(R, schedule="static"):
             if which == 0:

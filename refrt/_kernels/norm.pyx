@@ -26,7 +26,7 @@ c) Range.  The double-word fast path needs finite intermediates and a scale whos
    adds them back once with ldexp.  layer_norm scales a row by 2**-k (exact) when its
    largest magnitude could overflow the squares (the normalised value is scale
    invariant; eps is scaled by 2**-2k with it).
-d) Statistics (layer_norm): the two-pass variance with a shifted first pass: mean =
+d) Statistics (layer_norm, norm_rows.h c): the two-pass variance with a shifted first pass: mean =
    x_0 + sum(x_i - x_0) / D (Sum2, the branch-free Neumaier sum), so a
    constant row has mean exactly x_0 and deviations exactly 0 (normalises to beta), and
    D = 1 gives deviation 0 (the LayerNorm BugZoo case: output beta).  Both sums run on
@@ -40,7 +40,16 @@ f) VJP sums (dgamma, dbeta, layer_norm's row means) use Sum2 in an order fixed b
    a plane or row to lane i mod 16, planes in n order, lanes folded in order), the
    column sums over rows in order; gradients do not depend on the thread count.
 g) ``cdivision=True``: IEEE division, never raises.
+h) layer_norm's row passes (statistics, output, x_hat) are C in norm_rows.h, cloned per
+   ISA level (AVX-512 / AVX2 / baseline, same bits: tests/test_norm_rows_clones.py):
+   max|x| and the shifted mean in one pass, the deviations with one TwoSum (not two),
+   and the output as fma(x_hat_hi, gamma, beta) + x_hat_lo gamma (the bn_fast scheme,
+   ~1 ulp) instead of the double-word product + TwoSum (~0.5 ulp at ~1.6x the flops);
+   layer_norm 4096x1000 at one thread went from 22 to 8.5 ms CPU time (float32) and 28
+   to 15 ms (float64) on the issue-12 machine (shared; old and new interleaved).  This file keeps the non-finite and scaled
+   paths (Design c, e) and the VJP.  At one thread no kernel enters an OpenMP region.
 """
+import numpy as _np
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport isnan, isfinite, NAN
@@ -280,10 +289,9 @@ def bn_fwd(const floating[::1] x,         # IN  (N, C, S) flat
            Py_ssize_t N, Py_ssize_t C, Py_ssize_t S,
            floating[::1] out,             # OUT (N, C, S) flat
            int threads=1):
-    import numpy as np
-    dt = np.float32 if floating is float else np.float64
-    arr = np.empty((5, C), dtype=dt)
-    fast_arr = np.zeros(C, dtype=np.uint8)
+    dt = _np.float32 if floating is float else _np.float64
+    arr = _np.empty((5, C), dtype=dt)
+    fast_arr = _np.zeros(C, dtype=_np.uint8)
     cdef floating[:, ::1] st = arr
     cdef unsigned char[::1] fast = fast_arr
     cdef Py_ssize_t c, p, i, base
@@ -295,7 +303,11 @@ def bn_fwd(const floating[::1] x,         # IN  (N, C, S) flat
             fast[c] = f
             if not f:
                 st[3, c] = NAN             # flags every element of the channel in bn_row
-        if S == 1:
+        if S == 1 and threads == 1:     # no OpenMP region at 1 thread (its start-up
+            for p in range(N):          # is most of a small call)
+                bn_row(&x[p * C], &out[p * C], C, &mean[0], &st[3, 0], &st[4, 0],
+                       &beta[0], st, fast, &gamma[0])
+        elif S == 1:
             for p in prange(N, num_threads=threads, schedule="static"):
                 bn_row(&x[p * C], &out[p * C], C, &mean[0], &st[3, 0], &st[4, 0],
                        &beta[0], st, fast, &gamma[0])
@@ -308,19 +320,29 @@ cdef void _bn_planes(const floating[::1] x, const floating[::1] mean,
                      const floating[:, ::1] st, const unsigned char[::1] fast,
                      Py_ssize_t N, Py_ssize_t C, Py_ssize_t S, floating[::1] out,
                      int threads) noexcept nogil:
-    cdef Py_ssize_t c, p, i, base
-    if True:
+    cdef Py_ssize_t p
+    if threads == 1:                    # no OpenMP region at 1 thread
+        for p in range(N * C):
+            _bn_one_plane(x, mean, gamma, beta, st, fast, C, S, out, p)
+    else:
         for p in prange(N * C, num_threads=threads, schedule="static"):
-            c = p % C
-            base = p * S
-            if fast[c]:
-                bn_plane(&x[base], &out[base], S, mean[c], st[0, c], st[1, c], st[2, c],
-                         st[3, c], st[4, c], gamma[c], beta[c])
-            else:
-                for i in range(S):
-                    out[base + i] = bn_element(x[base + i], mean[c], st[0, c], st[1, c],
-                                               st[2, c], st[3, c], st[4, c], False,
-                                               gamma[c], beta[c])
+            _bn_one_plane(x, mean, gamma, beta, st, fast, C, S, out, p)
+
+
+cdef inline void _bn_one_plane(const floating[::1] x, const floating[::1] mean,
+                               const floating[::1] gamma, const floating[::1] beta,
+                               const floating[:, ::1] st, const unsigned char[::1] fast,
+                               Py_ssize_t C, Py_ssize_t S, floating[::1] out,
+                               Py_ssize_t p) noexcept nogil:
+    cdef Py_ssize_t c = p % C, base = p * S, i
+    if fast[c]:
+        bn_plane(&x[base], &out[base], S, mean[c], st[0, c], st[1, c], st[2, c],
+                 st[3, c], st[4, c], gamma[c], beta[c])
+    else:
+        for i in range(S):
+            out[base + i] = bn_element(x[base + i], mean[c], st[0, c], st[1, c],
+                                       st[2, c], st[3, c], st[4, c], False,
+                                       gamma[c], beta[c])
 
 
 def bn_vjp(const floating[::1] x,         # IN  (N, C, S) flat
@@ -425,117 +447,40 @@ cdef void bn_vjp_channel(const floating *x, const floating *g, floating *gx, flo
 
 # ---------------------------------------------------------------- layer_norm
 
-# Row statistics (Design c, d): on return dev_i = (x_i * 2**-k - mh) - ml and
-# 1/sqrt(var_s + eps_s) = rh + rl in the scaled units, with k in *k.
+# Row statistics (Design c, d, h): on return dev_i = (x_i * 2**-k - mh) - ml and
+# 1/sqrt(var_s + eps_s) = rh + rl in the scaled units, with k in *k (norm_rows.h).
 # Returns False for a row with a non-finite value (the caller takes the plain path).
-cdef bint ln_stats(const floating *x, Py_ssize_t D, floating eps, int *k,
-                   floating *mh, floating *ml, floating *rh, floating *rl) noexcept nogil:
-    cdef floating S[16]               # LANES
-    cdef floating E[16]
-    cdef floating amax = 0, sc = 1, x0, s, c, d, de, q, ql, e, dh, dl, sq, a
-    cdef floating vh, vl, th, tl
-    cdef Py_ssize_t i, l, full = D - D % LANES
-    cdef int ka = 0, bad = 0
-    # One branch-free pass on LANES lanes: S sums |x| * 0 (NaN iff some x is +-inf or
-    # NaN), E keeps the running max by a quiet-compare select (`>` may raise FE_INVALID
-    # on NaN, and gcc then keeps a branch: scalar loop).
-    for l in range(LANES):
-        S[l] = 0
-        E[l] = 0
-    for i in range(0, full, 16):           # LANES
-        for l in range(LANES):
-            a = f_abs(x[i + l])
-            S[l] = S[l] + a * 0
-            E[l] = a if norm_gt(a, E[l]) else E[l]
-    for i in range(full, D):
-        a = f_abs(x[i])
-        bad = bad | (a * 0 != 0)
-        amax = a if a > amax else amax
-    for l in range(LANES):
-        bad = bad | (S[l] != S[l])
-        amax = E[l] if E[l] > amax else amax
-    if bad:
-        return False
-    k[0] = 0
-    # squares overflow above 2**(emax/2); keep a margin of 2**4 for the row sum
-    if amax > f_ldexp(<floating>1, emax_of(amax) // 2 - 4):
-        f_frexp(amax, &ka)
-        k[0] = ka
-        sc = f_ldexp(<floating>1, -ka)
-        eps = f_ldexp(eps, -2 * ka)
-    x0 = x[0] * sc
-    # Both sums on LANES Sum2 lanes (element i to lane i mod LANES, tail to the first
-    # lanes, folded in lane order): a single Sum2 chain serialises on its dependent adds.
-    for l in range(LANES):
-        S[l] = 0
-        E[l] = 0
-    for i in range(0, full, 16):           # LANES
-        for l in range(LANES):
-            d = two_sum(x[i + l] * sc, -x0, &de)
-            lane_acc(d, &S[l], &E[l])
-            E[l] = E[l] + de
-    for l in range(D - full):
-        d = two_sum(x[full + l] * sc, -x0, &de)
-        lane_acc(d, &S[l], &E[l])
-        E[l] = E[l] + de
-    lanes_fold(S, E, &s, &c)
-    q = s / D
-    ql = (f_fma(-q, <floating>D, s) + c) / D
-    mh[0] = two_sum(x0, q, &e)
-    ml[0] = e + ql
-    for l in range(LANES):
-        S[l] = 0
-        E[l] = 0
-    for i in range(0, full, 16):           # LANES
-        for l in range(LANES):
-            ln_dev_sq(x[i + l] * sc, mh[0], ml[0], &S[l], &E[l])
-    for l in range(D - full):
-        ln_dev_sq(x[full + l] * sc, mh[0], ml[0], &S[l], &E[l])
-    lanes_fold(S, E, &s, &c)
-    vh = s / D
-    vl = (f_fma(-vh, <floating>D, s) + c) / D
-    th = two_sum(vh, eps, &tl)
-    tl += vl
-    if not (th > 0):
-        rh[0] = 1 / th      # var = eps = 0: a zero deviation gives 0/0 = NaN, as the real
-        rl[0] = 0           # formula is undefined there
-        return True
-    rsqrt_dw(th, tl, rh, rl)
-    return True
+cdef extern from "norm_rows.h" nogil:
+    int refrt_ln_stats_f64(const double *x, Py_ssize_t D, double eps, int *k, double *st)
+    int refrt_ln_stats_f32(const float *x, Py_ssize_t D, float eps, int *k, float *st)
+    int refrt_ln_out_f64(const double *x, Py_ssize_t D, double sc, const double *st,
+                         const double *g, const double *b, double *y)
+    int refrt_ln_out_f32(const float *x, Py_ssize_t D, float sc, const float *st,
+                         const float *g, const float *b, float *y)
+    void refrt_ln_xhat_f64(const double *x, Py_ssize_t D, double sc, const double *st,
+                           double *xh)
+    void refrt_ln_xhat_f32(const float *x, Py_ssize_t D, float sc, const float *st,
+                           float *xh)
 
 
-# dev = xs - (mh + ml) = dh + dl (two TwoSums); dev^2 = dh^2 + 2 dh dl (+ dl^2, below
-# ulp(dh^2)^2): fma captures dh^2 exactly.  Added to the lane (s, c).
-cdef inline void ln_dev_sq(floating xs, floating mh, floating ml, floating *s,
-                           floating *c) noexcept nogil:
-    cdef floating e, dh, dl, sq
-    dh = two_sum(xs, -mh, &e)
-    dh = two_sum(dh, e - ml, &dl)
-    sq = dh * dh
-    lane_acc(sq, s, c)
-    c[0] = c[0] + (f_fma(dh, dh, -sq) + 2 * dh * dl)
-
-
-# Fold LANES Sum2 lanes in lane order into the double-word (s, c).
-cdef inline void lanes_fold(const floating *S, const floating *E, floating *s,
-                            floating *c) noexcept nogil:
-    cdef Py_ssize_t l
-    s[0] = 0
-    c[0] = 0
-    for l in range(LANES):
-        lane_acc(S[l], s, c)
-        c[0] = c[0] + E[l]
+cdef inline bint ln_stats(const floating *x, Py_ssize_t D, floating eps, int *k,
+                          floating *st) noexcept nogil:
+    if floating is float:
+        return refrt_ln_stats_f32(x, D, eps, k, st)
+    else:
+        return refrt_ln_stats_f64(x, D, eps, k, st)
 
 
 cdef void ln_row(const floating *x, const floating *gamma, const floating *beta,
                  Py_ssize_t D, floating eps, floating *y) noexcept nogil:
     cdef int k
-    cdef floating K[16]               # LANES
-    cdef floating mh, ml, rh, rl, sc, dh, dl, e, qh, ql, m, v, chk = 0
-    cdef Py_ssize_t i, l, full = D - D % LANES
+    cdef floating st[4]
+    cdef floating sc, dh, dl, e, qh, ql, m, v
+    cdef Py_ssize_t i
+    cdef bint redo
     if D == 0:
         return
-    if not ln_stats(x, D, eps, &k, &mh, &ml, &rh, &rl):
+    if not ln_stats(x, D, eps, &k, st):
         # Design e: plain two-pass formula, IEEE propagation.
         m = 0
         for i in range(D):
@@ -549,45 +494,21 @@ cdef void ln_row(const floating *x, const floating *gamma, const floating *beta,
             y[i] = (x[i] - m) / f_sqrt(v + eps) * gamma[i] + beta[i]
         return
     sc = f_ldexp(<floating>1, -k)
-    # Output pass, call- and branch-free so it vectorises (the bn_plane scheme): K[l]
-    # sums y * 0 over lane l (NaN iff some y is +-inf or NaN); only then is the row
-    # walked again for the scaled path.  Same per-element formula, same bits.
-    for l in range(LANES):
-        K[l] = 0
-    for i in range(0, full, 16):           # LANES
-        for l in range(LANES):
-            K[l] = K[l] + ln_out(x[i + l], sc, mh, ml, rh, rl, gamma[i + l], beta[i + l],
-                                 &y[i + l])
-    for i in range(full, D):
-        chk = chk + ln_out(x[i], sc, mh, ml, rh, rl, gamma[i], beta[i], &y[i])
-    for l in range(LANES):
-        chk = chk + K[l]
-    if chk != chk:
+    # Output pass (norm_rows.h, d); only a row with a non-finite result (overflow of
+    # x_hat * gamma + beta, inf/NaN gamma or beta) is walked again for the scaled path.
+    if floating is float:
+        redo = refrt_ln_out_f32(x, D, sc, st, gamma, beta, y)
+    else:
+        redo = refrt_ln_out_f64(x, D, sc, st, gamma, beta, y)
+    if redo:
         for i in range(D):
             if not isfinite(y[i]) and isfinite(gamma[i]) and isfinite(beta[i]):
-                dh = two_sum(x[i] * sc, -mh, &e)
-                dh = two_sum(dh, e - ml, &dl)
-                qh = dh * rh
-                ql = f_fma(dh, rh, -qh) + (dh * rl + dl * rh)
+                dh = two_sum(x[i] * sc, -st[0], &e)
+                dh = two_sum(dh, e - st[1], &dl)
+                qh = dh * st[2]
+                ql = f_fma(dh, st[2], -qh) + (dh * st[3] + dl * st[2])
                 if isfinite(qh):
                     y[i] = mul_add_scaled(qh, ql, gamma[i], 0, 0, beta[i])
-
-
-# One layer_norm output element: x_i sc - (mh + ml) = dh + dl exactly (two TwoSums),
-# x_hat = (dh + dl)(rh + rl) as the double-word qh + ql (fma residual; dl rl is below
-# ulp(qh)^2 and dropped), then y = x_hat gamma + beta with one final rounding
-# (mul_add_dw).  Stores y; returns y * 0 for the caller's non-finite check.
-cdef inline floating ln_out(floating xi, floating sc, floating mh, floating ml,
-                            floating rh, floating rl, floating gi, floating bi,
-                            floating *y) noexcept nogil:
-    cdef floating e, dh, dl, qh, ql, yi
-    dh = two_sum(xi * sc, -mh, &e)
-    dh = two_sum(dh, e - ml, &dl)
-    qh = dh * rh
-    ql = f_fma(dh, rh, -qh) + (dh * rl + dl * rh)
-    yi = mul_add_dw(qh, ql, gi, 0, bi)
-    y[0] = yi
-    return yi * 0
 
 
 def ln_fwd(const floating[::1] x,         # IN  (R, D) flat
@@ -599,8 +520,12 @@ def ln_fwd(const floating[::1] x,         # IN  (R, D) flat
            int threads=1):
     cdef Py_ssize_t R = x.shape[0] // D if D > 0 else 0, r
     with nogil:
-        for r in prange(R, num_threads=threads, schedule="static"):
-            ln_row(&x[r * D], &gamma[0], &beta[0], D, eps, &out[r * D])
+        if threads == 1:    # no OpenMP region: its start-up dominates small inputs
+            for r in range(R):
+                ln_row(&x[r * D], &gamma[0], &beta[0], D, eps, &out[r * D])
+        else:
+            for r in prange(R, num_threads=threads, schedule="static"):
+                ln_row(&x[r * D], &gamma[0], &beta[0], D, eps, &out[r * D])
 
 
 # One row of ln_vjp: x_hat (written to xhat) and gx = inv (gg - mean(gg) - x_hat
@@ -615,17 +540,20 @@ cdef void ln_row_vjp(const floating *x, const floating *gamma, const floating *g
     cdef floating s2[16]
     cdef floating c2[16]
     cdef int k
-    cdef floating mh, ml, rh, rl, sc, inv, m1, m2, gg
+    cdef floating st[4]
+    cdef floating sc, inv, m1, m2, gg
     cdef Py_ssize_t i, l, full = D - D % LANES
-    if not ln_stats(x, D, eps, &k, &mh, &ml, &rh, &rl):
+    if not ln_stats(x, D, eps, &k, st):
         for i in range(D):
             xhat[i] = NAN
             gx[i] = NAN
         return
     sc = f_ldexp(<floating>1, -k)
-    inv = f_ldexp(rh, -k)              # 1/std in the input's units
-    for i in range(D):
-        xhat[i] = ln_xhat(x[i], sc, mh, ml, rh, rl)
+    inv = f_ldexp(st[2], -k)           # 1/std in the input's units
+    if floating is float:
+        refrt_ln_xhat_f32(x, D, sc, st, xhat)
+    else:
+        refrt_ln_xhat_f64(x, D, sc, st, xhat)
     for l in range(LANES):
         s1[l] = 0
         c1[l] = 0
@@ -644,15 +572,6 @@ cdef void ln_row_vjp(const floating *x, const floating *gamma, const floating *g
     m2 = lanes_total(s2, c2) / D
     for i in range(D):
         gx[i] = inv * ((g[i] * gamma[i] - m1) - xhat[i] * m2)
-
-
-# x_hat = (dh + dl) rh + cross terms, (dh + dl) = x sc - (mh + ml) exactly (two TwoSums).
-cdef inline floating ln_xhat(floating xi, floating sc, floating mh, floating ml,
-                             floating rh, floating rl) noexcept nogil:
-    cdef floating e, dh, dl
-    dh = two_sum(xi * sc, -mh, &e)
-    dh = two_sum(dh, e - ml, &dl)
-    return dh * rh + (dh * rl + dl * rh)
 
 
 # Column sums of ln_vjp (gbeta = sum_rows g, ggamma = sum_rows g x_hat) for columns

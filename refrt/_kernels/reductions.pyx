@@ -24,6 +24,16 @@ c) Overflow: an exact sum beyond the largest float rounds to +-inf (IEEE); the m
    finite mean never turns into inf or NaN.  Inputs that are inf/NaN follow IEEE
    (inf + -inf = NaN).
 d) An empty row sums to +0; mean divides by max(count, 1) (TorchLean meanDenom).
+e) Long rows (n >= PAR_MIN = 65536, e.g. axis=None over 4096x1000) are cut into fixed
+   blocks of BLK = 16384: each block's compensated sum (two levels for float32, whose
+   one-level bound grows like BLK^2 u^2, one for float64) with its error bound, the
+   blocks merged in block order with two compensation levels and the merge's rounding
+   added to the bound (_blocked_sum), then certified as in b); var's squared deviations
+   and max|x| likewise.  The blocks run in parallel with threads > 1 (one row, so the
+   row loop alone gave no gain from threads=2).  Blocks and merge order depend on n
+   only: the same bits for every thread count (the sum is correctly rounded anyway; the
+   mean's low word and var's sums are not, so this matters).  Shorter rows keep the
+   single-pass lanes of b).
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -31,6 +41,7 @@ from libc.math cimport isnan, isinf, isfinite, nextafter, nextafterf, NAN, INFIN
 from libc.float cimport FLT_EPSILON, DBL_EPSILON
 from libc.stdint cimport int32_t, uint32_t, int64_t, INT32_MIN, INT32_MAX, INT64_MIN, INT64_MAX
 from libc.string cimport memcpy
+from libc.stdlib cimport malloc, free
 from ._scalar cimport two_sum, f_fma, f_abs, f_ldexp as _ldexp, f_exponent as _exponent
 
 # 2^-64 and its inverse exponent: the rescue scale for sums that overflow (Design c).
@@ -228,8 +239,8 @@ cdef inline bint _certified(floating r, floating e, floating bound) noexcept nog
 # exactly and rounds once: the +-max terms that cancel to -88 give -88, not NaN.
 # ``rescale``: a sum whose rounding overflows is returned scaled by 2^-RESCUE_EXP
 # (k = RESCUE_EXP) instead, for the mean (mean of [max, max] is max).
-cdef inline floating _row_sum(const floating *x, Py_ssize_t n, floating *lo,
-                              int *k, bint rescale) noexcept nogil:
+cdef inline floating _row_sum_serial(const floating *x, Py_ssize_t n, floating *lo,
+                                     int *k, bint rescale) noexcept nogil:
     cdef floating bound, r, e, s
     cdef int level
     k[0] = 0
@@ -261,6 +272,83 @@ cdef inline floating _row_sum(const floating *x, Py_ssize_t n, floating *lo,
     return s
 
 
+# ---------------------------------------------------------------- long rows (Design e)
+cdef enum:
+    BLK = 16384         # elements per block of a long row
+    PAR_MIN = 65536     # rows at least this long take the blocked path
+
+
+# Per-block compensated sum, stored as (s, lo, bound) at buf[3b]: two levels for float32
+# (one level's bound ~ BLK^2 u^2 sum|x| would not certify a 4M-element row), one for
+# float64 (there BLK^2 u^2 is far below the half ulp).
+cdef inline void _block_sum(const floating *x, Py_ssize_t n, Py_ssize_t b,
+                            floating *buf) noexcept nogil:
+    cdef Py_ssize_t off = b * BLK
+    cdef Py_ssize_t m = n - off if n - off < BLK else BLK
+    if floating is float:
+        buf[3 * b] = _sum_dw2(x + off, m, 1, &buf[3 * b + 1], &buf[3 * b + 2])
+    else:
+        buf[3 * b] = _sum_neumaier(x + off, m, 1, &buf[3 * b + 1], &buf[3 * b + 2])
+
+
+# Sum of a long row as s + *lo with |S - (s + lo)| <= u *bound (the convention of
+# _sum_dw2): the blocks' sums (in parallel when threads > 1) merged in block order, s by
+# TwoSum (exact errors e), the e and the blocks' lo by TwoSum into c, their errors t
+# into cc: the merge adds 2 nb u sum|t| (cc's roundings) and u |lo| (the final c + cc)
+# to the blocks' bounds.  Returns NaN when the work buffer cannot be allocated.
+cdef floating _blocked_sum(const floating *x, Py_ssize_t n, floating *lo,
+                           floating *bound, int threads) noexcept nogil:
+    cdef Py_ssize_t nb = (n + BLK - 1) // BLK, b
+    cdef floating *buf = <floating *>malloc(3 * nb * sizeof(floating))
+    cdef floating s, c, cc = 0, a2 = 0, bs, e, t
+    if buf == NULL:
+        return NAN
+    if threads > 1:
+        for b in prange(nb, num_threads=threads, schedule="static"):
+            _block_sum(x, n, b, buf)
+    else:
+        for b in range(nb):
+            _block_sum(x, n, b, buf)
+    s = buf[0]
+    c = buf[1]
+    bs = buf[2]
+    for b in range(1, nb):
+        s = two_sum(s, buf[3 * b], &e)
+        c = two_sum(c, e, &t)
+        cc = cc + t
+        a2 = a2 + f_abs(t)
+        c = two_sum(c, buf[3 * b + 1], &t)
+        cc = cc + t
+        a2 = a2 + f_abs(t)
+        bs = bs + buf[3 * b + 2]
+    free(buf)
+    lo[0] = c + cc
+    bound[0] = bs + a2 * <floating>(2 * nb + 2) + (f_abs(lo[0]) if cc != 0 else 0)
+    return s
+
+
+# _row_sum_serial's contract for any row: a long row (n >= PAR_MIN) is summed by blocks
+# (_blocked_sum, parallel with threads > 1) and certified as there; when that fails
+# (cancellation near a midpoint, overflow, inf/NaN) it goes to _row_sum_serial.  The
+# path depends on n and the data only, never on threads: same bits for every count.
+cdef inline floating _row_sum(const floating *x, Py_ssize_t n, floating *lo, int *k,
+                              bint rescale, int threads) noexcept nogil:
+    cdef floating s, r, e, bound
+    if n >= PAR_MIN:
+        s = _blocked_sum(x, n, lo, &bound, threads)
+        if isfinite(s) and isfinite(lo[0]):
+            if lo[0] == 0:
+                r = s
+                e = 0
+            else:
+                r = two_sum(s, lo[0], &e)
+            if _certified(r, e, bound):
+                lo[0] = e
+                k[0] = 0
+                return r
+    return _row_sum_serial(x, n, lo, k, rescale)
+
+
 # (hi + lo) / d with one final rounding: q = hi / d, the remainder r = hi - q d is exact
 # via fma (Boldo-Daumas), so (hi + lo) / d = q + (r + lo) / d up to O(u^2).
 cdef inline floating _div_dw(floating hi, floating lo, floating d) noexcept nogil:
@@ -270,10 +358,10 @@ cdef inline floating _div_dw(floating hi, floating lo, floating d) noexcept nogi
     return q + (f_fma(-q, d, hi) + lo) / d
 
 
-cdef inline floating _mean_row(const floating *x, Py_ssize_t n) noexcept nogil:
+cdef inline floating _mean_row(const floating *x, Py_ssize_t n, int threads) noexcept nogil:
     cdef floating lo, hi
     cdef int k
-    hi = _row_sum(x, n, &lo, &k, True)
+    hi = _row_sum(x, n, &lo, &k, True, threads)
     return _ldexp(_div_dw(hi, lo, <floating>(n if n > 0 else 1)), k)
 
 
@@ -295,12 +383,12 @@ cdef inline floating _mean_row(const floating *x, Py_ssize_t n) noexcept nogil:
 # large mean with a spread of a few ulps those terms are as large as p and cancel).
 # Any non-finite input gives NaN (inf - inf in the deviations, as in the real-number
 # formula evaluated in the extended reals).
-cdef inline floating _var_row(const floating *x, Py_ssize_t n) noexcept nogil:
+cdef inline floating _var_row(const floating *x, Py_ssize_t n, int threads) noexcept nogil:
     cdef floating big, scale, m, mlo, c, corr, s, tiny
     cdef int E
     if n == 0:
         return 0
-    big = _max_abs(x, n)
+    big = _max_abs(x, n, threads)
     if not isfinite(big):
         return NAN
     if floating is float:
@@ -311,8 +399,11 @@ cdef inline floating _var_row(const floating *x, Py_ssize_t n) noexcept nogil:
         return 0
     E = _exponent(big)
     scale = _ldexp(<floating>1, -E)
-    m = _mean_dw(x, n, E, &mlo)
-    s = _sq_dev_sum(x, n, scale, m, mlo, &c, &corr)
+    m = _mean_dw(x, n, E, &mlo, threads)
+    if n >= PAR_MIN:
+        s = _blocked_sq_dev_sum(x, n, scale, m, mlo, &c, &corr, threads)
+    else:
+        s = _sq_dev_sum(x, n, scale, m, mlo, &c, &corr)
     return _ldexp(_div_dw(s, c + corr, <floating>n), 2 * E)
 
 
@@ -324,10 +415,10 @@ cdef inline floating _var_row(const floating *x, Py_ssize_t n) noexcept nogil:
 # 2^(k - E) at the end.  (Summing the scaled row instead lost the bits of entries far
 # below max|x|: in a row of +-max and O(1) entries they became subnormal.)
 cdef inline floating _mean_dw(const floating *x, Py_ssize_t n, int E,
-                              floating *mlo) noexcept nogil:
+                              floating *mlo, int threads) noexcept nogil:
     cdef floating s, lo, m, m4, ph, pl, fn = <floating>n
     cdef int k
-    s = _row_sum(x, n, &lo, &k, True)
+    s = _row_sum(x, n, &lo, &k, True, threads)
     m = _div_dw(s, lo, fn)
     if not isfinite(m) or m == 0:
         mlo[0] = 0
@@ -348,7 +439,7 @@ cdef inline floating _mean_dw(const floating *x, Py_ssize_t n, int E,
 # a signed integer order like the magnitudes, NaN bits above inf's, so an integer max
 # (exact and associative: gcc vectorises the plain loop as a reduction in any lane
 # order) finds the largest, and any non-finite entry makes the result >= inf's bits.
-cdef inline floating _max_abs(const floating *x, Py_ssize_t n) noexcept nogil:
+cdef inline floating _max_abs_serial(const floating *x, Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t j
     cdef int32_t k32, big32 = 0
     cdef int64_t k64, big64 = 0
@@ -431,6 +522,61 @@ cdef inline floating _sq_dev_sum(const floating *x, Py_ssize_t n, floating scale
     return s0
 
 
+# max |x| of a long row by blocks (in parallel when threads > 1): max is exact and
+# associative, so the blocks change nothing.
+cdef inline floating _max_abs(const floating *x, Py_ssize_t n, int threads) noexcept nogil:
+    cdef Py_ssize_t nb, b
+    cdef floating *buf
+    cdef floating r
+    if n < PAR_MIN or threads == 1:
+        return _max_abs_serial(x, n)
+    nb = (n + BLK - 1) // BLK
+    buf = <floating *>malloc(nb * sizeof(floating))
+    if buf == NULL:
+        return _max_abs_serial(x, n)
+    for b in prange(nb, num_threads=threads, schedule="static"):
+        buf[b] = _max_abs_serial(x + b * BLK, n - b * BLK if n - b * BLK < BLK else BLK)
+    r = buf[0]
+    for b in range(1, nb):
+        r = buf[b] if buf[b] > r else r
+    free(buf)
+    return r
+
+
+# _sq_dev_sum of a long row by blocks (in parallel when threads > 1), merged in block
+# order: the blocks' s by TwoSum, the errors with the blocks' c, and the corr terms,
+# added plainly (both are O(u) of s).  Fixed blocks, so the bits depend on n only.
+cdef floating _blocked_sq_dev_sum(const floating *x, Py_ssize_t n, floating scale,
+                                  floating m, floating mlo, floating *c, floating *corr,
+                                  int threads) noexcept nogil:
+    cdef Py_ssize_t nb = (n + BLK - 1) // BLK, b, off
+    cdef floating *buf = <floating *>malloc(3 * nb * sizeof(floating))
+    cdef floating s, e, cc, rr
+    if buf == NULL:
+        return _sq_dev_sum(x, n, scale, m, mlo, c, corr)
+    if threads > 1:
+        for b in prange(nb, num_threads=threads, schedule="static"):
+            off = b * BLK
+            buf[3 * b] = _sq_dev_sum(x + off, n - off if n - off < BLK else BLK, scale, m,
+                                     mlo, &buf[3 * b + 1], &buf[3 * b + 2])
+    else:
+        for b in range(nb):
+            off = b * BLK
+            buf[3 * b] = _sq_dev_sum(x + off, n - off if n - off < BLK else BLK, scale, m,
+                                     mlo, &buf[3 * b + 1], &buf[3 * b + 2])
+    s = buf[0]
+    cc = buf[1]
+    rr = buf[2]
+    for b in range(1, nb):
+        s = two_sum(s, buf[3 * b], &e)
+        cc = cc + (e + buf[3 * b + 1])
+        rr = rr + buf[3 * b + 2]
+    free(buf)
+    c[0] = cc
+    corr[0] = rr
+    return s
+
+
 # Which statistic a row pass computes.
 cdef enum:
     SUM = 0
@@ -438,27 +584,30 @@ cdef enum:
     VAR = 2
 
 
-cdef inline floating _row_stat(int what, const floating *x, Py_ssize_t n) noexcept nogil:
+cdef inline floating _row_stat(int what, const floating *x, Py_ssize_t n,
+                               int threads) noexcept nogil:
     cdef floating hi, lo
     cdef int k
     if n == 0:
         return 0                       # empty sum 0, mean and var 0 (TorchLean denominators)
     if what == SUM:
-        return _row_sum(x, n, &lo, &k, False)   # correctly rounded
+        return _row_sum(x, n, &lo, &k, False, threads)   # correctly rounded
     if what == MEAN:
-        return _mean_row(x, n)
-    return _var_row(x, n)
+        return _mean_row(x, n, threads)
+    return _var_row(x, n, threads)
 
 
 cdef void _stat_rows(int what, const floating[:, ::1] x, floating[::1] out,
                      int threads) noexcept nogil:
     cdef Py_ssize_t i, rows = x.shape[0], n = x.shape[1]
-    if threads == 1:    # no OpenMP region: its start-up dominates small inputs
+    if threads == 1 or rows < threads:
+        # no OpenMP region over rows: its start-up dominates small inputs, and fewer rows
+        # than threads (axis=None is one row) split each long row into blocks instead
         for i in range(rows):
-            out[i] = _row_stat(what, &x[i, 0] if n else NULL, n)
+            out[i] = _row_stat(what, &x[i, 0] if n else NULL, n, threads)
     else:
         for i in prange(rows, num_threads=threads, schedule="static"):
-            out[i] = _row_stat(what, &x[i, 0] if n else NULL, n)
+            out[i] = _row_stat(what, &x[i, 0] if n else NULL, n, 1)
 
 
 def sum_rows(const floating[:, ::1] x,    # IN  (rows, n)
@@ -612,14 +761,14 @@ def var_vjp(const floating[:, ::1] x,       # IN  (rows, n)
         return
     with nogil:
         for i in prange(rows, num_threads=threads, schedule="static"):
-            big = _max_abs(&x[i, 0], n)
+            big = _max_abs(&x[i, 0], n, 1)
             w = 2 * g[i] / <floating>n
             if not isfinite(big):          # IEEE on the real formula: x - inf etc.
-                m = _mean_row(&x[i, 0], n)
+                m = _mean_row(&x[i, 0], n, 1)
                 for j in range(n):
                     gx[i, j] = w * (x[i, j] - m)
                 continue
-            m = _mean_dw(&x[i, 0], n, 0, &mlo)
+            m = _mean_dw(&x[i, 0], n, 0, &mlo, 1)
             for j in range(n):
                 d = two_sum(x[i, j], -m, &e)
                 gx[i, j] = w * (d + (e - mlo))
