@@ -134,3 +134,168 @@ def libm_log(const floating[::1] x,    # IN
             else:
                 y[i] = log(x[i])
     return y
+
+
+# ------------------------------------------- correctly rounded float32 (vecmath.h C1-C4)
+from ._vecmath cimport (refrt_vexp_cr_f32, refrt_vlog_cr_f32, refrt_vlog1p_cr_f32,
+                       refrt_vexpm1_cr_f32, refrt_vtanh_cr_f32, refrt_vsigmoid_cr_f32,
+                       refrt_raw_exp_f32, refrt_raw_log_f32, refrt_raw_log1p_f32,
+                       refrt_raw_expm1_f32, refrt_raw_tanh_f32, refrt_raw_sigmoid_f32)
+
+CR_NAMES = ("exp", "log", "log1p", "expm1", "tanh", "sigmoid")
+
+
+def cr_f32(name, const float[::1] x,    # IN
+           float[::1] y):               # OUT (may be x)
+    """y = name(x), the correctly rounded float32 routine of vecmath.h (name in
+    CR_NAMES); evaluates in double internally (vecmath.h C1)."""
+    cdef Py_ssize_t n = x.shape[0]
+    cdef int w = CR_NAMES.index(name)
+    if y.shape[0] != n:
+        raise ValueError(f"cr_f32: y: expected {n} elements, got {y.shape[0]}")
+    if n == 0:
+        return y
+    with nogil:
+        if w == 0:
+            refrt_vexp_cr_f32(&x[0], &y[0], n)
+        elif w == 1:
+            refrt_vlog_cr_f32(&x[0], &y[0], n)
+        elif w == 2:
+            refrt_vlog1p_cr_f32(&x[0], &y[0], n)
+        elif w == 3:
+            refrt_vexpm1_cr_f32(&x[0], &y[0], n)
+        elif w == 4:
+            refrt_vtanh_cr_f32(&x[0], &y[0], n)
+        else:
+            refrt_vsigmoid_cr_f32(&x[0], &y[0], n)
+    return y
+
+
+def raw_f32(name, const float[::1] x,   # IN
+            double[::1] v):             # OUT
+    """v = the double result of the fast path of the correctly rounded float32 routine,
+    before the rounding test (for bench/exhaustive_f32.py and the tests)."""
+    cdef Py_ssize_t n = x.shape[0]
+    cdef int w = CR_NAMES.index(name)
+    if v.shape[0] != n:
+        raise ValueError(f"raw_f32: v: expected {n} elements, got {v.shape[0]}")
+    if n == 0:
+        return v
+    with nogil:
+        if w == 0:
+            refrt_raw_exp_f32(&x[0], &v[0], n)
+        elif w == 1:
+            refrt_raw_log_f32(&x[0], &v[0], n)
+        elif w == 2:
+            refrt_raw_log1p_f32(&x[0], &v[0], n)
+        elif w == 3:
+            refrt_raw_expm1_f32(&x[0], &v[0], n)
+        elif w == 4:
+            refrt_raw_tanh_f32(&x[0], &v[0], n)
+        else:
+            refrt_raw_sigmoid_f32(&x[0], &v[0], n)
+    return v
+
+
+# ----------------------------------------------- exhaustive check (bench/exhaustive_f32.py)
+from libc.math cimport exp as c_exp, log as c_log, log1p as c_log1p, expm1 as c_expm1
+from libc.math cimport tanh as c_tanh
+from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport memcpy
+
+
+cdef inline double _ref_d(int w, double x) noexcept nogil:
+    # glibc's double functions (< 1 ulp for exp, log, log1p, expm1; tanh < 2 ulp);
+    # sigmoid branch-stable from exp: 3 roundings more (< 4 ulp)
+    cdef double e
+    if w == 0:
+        return c_exp(x)
+    elif w == 1:
+        return c_log(x)
+    elif w == 2:
+        return c_log1p(x)
+    elif w == 3:
+        return c_expm1(x)
+    elif w == 4:
+        return c_tanh(x)
+    if x >= 0:
+        return 1.0 / (1.0 + c_exp(-x))
+    e = c_exp(x)
+    return e / (1.0 + e)
+
+
+def exhaustive_range(name, uint64_t start, uint64_t stop, double window,
+                     Py_ssize_t max_list=100000):
+    """Check the correctly rounded float32 routine `name` on every bit pattern in
+    [start, stop) against glibc's double function rounded to float.
+
+    A reference r decides the float result when (float)(r (1 - window)) ==
+    (float)(r (1 + window)) (window >= its error bound); otherwise the input is
+    'unsure' and listed for the caller to decide with mpmath.  Returns (checked, flagged,
+    mismatches, unsure) with flagged = inputs whose fast path took the fallback (C1),
+    mismatches = decided inputs where refrt differs from the reference (bit patterns,
+    NaN == NaN), unsure = undecided inputs with refrt's result, as uint32 arrays."""
+    cdef int w = CR_NAMES.index(name)
+    cdef Py_ssize_t B = 1 << 16, i, m, nmis = 0, nuns = 0
+    cdef uint64_t b
+    cdef uint64_t nflag = 0, nchk = 0
+    cdef uint32_t u, uy, ur, ulo, uhi
+    cdef float r32, lo32, hi32
+    cdef double r
+    cdef double eps
+    xs = np.empty(B, np.uint32)
+    ys = np.empty(B, np.float32)
+    vs = np.empty(B, np.float64)
+    mis = np.empty(max_list, np.uint32)
+    uns = np.empty((max_list, 2), np.uint32)
+    cdef uint32_t[::1] xv = xs
+    cdef float[::1] yv = ys
+    cdef double[::1] vv = vs
+    cdef uint32_t[::1] misv = mis
+    cdef uint32_t[:, ::1] unsv = uns
+    eps = {"exp": 3.552713678800501e-15, "sigmoid": 3.552713678800501e-15,
+           "expm1": 5.684341886080802e-14, "tanh": 1.1368683772161603e-13,
+           "log": 1.4210854715202004e-14, "log1p": 1.4210854715202004e-14}[name]
+    b = start
+    while b < stop:
+        m = <Py_ssize_t>min(<uint64_t>B, stop - b)
+        with nogil:
+            for i in range(m):
+                xv[i] = <uint32_t>(b + i)
+        xf = xs[:m].view(np.float32)
+        cr_f32(name, xf, ys[:m])
+        raw_f32(name, xf, vs[:m])
+        with nogil:
+            for i in range(m):
+                u = xv[i]
+                r = vv[i]
+                lo32 = <float>(r * (1.0 - eps))
+                hi32 = <float>(r * (1.0 + eps))
+                memcpy(&ulo, &lo32, 4)
+                memcpy(&uhi, &hi32, 4)
+                if ulo != uhi:
+                    nflag += 1
+                memcpy(&r32, &u, 4)
+                r = _ref_d(w, <double>r32)
+                r32 = <float>r
+                memcpy(&ur, &r32, 4)
+                memcpy(&uy, &yv[i], 4)
+                lo32 = <float>(r * (1.0 - window))
+                hi32 = <float>(r * (1.0 + window))
+                memcpy(&ulo, &lo32, 4)
+                memcpy(&uhi, &hi32, 4)
+                if (ur & 0x7fffffff) > 0x7f800000 and (uy & 0x7fffffff) > 0x7f800000:
+                    continue                      # both NaN
+                if ulo != uhi:
+                    if nuns < max_list:
+                        unsv[nuns, 0] = u
+                        unsv[nuns, 1] = uy
+                    nuns += 1
+                elif uy != ur:
+                    if nmis < max_list:
+                        misv[nmis] = u
+                    nmis += 1
+        nchk += m
+        b += m
+    return (nchk, nflag, mis[:min(nmis, max_list)].copy(), uns[:min(nuns, max_list)].copy(),
+            nmis, nuns)
