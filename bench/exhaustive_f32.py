@@ -8,17 +8,19 @@ Design:
 a) The loop is C (refrt._kernels.vecmath_check.exhaustive_range, blocks of 2^16 bit
    patterns): refrt's routine (the vector loop with its rounding test and fallback, as
    the ops call it) against glibc's double function rounded once to float.
-b) The double reference decides the float result unless it lies within WINDOW of a
+b) Runs of equal results (monotonic functions: see exhaustive_range) need the
+   reference at their two ends only; every other input is compared one by one.
+c) The double reference decides the float result unless it lies within WINDOW of a
    float rounding boundary: (float)(r (1 - W)) != (float)(r (1 + W)), W = 2^-50 (4
    double ulps; glibc's exp, log, log1p, expm1 are < 1 ulp, tanh < 2) or 2^-49 for
    sigmoid (exp plus three roundings).  Those 'unsure' inputs (a few dozen per
    function) are decided by the correctly rounded value from mpmath at 200 bits
    (refrt.rounding.round_mpf), the same reference as refrt's oracle.
-c) Reported per function: inputs checked, how many took the fallback (the rounding
+d) Reported per function: inputs checked, how many took the fallback (the rounding
    test of C1 fired), how many unsure references mpmath decided, and the number of
    inputs whose result is NOT the correctly rounded float (the published figure,
    docs/accuracy.md), with up to 20 of them listed.
-d) One core, ~1-3 min per function on an idle core (the machine is shared: run it
+e) One core, a few minutes per function on an idle core (the machine is shared: run it
    with nice, one function at a time).
 """
 from __future__ import annotations
@@ -76,7 +78,7 @@ def correct(name, xbits):
 
 def check(name, start, stop):
     t0 = time.perf_counter()
-    nchk, nflag, mis, uns, nmis, nuns = exhaustive_range(
+    nchk, nflag, mis, uns, nmis, nuns, nref = exhaustive_range(
         name, start, stop, WINDOW.get(name, DEFAULT_WINDOW))
     assert nmis <= len(mis) and nuns <= len(uns), "too many cases to list"
     bad = [int(u) for u in mis]
@@ -85,6 +87,7 @@ def check(name, start, stop):
             bad.append(int(u))
     bad.sort()
     return dict(name=name, checked=int(nchk), fallback=int(nflag), unsure=int(nuns),
+                reference_evaluations=int(nref),
                 decided_by_reference_disagreement=int(nmis), not_correctly_rounded=len(bad),
                 examples=[f"0x{u:08x} ({np.uint32(u).view(np.float32)!r})" for u in bad[:20]],
                 seconds=round(time.perf_counter() - t0, 1))
@@ -98,13 +101,14 @@ def main(argv=None):
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     rows = []
-    print("| function | inputs checked | fallback taken | unsure (mpmath) | "
-          "not correctly rounded | s |")
-    print("|---|---|---|---|---|---|")
+    print("| function | inputs checked | reference evaluations | fallback taken | "
+          "unsure (mpmath) | not correctly rounded | s |")
+    print("|---|---|---|---|---|---|---|")
     for name in args.funcs.split(","):
         r = check(name, args.start, args.stop)
         rows.append(r)
-        print(f"| {name} | {r['checked']} | {r['fallback']} | {r['unsure']} | "
+        print(f"| {name} | {r['checked']} | {r['reference_evaluations']} | {r['fallback']} | "
+              f"{r['unsure']} | "
               f"{r['not_correctly_rounded']} | {r['seconds']} |", flush=True)
         for ex in r["examples"]:
             print(f"#   {name}: {ex}", flush=True)

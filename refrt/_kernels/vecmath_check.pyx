@@ -231,18 +231,33 @@ def exhaustive_range(name, uint64_t start, uint64_t stop, double window,
 
     A reference r decides the float result when (float)(r (1 - window)) ==
     (float)(r (1 + window)) (window >= its error bound); otherwise the input is
-    'unsure' and listed for the caller to decide with mpmath.  Returns (checked, flagged,
-    mismatches, unsure) with flagged = inputs whose fast path took the fallback (C1),
-    mismatches = decided inputs where refrt differs from the reference (bit patterns,
-    NaN == NaN), unsure = undecided inputs with refrt's result, as uint32 arrays."""
+    'unsure' and listed for the caller to decide with mpmath.
+
+    Runs: the six functions are monotonic, so their correctly rounded results are
+    monotonic along consecutive bit patterns of one sign (consecutive float values).
+    Where refrt returns the same non-NaN bits c for a run of consecutive inputs, the
+    reference is evaluated at the run's two ends only: if both ends round to c, every
+    input between has the correctly rounded result c too (monotonic rounding of a
+    monotonic function).  An end that disagrees or is unsure is reported as usual;
+    a run whose ends are unsure is then checked input by input.  This is what makes
+    2^32 inputs take minutes: saturation (inf, 0, +-1), exp(tiny) = 1 and the slowly
+    varying parts (log of large x, sigmoid of x > 1) are runs.
+
+    Returns (checked, flagged, mismatches, unsure, n_mismatch, n_unsure, n_reference)
+    with flagged = inputs whose fast path took the fallback (C1), mismatches = decided
+    inputs where refrt differs from the reference, unsure = undecided inputs with
+    refrt's result (uint32 arrays), n_reference = reference evaluations made."""
     cdef int w = CR_NAMES.index(name)
-    cdef Py_ssize_t B = 1 << 16, i, m, nmis = 0, nuns = 0
+    cdef Py_ssize_t B = 1 << 16, i, j, k, m, nmis = 0, nuns = 0
     cdef uint64_t b
-    cdef uint64_t nflag = 0, nchk = 0
-    cdef uint32_t u, uy, ur, ulo, uhi
-    cdef float r32, lo32, hi32
+    cdef uint64_t nflag = 0, nchk = 0, nref = 0
+    cdef uint32_t u, uy
+    cdef int st
+    cdef float lo32, hi32
+    cdef uint32_t ulo, uhi
     cdef double r
     cdef double eps
+    cdef bint full
     xs = np.empty(B, np.uint32)
     ys = np.empty(B, np.float32)
     vs = np.empty(B, np.float64)
@@ -251,8 +266,8 @@ def exhaustive_range(name, uint64_t start, uint64_t stop, double window,
     cdef uint32_t[::1] xv = xs
     cdef float[::1] yv = ys
     cdef double[::1] vv = vs
-    cdef uint32_t[::1] misv = mis
     cdef uint32_t[:, ::1] unsv = uns
+    cdef uint32_t[::1] misv = mis
     eps = {"exp": 3.552713678800501e-15, "sigmoid": 3.552713678800501e-15,
            "expm1": 5.684341886080802e-14, "tanh": 1.1368683772161603e-13,
            "log": 1.4210854715202004e-14, "log1p": 1.4210854715202004e-14}[name]
@@ -267,7 +282,6 @@ def exhaustive_range(name, uint64_t start, uint64_t stop, double window,
         raw_f32(name, xf, vs[:m])
         with nogil:
             for i in range(m):
-                u = xv[i]
                 r = vv[i]
                 lo32 = <float>(r * (1.0 - eps))
                 hi32 = <float>(r * (1.0 + eps))
@@ -275,27 +289,61 @@ def exhaustive_range(name, uint64_t start, uint64_t stop, double window,
                 memcpy(&uhi, &hi32, 4)
                 if ulo != uhi:
                     nflag += 1
-                memcpy(&r32, &u, 4)
-                r = _ref_d(w, <double>r32)
-                r32 = <float>r
-                memcpy(&ur, &r32, 4)
+            i = 0
+            while i < m:
                 memcpy(&uy, &yv[i], 4)
-                lo32 = <float>(r * (1.0 - window))
-                hi32 = <float>(r * (1.0 + window))
-                memcpy(&ulo, &lo32, 4)
-                memcpy(&uhi, &hi32, 4)
-                if (ur & 0x7fffffff) > 0x7f800000 and (uy & 0x7fffffff) > 0x7f800000:
-                    continue                      # both NaN
-                if ulo != uhi:
-                    if nuns < max_list:
-                        unsv[nuns, 0] = u
-                        unsv[nuns, 1] = uy
-                    nuns += 1
-                elif uy != ur:
-                    if nmis < max_list:
-                        misv[nmis] = u
-                    nmis += 1
+                j = i
+                if (uy & 0x7fffffff) <= 0x7f800000:
+                    while j + 1 < m and _bits(yv[j + 1]) == uy:
+                        j += 1
+                # ends of the run [i, j] (NaN results: every input on its own)
+                full = j - i < 2
+                if not full:
+                    st = _verdict(w, xv[i], uy, window)
+                    nref += 1
+                    if st == 0:
+                        st = _verdict(w, xv[j], uy, window)
+                        nref += 1
+                    full = st != 0
+                if full:
+                    for k in range(i, j + 1):
+                        st = _verdict(w, xv[k], _bits(yv[k]), window)
+                        nref += 1
+                        if st == 1:
+                            if nmis < max_list:
+                                misv[nmis] = xv[k]
+                            nmis += 1
+                        elif st == 2:
+                            if nuns < max_list:
+                                unsv[nuns, 0] = xv[k]
+                                unsv[nuns, 1] = _bits(yv[k])
+                            nuns += 1
+                i = j + 1
         nchk += m
         b += m
     return (nchk, nflag, mis[:min(nmis, max_list)].copy(), uns[:min(nuns, max_list)].copy(),
-            nmis, nuns)
+            nmis, nuns, nref)
+
+
+cdef inline uint32_t _bits(float v) noexcept nogil:
+    cdef uint32_t u
+    memcpy(&u, &v, 4)
+    return u
+
+
+cdef inline int _verdict(int w, uint32_t u, uint32_t uy, double window) noexcept nogil:
+    # 0: refrt's bits uy are the reference's rounding; 1: they differ; 2: unsure
+    cdef float x, r32, lo32, hi32
+    cdef uint32_t ur
+    cdef double r
+    memcpy(&x, &u, 4)
+    r = _ref_d(w, <double>x)
+    r32 = <float>r
+    ur = _bits(r32)
+    if (ur & 0x7fffffff) > 0x7f800000:
+        return 0 if (uy & 0x7fffffff) > 0x7f800000 else 1
+    lo32 = <float>(r * (1.0 - window))
+    hi32 = <float>(r * (1.0 + window))
+    if _bits(lo32) != _bits(hi32):
+        return 2
+    return 0 if ur == uy else 1
