@@ -653,3 +653,71 @@ def test_log_float64_table_driven_bound():
                         rng.uniform(0.993, 1.012, 1500)])
     err, ref, got = mp_log_errors(x, np.float64)
     assert err.max() <= LOG64_ULP, f"{err.max():.3f} ulp at {x[np.argmax(err)]!r}"
+
+
+# ------------------------------------------- bitwise identical across ISA levels ----
+_ISA_SRC = r"""
+#include "vecmath.h"
+#include <stdio.h>
+#include <stdlib.h>
+typedef void (*f32fn)(const float *, float *, ptrdiff_t);
+typedef void (*f64fn)(const double *, double *, ptrdiff_t);
+int main(int argc, char **argv) {
+    ptrdiff_t n = atol(argv[1]);
+    float *x = malloc(4 * n), *y = malloc(4 * n);
+    double *xd = malloc(8 * n), *yd = malloc(8 * n);
+    FILE *fi = fopen(argv[2], "rb"), *fo = fopen(argv[3], "wb");
+    if (fread(x, 4, n, fi) != (size_t)n || fread(xd, 8, n, fi) != (size_t)n) return 1;
+    f32fn f[] = {refrt_vexp_cr_f32, refrt_vlog_cr_f32, refrt_vlog1p_cr_f32,
+                 refrt_vexpm1_cr_f32, refrt_vtanh_cr_f32, refrt_vsigmoid_cr_f32,
+                 refrt_vexp_f32, refrt_vlog_f32, refrt_vexpm1_f32, refrt_vlog1p_f32,
+                 refrt_vtanh_f32, refrt_vsinh_f32, refrt_vcosh_f32};
+    f64fn g[] = {refrt_vexp_f64, refrt_vlog_f64, refrt_vlog1p_f64, refrt_vexpm1_f64,
+                 refrt_vtanh_f64, refrt_vsinh_f64, refrt_vcosh_f64};
+    for (int k = 0; k < 13; k++) { f[k](x, y, n); fwrite(y, 4, n, fo); }
+    for (int k = 0; k < 7; k++) { g[k](xd, yd, n); fwrite(yd, 8, n, fo); }
+    fclose(fo);
+    return 0;
+}
+"""
+
+
+def test_vecmath_bitwise_identical_across_isa_levels(tmp_path):
+    """The loops compiled for x86-64 (SSE2, fma by libm call), x86-64-v3 (AVX2 + FMA)
+    and, where the CPU has AVX-512, x86-64-v4 give the same bits (vecmath.h d): the
+    three target_clones levels, built as plain loops (REFRT_NO_CLONES)."""
+    import pathlib
+    import shutil
+    import subprocess
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("no gcc")
+    flags = open("/proc/cpuinfo").read() if pathlib.Path("/proc/cpuinfo").exists() else ""
+    levels = ["x86-64", "x86-64-v3"] + (["x86-64-v4"] if " avx512f" in flags else [])
+    if " avx2" not in flags:
+        pytest.skip("CPU without AVX2")
+    rng = np.random.default_rng(31)
+    n = 1 << 18
+    x32 = np.concatenate([rng.integers(0, 2 ** 32, n // 2, dtype=np.uint64).astype(np.uint32)
+                          .view(np.float32), rng.uniform(-30, 30, n // 4).astype(np.float32),
+                          rng.uniform(0, 3, n // 4).astype(np.float32)])
+    with np.errstate(invalid="ignore"):
+        x64 = np.concatenate([rng.integers(0, 2 ** 63, n // 2, dtype=np.uint64)
+                              .view(np.float64) * rng.choice([-1.0, 1.0], n // 2),
+                              rng.uniform(-30, 30, n // 4), rng.uniform(0, 3, n // 4)])
+    inp = tmp_path / "in.bin"
+    inp.write_bytes(x32.tobytes() + x64.tobytes())
+    src = tmp_path / "isa.c"
+    src.write_text(_ISA_SRC)
+    inc = pathlib.Path(vm.__file__).parent
+    outs = []
+    for lv in levels:
+        exe = tmp_path / f"isa_{lv}"
+        subprocess.run([gcc, "-O3", f"-march={lv}", "-DREFRT_NO_CLONES", "-fno-fast-math",
+                        "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno",
+                        f"-I{inc}", str(src), "-o", str(exe), "-lm"], check=True)
+        out = tmp_path / f"out_{lv}.bin"
+        subprocess.run([str(exe), str(n), str(inp), str(out)], check=True)
+        outs.append(out.read_bytes())
+    for lv, o in zip(levels[1:], outs[1:]):
+        assert o == outs[0], f"{lv} differs from {levels[0]}"

@@ -288,8 +288,10 @@ static inline double refrt_exp_f64_body(double x)
     uint64_t ux = refrt_bits_f64(x);
     uint64_t big = -(uint64_t)((ux > 0x4086300000000000u) & (ux <= 0x7ff0000000000000u));
     uint64_t tiny = -(uint64_t)((ux > 0xc087500000000000u) & (ux <= 0xfff0000000000000u));
+    /* NaN: x + x, so the payload does not depend on which operand the ISA's fma passes */
+    uint64_t isn = -(uint64_t)((ux & 0x7fffffffffffffffu) > 0x7ff0000000000000u);
     uint64_t uy = refrt_bits_f64(y);
-    uy = (uy & ~(big | tiny)) | (big & 0x7ff0000000000000u);   /* +inf or +0 */
+    uy = (uy & ~(big | tiny | isn)) | (big & 0x7ff0000000000000u) | (isn & refrt_bits_f64(x + x));
     return refrt_from_bits_f64(uy);
 }
 
@@ -332,8 +334,9 @@ static inline float refrt_exp_f32_body(float x)
     uint32_t ux = refrt_bits_f32(x);
     uint32_t big = -(uint32_t)((ux > 0x42b20000u) & (ux <= 0x7f800000u));    /* 89 < x */
     uint32_t tiny = -(uint32_t)((ux > 0xc2d00000u) & (ux <= 0xff800000u));   /* x < -104 */
+    uint32_t isn = -(uint32_t)((ux & 0x7fffffffu) > 0x7f800000u);      /* NaN: x + x */
     uint32_t uy = refrt_bits_f32(y);
-    uy = (uy & ~(big | tiny)) | (big & 0x7f800000u);
+    uy = (uy & ~(big | tiny | isn)) | (big & 0x7f800000u) | (isn & refrt_bits_f32(x + x));
     return refrt_from_bits_f32(uy);
 }
 
@@ -615,9 +618,10 @@ static inline double refrt_expm1_f64_dw(double x, double *lo_out)
     uint64_t big = -(uint64_t)((ux > 0x4086300000000000u) & (ux <= 0x7ff0000000000000u));
     uint64_t neg = -(uint64_t)((ux > 0xc043000000000000u) & (ux <= 0xfff0000000000000u));
     uint64_t tiny = -(uint64_t)((ux & 0x7fffffffffffffffu) < 0x3c90000000000000u);
-    uint64_t sel = big | neg | tiny;
+    uint64_t isn = -(uint64_t)((ux & 0x7fffffffffffffffu) > 0x7ff0000000000000u);
+    uint64_t sel = big | neg | tiny | isn;
     uint64_t uv = (refrt_bits_f64(v) & ~sel) | (big & 0x7ff0000000000000u)
-                  | (neg & 0xbff0000000000000u) | (tiny & ux);
+                  | (neg & 0xbff0000000000000u) | (tiny & ux) | (isn & refrt_bits_f64(x + x));
     *lo_out = refrt_from_bits_f64(refrt_bits_f64(vl) & ~sel);
     return refrt_from_bits_f64(uv);
 }
@@ -669,9 +673,10 @@ static inline float refrt_expm1_f32_dw(float x, float *lo_out)
     uint32_t big = -(uint32_t)((ux > 0x42b20000u) & (ux <= 0x7f800000u));     /* 89 < x */
     uint32_t neg = -(uint32_t)((ux > 0xc1900000u) & (ux <= 0xff800000u));     /* x < -18 */
     uint32_t tiny = -(uint32_t)((ux & 0x7fffffffu) < 0x33000000u);           /* 2^-25 */
-    uint32_t sel = big | neg | tiny;
+    uint32_t isn = -(uint32_t)((ux & 0x7fffffffu) > 0x7f800000u);
+    uint32_t sel = big | neg | tiny | isn;
     uint32_t uv = (refrt_bits_f32(v) & ~sel) | (big & 0x7f800000u)
-                  | (neg & 0xbf800000u) | (tiny & ux);
+                  | (neg & 0xbf800000u) | (tiny & ux) | (isn & refrt_bits_f32(x + x));
     *lo_out = refrt_from_bits_f32(refrt_bits_f32(vl) & ~sel);
     return refrt_from_bits_f32(uv);
 }
@@ -806,7 +811,10 @@ static inline double refrt_tanh_f64_body(double x)
     double q = -th / dh;
     double rho = fma(q, -dh, -th) - (tl + q * dl);      /* N - q D (T2) */
     double y = q + rho / dh;
-    return refrt_from_bits_f64(refrt_bits_f64(y) | (ux & 0x8000000000000000u));
+    /* NaN: x + x (the negations above may flip a NaN's sign bit differently per ISA) */
+    uint64_t isn = -(uint64_t)((ux & 0x7fffffffffffffffu) > 0x7ff0000000000000u);
+    uint64_t uy = refrt_bits_f64(y) | (ux & 0x8000000000000000u);
+    return refrt_from_bits_f64((uy & ~isn) | (isn & refrt_bits_f64(x + x)));
 }
 
 static inline float refrt_tanh_f32_body(float x)
@@ -819,7 +827,9 @@ static inline float refrt_tanh_f32_body(float x)
     float q = -th / dh;
     float rho = fmaf(q, -dh, -th) - (tl + q * dl);
     float y = q + rho / dh;
-    return refrt_from_bits_f32(refrt_bits_f32(y) | (ux & 0x80000000u));
+    uint32_t isn = -(uint32_t)((ux & 0x7fffffffu) > 0x7f800000u);       /* NaN: x + x */
+    uint32_t uy = refrt_bits_f32(y) | (ux & 0x80000000u);
+    return refrt_from_bits_f32((uy & ~isn) | (isn & refrt_bits_f32(x + x)));
 }
 
 /* sinh and cosh, design (a = |x|, the sign of sinh copied from x at the end):
@@ -868,7 +878,9 @@ static inline T refrt_sinhcosh_##SFX##_body(T x, int want_cosh)                 
     U uy = (refrt_bits_##SFX(ys) & ~big) | (refrt_bits_##SFX(yb) & big);               \
     U winf = -(U)(refrt_bits_##SFX(wh) == INFBITS);                                    \
     uy = (uy & ~winf) | (winf & INFBITS);                                               \
-    return refrt_from_bits_##SFX(uy | (want_cosh ? (U)0 : (ux & ~ABSMASK)));            \
+    uy |= want_cosh ? (U)0 : (ux & ~ABSMASK);                                           \
+    U isn = -(U)(ua > INFBITS);                              /* NaN: x + x */          \
+    return refrt_from_bits_##SFX((uy & ~isn) | (isn & refrt_bits_##SFX(x + x)));        \
 }                                                                                       \
 static inline T refrt_sinh_##SFX##_body(T x) { return refrt_sinhcosh_##SFX##_body(x, 0); } \
 static inline T refrt_cosh_##SFX##_body(T x) { return refrt_sinhcosh_##SFX##_body(x, 1); }
