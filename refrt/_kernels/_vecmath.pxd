@@ -1,5 +1,7 @@
 # Array exp and log (see vecmath.h for the contracts).  `vexp` / `vlog` dispatch on the
-# fused type: float32 arrays run the float32 routines (float arithmetic only).
+# fused type: float32 arrays run the float32 routines (float arithmetic only), for the
+# composite float32 kernels; `vexp_cr` ... (end of file) are the correctly rounded float32
+# single functions of the elementwise ops (double inside).
 from cython cimport floating
 
 cdef extern from "vecmath.h" nogil:
