@@ -55,7 +55,8 @@ def exhaustive_f32_section() -> list:
         return []
     lines = ["## Correctly rounded float32 functions: every input", "",
              "float32 `exp`, `log`, `log1p`, `expm1`, `tanh` and `sigmoid` (and `logistic`) "
-             "are correctly rounded (vecmath.h, \"correctly rounded float32\"): these single "
+             "are designed to be correctly rounded (vecmath.h, \"correctly rounded float32\"; the "
+             "last column counts the inputs where they are not): these single "
              "functions evaluate internally in double (table-driven reduction, short "
              "polynomial), a rounding test flags the rare results within the error bound of a "
              "float32 rounding boundary, and those are recomputed in long double. "
