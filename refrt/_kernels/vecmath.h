@@ -1112,7 +1112,9 @@ REFRT_SOFTMAX_ROWS(float, uint32_t, f32, 0x80000000u, 0xff800000u)
  *     correctly rounded.  x = 2^53 (0x5a000000): there c = 1 is exact but enters r
  *     unscaled (it should be c/w); fix: zero c where |x| >= 1.  x = 0x35400003 and
  *     0xb53ffffd (+-7.15e-7): hard cases where the long double fallback is not accurate
- *     enough; fix: an exception table or a double-double fallback.
+ *     enough; fix: an exception table or a double-double fallback.  sigmoid: 4 inputs,
+ *     x = 3 2^-23, 7 2^-23, -3 2^-24, -7 2^-24 (sigmoid = 1/2 + x/4 - x^3/48: a float
+ *     midpoint minus ~2^-69, beyond long double); same fix.  exp, log, expm1, tanh: 0.
  */
 #define REFRT_CRF_C1 0.010830424696249145
 #define REFRT_CRF_C2 5.86490495505617e-05
