@@ -36,8 +36,48 @@ def accuracy_markdown(seeds=2) -> str:
         family = worst[2] if worst[0] > 0 else "-"
         lines.append(f"| `{r['op']}` | {f32[0]:g} | {f32[1]:g} | {f64[0]:g} | {f64[1]:g} | {family} |")
     status = "all within tolerance" if not failures else f"{len(failures)} over tolerance"
-    lines += ["", f"Status: {status}.", ""] + family_legend()
+    lines += ["", f"Status: {status}.", ""] + exhaustive_f32_section() + family_legend()
     return "\n".join(lines) + "\n"
+
+
+EXHAUSTIVE_F32 = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "docs",
+                              "exhaustive_f32.json")
+
+
+def exhaustive_f32_section() -> list:
+    """The all-2^32-inputs check of the correctly rounded float32 functions, from the
+    results bench/exhaustive_f32.py wrote (docs/exhaustive_f32.json); empty without it."""
+    import json
+    try:
+        with open(EXHAUSTIVE_F32) as f:
+            rows = json.load(f)
+    except OSError:
+        return []
+    lines = ["## Correctly rounded float32 functions: every input", "",
+             "float32 `exp`, `log`, `log1p`, `expm1`, `tanh` and `sigmoid` (and `logistic`) "
+             "are designed to be correctly rounded (vecmath.h, \"correctly rounded float32\"; the "
+             "last column counts the inputs where they are not): these single "
+             "functions evaluate internally in double (table-driven reduction, short "
+             "polynomial), a rounding test flags the rare results within the error bound of a "
+             "float32 rounding boundary, and those are recomputed in long double. "
+             "`bench/exhaustive_f32.py` checks all 2^32 float32 inputs of each against "
+             "glibc's double function rounded once, deciding the references that lie near a "
+             "rounding boundary with mpmath (runs of equal results are certified from their "
+             "two ends, as the functions are monotonic). The composite float32 kernels "
+             "(softmax, losses) stay float32 arithmetic.", "",
+             "| function | inputs checked | reference evaluations | fallback taken | "
+             "decided by mpmath | not correctly rounded |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| `{r['name']}` | {r['checked']} | {r['reference_evaluations']} | "
+                     f"{r['fallback']} | {r['unsure']} | {r['not_correctly_rounded']} |")
+    done = {r["name"] for r in rows}
+    missing = [n for n in ("exp", "log", "log1p", "expm1", "tanh", "sigmoid") if n not in done]
+    if missing:
+        lines += ["", "Not yet run over all 2^32 inputs: " + ", ".join(f"`{n}`" for n in missing)
+                  + " (tests/test_vecmath.py checks whole binades of each and mpmath families; "
+                  "run `nice python bench/exhaustive_f32.py --funcs ...` and regenerate)."]
+    return lines + [""]
 
 
 def family_legend() -> list:

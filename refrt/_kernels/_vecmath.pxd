@@ -1,5 +1,7 @@
 # Array exp and log (see vecmath.h for the contracts).  `vexp` / `vlog` dispatch on the
-# fused type: float32 arrays run the float32 routines (float arithmetic only).
+# fused type: float32 arrays run the float32 routines (float arithmetic only), for the
+# composite float32 kernels; `vexp_cr` ... (end of file) are the correctly rounded float32
+# single functions of the elementwise ops (double inside).
 from cython cimport floating
 
 cdef extern from "vecmath.h" nogil:
@@ -118,3 +120,58 @@ cdef inline void vlsm_out(const floating *d, const floating *e, Py_ssize_t n, fl
         refrt_vlsm_out_f32(d, e, n, L, y)
     else:
         refrt_vlsm_out_f64(d, e, n, L, y)
+
+
+# Correctly rounded float32 exp, log, log1p, expm1, tanh, sigmoid (vecmath.h, "correctly
+# rounded float32"): evaluated internally in double, rounding test + long double fallback.
+# The composite float32 kernels (softmax, losses) keep the float-only routines above.
+cdef extern from "vecmath.h" nogil:
+    void refrt_vexp_cr_f32(const float *x, float *y, Py_ssize_t n)
+    void refrt_vlog_cr_f32(const float *x, float *y, Py_ssize_t n)
+    void refrt_vlog1p_cr_f32(const float *x, float *y, Py_ssize_t n)
+    void refrt_vexpm1_cr_f32(const float *x, float *y, Py_ssize_t n)
+    void refrt_vtanh_cr_f32(const float *x, float *y, Py_ssize_t n)
+    void refrt_vsigmoid_cr_f32(const float *x, float *y, Py_ssize_t n)
+    void refrt_raw_exp_f32(const float *x, double *v, Py_ssize_t n)
+    void refrt_raw_log_f32(const float *x, double *v, Py_ssize_t n)
+    void refrt_raw_log1p_f32(const float *x, double *v, Py_ssize_t n)
+    void refrt_raw_expm1_f32(const float *x, double *v, Py_ssize_t n)
+    void refrt_raw_tanh_f32(const float *x, double *v, Py_ssize_t n)
+    void refrt_raw_sigmoid_f32(const float *x, double *v, Py_ssize_t n)
+
+
+# Fused dispatchers for the elementwise ops: float32 -> the correctly rounded routines
+# (double inside), float64 -> the float64 routines above.
+cdef inline void vexp_cr(const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        refrt_vexp_cr_f32(x, y, n)
+    else:
+        refrt_vexp_f64(x, y, n)
+
+
+cdef inline void vlog_cr(const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        refrt_vlog_cr_f32(x, y, n)
+    else:
+        refrt_vlog_f64(x, y, n)
+
+
+cdef inline void vlog1p_cr(const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        refrt_vlog1p_cr_f32(x, y, n)
+    else:
+        refrt_vlog1p_f64(x, y, n)
+
+
+cdef inline void vexpm1_cr(const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        refrt_vexpm1_cr_f32(x, y, n)
+    else:
+        refrt_vexpm1_f64(x, y, n)
+
+
+cdef inline void vtanh_cr(const floating *x, floating *y, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        refrt_vtanh_cr_f32(x, y, n)
+    else:
+        refrt_vtanh_f64(x, y, n)

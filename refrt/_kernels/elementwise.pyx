@@ -5,7 +5,13 @@
 Design:
 a) One fused type (``cython.floating``).  A float32 kernel calls the float32 libm
    function (``expf``, not ``exp``) and does float32 arithmetic: that is the thing under
-   test.  No kernel here widens to double, except safe_log (g).
+   test.  No composite kernel here widens to double, except safe_log (g).  The single
+   elementary functions exp, log, log1p, expm1, tanh and sigmoid/logistic do: in
+   float32 they run vecmath.h's correctly rounded routines (``vexp_cr`` ...), which
+   evaluate in double with a rounding test and a long double fallback, so every float32
+   result is the correctly rounded one (vecmath.h C1-C4; counts of all 2^32 inputs in
+   docs/accuracy.md).  A correctly rounded result is the best a float32 function can
+   return, and it makes refrt's float32 reference independent of libm.
 b) ``cdivision=True``: float division by zero follows IEEE (+-inf or NaN), it never
    raises.
 c) Arrays arrive 1-d and C-contiguous (the binding flattens them).
@@ -42,6 +48,8 @@ from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 from ._vecmath cimport vexp, vlog, vexpm1, vlog1p, vtanh, vsinh, vcosh
+from ._vecmath cimport (vexp_cr, vlog_cr, vlog1p_cr, vexpm1_cr, vtanh_cr,
+                       refrt_vsigmoid_cr_f32)
 
 
 cdef enum:
@@ -474,6 +482,15 @@ cdef inline void _sigmoid_span(const floating *x, floating *out, Py_ssize_t n) n
         out[i] = _if_sign_clear(x[i], 1, out[i]) / (1 + out[i])
 
 
+# sigmoid / logistic forward: float32 runs vecmath.h's correctly rounded sigmoid (one exp
+# evaluation in double, 1 / (1 + e^-x) with no branch, C3), float64 `_sigmoid_span`.
+cdef inline void _sigmoid_block(const floating *x, floating *out, Py_ssize_t n) noexcept nogil:
+    if floating is float:
+        refrt_vsigmoid_cr_f32(x, out, n)
+    else:
+        _sigmoid_span(x, out, n)
+
+
 # silu over a span, vectorised: x * sigmoid(x) with the `_sigmoid_span` formula (the
 # same roundings as the scalar `sigmoid`, exp from vexp, < 0.6 ulp), product fused into
 # the last loop.  Elements below TAIL_CUT (e^x subnormal or close, and -inf, whose
@@ -895,13 +912,13 @@ cdef void _unary_block(int code, const floating *x, floating *out, Py_ssize_t n,
     elif code == INV:
         _unary_arith_span(INV, x, out, n, a, b)
     elif code == EXP:
-        vexp(x, out, n)                 # vectorised, < 0.6 ulp (vecmath.h contract)
+        vexp_cr(x, out, n)              # f32: correctly rounded (vecmath.h C1); f64 < 0.6 ulp
     elif code == LOG:
-        vlog(x, out, n)                 # vectorised, < 0.7 ulp, IEEE specials (vecmath.h)
+        vlog_cr(x, out, n)              # f32: correctly rounded; f64 < 0.7 ulp, IEEE specials
     elif code == LOG1P:
-        vlog1p(x, out, n)               # vectorised, < 0.7 ulp (vecmath.h P3)
+        vlog1p_cr(x, out, n)            # f32: correctly rounded; f64 < 0.7 ulp (vecmath.h P3)
     elif code == EXPM1:
-        vexpm1(x, out, n)               # vectorised, < 0.62 ulp (vecmath.h E3)
+        vexpm1_cr(x, out, n)            # f32: correctly rounded; f64 < 0.62 ulp (E3)
     elif code == SQRT:
         _unary_arith_span(SQRT, x, out, n, a, b)
     elif code == SQRT_CLAMP:
@@ -915,13 +932,13 @@ cdef void _unary_block(int code, const floating *x, floating *out, Py_ssize_t n,
     elif code == RELU:
         _unary_arith_span(RELU, x, out, n, a, b)
     elif code == SIGMOID:
-        _sigmoid_span(x, out, n)
+        _sigmoid_block(x, out, n)
     elif code == TANH:
-        vtanh(x, out, n)                # vectorised, < 0.62 ulp (vecmath.h T2)
+        vtanh_cr(x, out, n)             # f32: correctly rounded (C3); f64 < 0.62 ulp (T2)
     elif code == SOFTPLUS:
         _softplus_span(x, out, n)
     elif code == LOGISTIC:
-        _sigmoid_span(x, out, n)
+        _sigmoid_block(x, out, n)
     elif code == SILU:
         _silu_span(x, out, n)
     elif code == GELU:
