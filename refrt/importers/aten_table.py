@@ -66,7 +66,7 @@ ROWS = [
     _binary("aten.div.Scalar", "div"),
     _binary("aten.maximum.default", "maximum"),
     _binary("aten.minimum.default", "minimum"),
-    _binary("aten.pow.Tensor_Tensor", "pow"),
+    Row("aten.pow.Tensor_Tensor", "pow", arrays=("self", "exponent"), lower="elementwise"),
     Row("aten.pow.Tensor_Scalar", "pow", arrays=("self", "exponent"), lower="power",
         needs=("square",), convention="exponent 2 -> square (exact x*x), else pow"),
     Row("aten.where.self", "where", arrays=("condition", "self", "other"),

@@ -25,6 +25,7 @@ from __future__ import annotations
 import operator
 import os
 import re
+import warnings
 
 import numpy as np
 
@@ -223,9 +224,14 @@ def _why_unsupported(node):
     bound = _meta_bind(node)
     for arg, allowed in row.require.items():
         if arg in bound and not any(_same(bound[arg], a) for a in allowed):
-            return f"{arg}={bound[arg]!r} (refrt supports {', '.join(map(repr, allowed))})"
+            show = _REDUCTIONS.get if arg == "reduction" else repr
+            return (f"{arg}={show(bound[arg])} (refrt supports "
+                    f"{', '.join(show(a) for a in allowed)})")
     check = SUPPORT.get(row.lower)
     return check(row, bound) if check is not None else None
+
+
+_REDUCTIONS = {0: "'none'", 1: "'mean'", 2: "'sum'"}   # at::Reduction
 
 
 def _scan(graph_module):
@@ -724,8 +730,27 @@ def from_torch(module_or_fn, *example_inputs, loss=None, name=None):
             raise RefrtError(f"from_torch: argument 'example_inputs[{i}]' expected a float32 "
                              f"or float64 tensor (or integer ids), got {x.dtype}")
     module = _as_module(module_or_fn, loss, len(example_inputs))
-    exported = _lowered(_export(module, example_inputs))
-    return _build(exported, example_inputs, name or _name(module_or_fn))
+    names = _input_names(module_or_fn, len(example_inputs), loss is not None)
+    with warnings.catch_warnings():
+        # torch 2.13's own pytree deprecation notice, raised inside torch.export
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+        exported = _lowered(_export(module, example_inputs))
+    return _build(exported, example_inputs, name or _name(module_or_fn), names)
+
+
+def _input_names(fn, n, with_target):
+    """The user inputs' names: the parameters of ``forward`` / the function (and
+    "target" for loss=), else torch.export's placeholder names."""
+    import inspect
+    import torch
+    target = fn.forward if isinstance(fn, torch.nn.Module) else fn
+    try:
+        params = [p.name for p in inspect.signature(target).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return None
+    params = params + (["target"] if with_target else [])
+    return params[:n] if len(params) >= n and len(set(params[:n])) == n else None
 
 
 def _name(obj):
@@ -740,7 +765,7 @@ def _to_numpy(t):
     return np.ascontiguousarray(t.cpu().numpy())
 
 
-def _build(exported, example_inputs, name):
+def _build(exported, example_inputs, name, user_names=None):
     import torch
     from torch.export.graph_signature import InputKind, OutputKind
 
@@ -751,15 +776,16 @@ def _build(exported, example_inputs, name):
     state.update(getattr(exported, "constants", {}) or {})
     live, names, kinds, values, const = [], [], [], [], {}
     user = iter(example_inputs)
+    user_names = iter(user_names) if user_names is not None else None
     for spec, ph in zip(sig.input_specs, placeholders):
         if spec.kind == InputKind.USER_INPUT:
             arr = _to_numpy(next(user))
-            names.append(spec.arg.name)
+            names.append(next(user_names) if user_names is not None else spec.arg.name)
             kinds.append("input")
         else:
             arr = _to_numpy(state[spec.target])
             if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER) and arr.dtype.kind == "f":
-                names.append(spec.target)
+                names.append(_strip_wrapper(spec.target))
                 kinds.append("parameter" if spec.kind == InputKind.PARAMETER else "buffer")
             else:
                 const[ph.name] = arr
