@@ -35,7 +35,7 @@ def _as_array(spec, arg, value):
         if arr.dtype == object:
             raise bad_value(spec.name, arg.name, "a rectangular list of numbers",
                             "a list of objects")
-        if arr.dtype.kind in "iu" and arg.role != "class_target":
+        if arr.dtype.kind in "iu" and arg.role not in ("class_target", "index"):
             arr = arr.astype(np.float64)
         if arr.dtype == np.float64 or arr.dtype.kind in "iu":
             return arr
@@ -114,6 +114,13 @@ def prepare(spec, values, params, backend=None, cast=False):
     for arg, a in zip(spec.args, arrays):
         if arg.role == "class_target" and a.dtype.kind in "iu":
             continue
+        if arg.role == "index":
+            if a.dtype.kind not in "iu":
+                raise bad_type(spec.name, arg.name, "an integer index array (int32 or int64)",
+                               f"dtype {a.dtype}")
+            if a.dtype == np.uint64 and a.size and int(a.max()) >= 2 ** 63:
+                raise bad_value(spec.name, arg.name, "indices below 2^63", int(a.max()))
+            continue
         if arg.role == "condition":
             if a.dtype.kind != "b":
                 raise bad_type(spec.name, arg.name, "a bool array", f"dtype {a.dtype}")
@@ -144,12 +151,13 @@ def prepare(spec, values, params, backend=None, cast=False):
         # cast=True with only narrow floats: float32 holds float16/bfloat16 exactly
         narrow = cast and all(a.dtype.kind == "f" or a.dtype.name == "bfloat16"
                               for arg, a in zip(spec.args, arrays)
-                              if not (arg.role == "class_target" and a.dtype.kind in "iu"))
+                              if not (arg.role in ("class_target", "index")
+                                      and a.dtype.kind in "iu"))
         dtype = np.dtype(np.float32) if narrow and arrays else np.dtype(np.float64)
 
     out = []
     for arg, a in zip(spec.args, arrays):
-        if arg.role == "class_target" and a.dtype.kind in "iu":
+        if arg.role in ("class_target", "index") and a.dtype.kind in "iu":
             out.append(_native(a, np.int64))
         elif arg.role == "condition":
             out.append(_native(a, np.bool_))

@@ -232,6 +232,16 @@ def _logits(shape, family, dtype, rng):
     return (rng.standard_normal(shape) * 3.0).astype(dtype)
 
 
+def index_bound(spec, shapes):
+    """Indices drawn for an op's "index" arguments lie in [0, bound): the smallest
+    dimension of its first float argument's shape, valid for every axis (embedding's
+    vocabulary, gather's and scatter_add's indexed axis)."""
+    for arg, shape in zip(spec.args, shapes):
+        if arg.role not in ("index", "condition") and len(shape):
+            return max(1, min(shape))
+    return 1
+
+
 def describe(family) -> str:
     """The family's one-line description (``DESCRIPTIONS``)."""
     return DESCRIPTIONS[family]
@@ -249,9 +259,13 @@ def generate(spec, family, dtype, seed=0):
     shapes = _shapes(spec)
     arrays = []
     class_like = spec.kind == "loss" and any(a.role == "class_target" for a in spec.args)
+    bound = index_bound(spec, shapes)
     for arg, shape in zip(spec.args, shapes):
         if arg.role == "condition":  # a bool selector, about half true
             arrays.append(rng.random(shape) < 0.5)
+            continue
+        if arg.role == "index":      # valid positions, with repeats (scatter-add sums them)
+            arrays.append(rng.integers(0, bound, shape).astype(np.int64))
             continue
         if arg.role in ("target", "class_target") or arg.name == "probs":
             arrays.append(_probs(shape, family, dtype, rng, normalise=class_like))

@@ -21,7 +21,7 @@ def _example(spec, dtype=np.float64):
 def test_wrong_dtype_names_op_and_arg(spec, bad):
     """An integer/bool/complex/float16 array where floats are expected is a TypeError."""
     arrays, params = _example(spec)
-    k = next(i for i, a in enumerate(spec.args) if a.role != "condition")
+    k = next(i for i, a in enumerate(spec.args) if a.role not in ("condition", "index"))
     arg = spec.args[k]
     arrays[k] = arrays[k].astype(bad)
     with pytest.raises(RefrtTypeError) as err:
@@ -34,10 +34,11 @@ def test_wrong_dtype_names_op_and_arg(spec, bad):
 def test_mixed_float_dtypes_are_an_error(spec):
     """float32 and float64 inputs together are a TypeError unless cast=True."""
     arrays, params = _example(spec)
-    i = next((k for k, a in enumerate(spec.args[1:], 1) if a.role != "class_target"
-              or arrays[k].dtype.kind == "f"), None)
-    if i is None:
-        pytest.skip("only integer second input")
+    floats = [k for k, a in enumerate(spec.args) if a.role not in ("condition", "index")
+              and arrays[k].dtype.kind == "f"]
+    if len(floats) < 2:
+        pytest.skip("fewer than two float inputs (the others are integer ids or indices)")
+    i = next(k for k in floats if k >= 1)
     arrays[i] = arrays[i].astype(np.float32)
     with pytest.raises(RefrtTypeError, match="mixed float dtypes"):
         ops.evaluate(spec.name, *arrays, **params)

@@ -17,6 +17,8 @@ def _arrays(spec, case, dtype):
     for arg, value in zip(spec.args, case.inputs):
         if arg.role == "condition":
             out.append(np.array(value if isinstance(value, tuple) else [value], dtype=bool))
+        elif arg.role == "index":
+            out.append(np.array(value if isinstance(value, tuple) else [value], dtype=np.int64))
         elif isinstance(value, tuple):
             if arg.role == "class_target" and value and all(isinstance(v, (int, np.integer)) for v in np.ravel(value)):
                 out.append(np.array(value, dtype=np.int64))

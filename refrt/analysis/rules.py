@@ -81,7 +81,7 @@ def _overflow_threshold(fn, dtype, ulps):
 def _domain_zones(spec):
     zones = []
     for a in spec.args:
-        if a.role in ("condition", "class_target") or a.domain == REALS:
+        if a.role in ("condition", "class_target", "index") or a.domain == REALS:
             continue
         d = a.domain
         if d.low > -INF:

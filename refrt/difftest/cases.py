@@ -192,6 +192,9 @@ def _special_draws(spec, dtype):
             if arg.role == "condition":          # where's selector stays bool
                 arrays.append(np.array(v, dtype=bool).reshape(-1))
                 continue
+            if arg.role == "index":              # integer positions stay integers
+                arrays.append(np.array(v, dtype=np.int64).reshape(np.shape(v) or (1,)))
+                continue
             a = np.array(v, dtype=np.float64)
             if a.ndim == 0:
                 a = a.reshape(1)

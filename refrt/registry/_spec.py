@@ -25,7 +25,9 @@ class Arg:
     domain: Interval = REALS
     differentiable: bool = True
     # "float": float32/float64 array; "target": float array that receives no
-    # gradient by default; "class_target": float probabilities or integer class ids.
+    # gradient by default; "class_target": float probabilities or integer class ids;
+    # "index": an integer array (positions: embedding ids, gather/scatter indices),
+    # int64 after prepare, never differentiable; "condition": a bool array.
     role: str = "float"
 
 
@@ -115,6 +117,10 @@ class OpSpec:
     torchlean: str = ""  # the TorchLean name(s) this op implements
     # example input shapes for the input families (default: by kind, see refrt.families)
     example_shapes: tuple | None = None
+    # multi-output ops (lstm_cell): the names of the results.  The registry op returns
+    # them stacked along a new leading axis; refrt.ops.<name> returns a tuple of them,
+    # each taken by the traced ``select`` op (docs/architecture.md, "Multi-output ops")
+    outputs: tuple = ()
 
     @cached_property
     def arg_names(self) -> tuple:

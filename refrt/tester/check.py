@@ -65,7 +65,7 @@ def _fmt_node(node):
 def _domain_text(ev, node, idx):
     spec = get(node.op)
     for arg, s in zip(spec.args, node.inputs):
-        if arg.role in ("condition", "class_target"):
+        if arg.role in ("condition", "class_target", "index"):
             continue
         ex = ev.info(s)
         f = np.asarray(ev.exact_run.values[s], dtype=object)

@@ -267,6 +267,13 @@ def op_inputs(draw, op_name, dtype=np.float64, allow_nonfinite=False):
     class_probs = spec.shape is _shapes.class_loss
     arrays = [draw(_arg_values(spec, arg, shape, dt, allow_nonfinite, class_probs))
               for arg, shape in zip(spec.args, shapes)]
+    if any(a.role == "index" for a in spec.args):
+        from ..families import index_bound
+        bound = index_bound(spec, shapes)
+        for k, (arg, shape) in enumerate(zip(spec.args, shapes)):
+            if arg.role == "index":
+                arrays[k] = np.asarray(draw(hnp.arrays(np.int64, shape, elements=st.integers(
+                    0, bound - 1))), dtype=np.int64).reshape(shape)
     has_ids = any(a.role == "class_target" for a in spec.args)
     if spec.shape is _shapes.class_loss and has_ids and draw(st.booleans()):
         # integer class ids instead of probability rows
