@@ -594,7 +594,7 @@ def _slice(row, b, node):
     start, end, _ = slice(start, end, step).indices(n)
     if start == 0 and end == n and step == 1:
         return x
-    return ops.slice(x, axis=dim, start=start, stop=end, step=step)
+    return ops.slice(x, axis=dim, start=start, end=end, step=step)
 
 
 def _lstm(row, b, node):
