@@ -51,10 +51,21 @@ def evaluate_mp(spec, arrays, params, prec=256):
     return np.asarray(res, dtype=object)
 
 
+def split_outputs(spec, res):
+    """A multi-output op's stacked result -> the tuple of its results.  Inside a trace
+    each one is a ``select`` node on the stacked value, so the tape routes each result's
+    cotangent into its block of the op's (stacked) cotangent."""
+    if getattr(res, "_trace", None) is not None:
+        return tuple(evaluate("select", res, axis=0, index=k)
+                     for k in range(len(spec.outputs)))
+    return tuple(res[k] for k in range(len(spec.outputs)))
+
+
 def _make(spec):
     def op(*arrays, backend=None, prec=256, cast=False, threads=None, **params):
-        return evaluate(spec.name, *arrays, backend=backend, prec=prec, cast=cast,
-                        threads=threads, **params)
+        res = evaluate(spec.name, *arrays, backend=backend, prec=prec, cast=cast,
+                       threads=threads, **params)
+        return split_outputs(spec, res) if spec.outputs else res
     op.__name__ = op.__qualname__ = spec.name
     lines = [spec.signature, "", spec.doc, ""]
     if spec.params:

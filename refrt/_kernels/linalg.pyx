@@ -43,11 +43,16 @@ cdef Py_ssize_t ROWS_PER_TILE = 4       # rows of A per prange iteration (2 pane
 
 
 cdef inline floating _max_abs(const floating *a, Py_ssize_t n) noexcept nogil:
+    # NaN if any entry is NaN (a NaN compares false, so `> m` alone skipped it and the
+    # exact path then summed a row with a NaN entry to inf: matmul([[nan, 1]], [[1], [1]]))
     cdef Py_ssize_t j
-    cdef floating m = 0
+    cdef floating m = 0, v
     for j in range(n):
-        if f_abs(a[j]) > m:
-            m = f_abs(a[j])
+        v = f_abs(a[j])
+        if not (v <= m):
+            m = v
+            if m != m:
+                return m
     return m
 
 
