@@ -92,6 +92,34 @@ def check_param(spec, p, value, dtype):
     return value
 
 
+def bind_optional(spec, values, params):
+    """Move optional arrays passed as keywords (``bias=b``) into the positional list and
+    stand zeros in for omitted ones (``Arg.optional``); ops without optional arrays and
+    calls that pass every array positionally are returned unchanged."""
+    opt = [a for a in spec.args if a.optional is not None]
+    if not opt or (len(values) == len(spec.args) and not (params.keys() & {a.name for a in opt})):
+        return values, params
+    need = len(spec.args) - len(opt)
+    if len(values) != need:
+        raise TypeError(f"{spec.name}: expected {need} array arguments "
+                        f"({', '.join(spec.arg_names[:need])}) and optional keyword "
+                        f"array(s) {', '.join(a.name for a in opt)}, got {len(values)} "
+                        "positional arrays")
+    params = dict(params)
+    shapes = [np.shape(v) for v in values]
+    dtypes = [getattr(v, "dtype", None) for v in values]
+    dt = next((np.dtype(d) for d in dtypes[::-1] if d is not None and np.dtype(d).kind == "f"),
+              np.dtype(np.float64))
+    extra = []
+    for a in opt:
+        v = params.pop(a.name, None)
+        if v is None:
+            full = {p.name: params.get(p.name, p.default) for p in spec.params}
+            v = np.zeros(a.optional(shapes, full), dtype=dt.newbyteorder("="))
+        extra.append(v)
+    return tuple(values) + tuple(extra), params
+
+
 def prepare(spec, values, params, backend=None, cast=False):
     """Validate inputs and params for ``spec``.
 

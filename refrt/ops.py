@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import backends
-from ._prepare import check_prec, prepare, resolve_threads
+from ._prepare import bind_optional, check_prec, prepare, resolve_threads
 from .backends.mpctx import MPMATH_LOCK, make_context, to_ctx
 from .graph import current_trace
 from .registry import OPS, get
@@ -19,10 +19,11 @@ BACKENDS = ("f32", "f64", "mp")
 
 def evaluate(name, *arrays, backend=None, prec=256, cast=False, threads=None, **params):
     """Evaluate op ``name`` on ``arrays``; see the module docstring."""
+    spec = get(name)
+    arrays, params = bind_optional(spec, arrays, params)
     tr = current_trace()
     if tr is not None and tr.owns(arrays):
         return tr.record(name, arrays, params, backend=backend, cast=cast)
-    spec = get(name)
     if backend not in (None,) + BACKENDS:
         raise ValueError(f"{name}: argument 'backend' expected one of None, 'f32', 'f64', "
                          f"'mp', got {backend!r}")

@@ -35,7 +35,7 @@ d) Blocking: the k loop runs over blocks of Bt rows that fit in ~256 KiB, and al
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport isfinite
+from libc.math cimport isfinite, isnan
 from ._scalar cimport two_sum, f_fma, f_abs, f_ldexp as _ldexp, f_exponent as _exponent
 
 cdef Py_ssize_t BLOCK_BYTES = 256 * 1024

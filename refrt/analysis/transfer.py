@@ -691,6 +691,8 @@ from .transfer2 import INTERVAL2, UNARY2  # noqa: E402  (issue 10's ops, same co
 UNARY.update(UNARY2)
 INTERVAL = {name: _unary(name) for name in UNARY}
 INTERVAL.update(INTERVAL2)
+from .transfer_conv import INTERVAL_CONV  # noqa: E402  (conv and pooling, same contract)
+INTERVAL.update(INTERVAL_CONV)
 INTERVAL.update({
     "inv": _inv, "safe_inv": _safe_inv, "add": _add, "sub": _sub, "mul": _mul,
     "div": _div, "safe_div": _safe_div, "minimum": _minmax(np.minimum),

@@ -29,6 +29,10 @@ class Arg:
     # "index": an integer array (positions: embedding ids, gather/scatter indices),
     # int64 after prepare, never differentiable; "condition": a bool array.
     role: str = "float"
+    # an optional array (conv's bias): passed as a keyword (or positionally after the
+    # required arrays); when omitted, ``optional(shapes, params)`` gives the shape of the
+    # zeros that stand in for it (y = sum + 0 is y: sums start at +0)
+    optional: Callable | None = None
 
 
 @dataclass(frozen=True)

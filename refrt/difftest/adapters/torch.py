@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._base import Adapter, ByDesign, Entry, Fix, as_float, empty_mean, kink, py_literal
+from .torch_conv import entries as _conv_entries
 
 BCE_GRAD_CLAMP = ByDesign(
     ("bits", "overflow", "nan", "underflow"), "by design: torch's BCE backward divides by "
@@ -154,6 +155,7 @@ def entries(torch):
         "transpose_last_two": u(lambda x: x.transpose(-2, -1), "x.transpose(-2, -1)"),
         "concat": u(lambda a, b, axis: torch.cat((a, b), dim=axis), "torch.cat((a, b), dim={axis})",
                     params=("axis",)),
+        **_conv_entries(torch),
     }
 
 

@@ -1,0 +1,187 @@
+"""Bind the conv/pool kernels (``refrt._kernels.conv``) to op names (float32/float64).
+
+conv2d is im2col (conv.im2col) onto the Dot2 matmul (linalg.matmul_nt via
+float_reductions._mm_nt), one product per group with that group's bias slice; its input
+gradient and conv_transpose2d's forward are conv.conv_transpose (gathered Dot2).  The
+pools pass per-output window index arrays (conv_geometry).  A (C, H, W) input is run as
+(1, C, H, W); the dispatcher reshapes the result.  Transposes here are data movement.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._kernels import conv as CK
+from . import float_impl, float_vjp
+from .conv_geometry import conv_out, inverse, pool_windows
+from .float_reductions import _mm_nt
+
+_NONE = {np.dtype(np.float32): np.empty(0, np.float32),
+         np.dtype(np.float64): np.empty(0, np.float64)}
+
+
+def _nchw(a):
+    return np.ascontiguousarray(a if a.ndim == 4 else a[None])
+
+
+def _im2col(x4, kh, kw, groups, stride, padding, dilation, ho, wo, threads):
+    n, c = x4.shape[:2]
+    cols = np.empty((groups, n, ho * wo, (c // groups) * kh * kw), dtype=x4.dtype)
+    CK.im2col(x4, cols, kh, kw, *stride, *padding, *dilation, ho, wo, threads)
+    return cols
+
+
+def _conv_fwd(x4, w, bias, stride, padding, dilation, groups, threads, out_hw=None):
+    n, c, h, wd = x4.shape
+    oc, cg, kh, kw = w.shape
+    ho, wo = out_hw or (conv_out(h, kh, stride[0], padding[0], dilation[0]),
+                        conv_out(wd, kw, stride[1], padding[1], dilation[1]))
+    cols = _im2col(x4, kh, kw, groups, stride, padding, dilation, ho, wo, threads)
+    ocg, k = oc // groups, cg * kh * kw
+    wg = np.ascontiguousarray(w).reshape(groups, ocg, k)
+    out = np.empty((n, oc, ho, wo), dtype=x4.dtype)
+    for g in range(groups):
+        b = None if bias is None else bias[g * ocg:(g + 1) * ocg]
+        y = _mm_nt(cols[g].reshape(1, n * ho * wo, k), wg[g][None], threads, b)
+        out[:, g * ocg:(g + 1) * ocg] = y[0].reshape(n, ho, wo, ocg).transpose(0, 3, 1, 2)
+    return out, cols
+
+
+def _conv_t(x4, w, bias, stride, padding, dilation, groups, out_hw, threads):
+    n = x4.shape[0]
+    out = np.empty((n, w.shape[1] * groups) + tuple(out_hw), dtype=x4.dtype)
+    CK.conv_transpose(x4, np.ascontiguousarray(w), _NONE[x4.dtype] if bias is None else
+                      np.ascontiguousarray(bias), out, *stride, *padding, *dilation, groups,
+                      threads)
+    return out
+
+
+def _channel_sums(g4, threads):
+    """sum(g, (0, 2, 3)) as Dot2 dots against ones (compensated, rounded once)."""
+    n, c = g4.shape[:2]
+    rows = np.ascontiguousarray(g4.transpose(1, 0, 2, 3)).reshape(1, c, -1)
+    ones = np.ones((1, 1, rows.shape[2]), dtype=g4.dtype)
+    return _mm_nt(rows, ones, threads)[0, :, 0]
+
+
+def _group_products(left4, cols, groups, threads):
+    """Per group: left (N, Cl, ...) channels of the group, flattened over (N, positions),
+    times the patch matrix cols[g] (N * positions, K) -> (Cl/groups, K) per group."""
+    n, cl = left4.shape[:2]
+    clg = cl // groups
+    out = []
+    for g in range(groups):
+        a = left4[:, g * clg:(g + 1) * clg].transpose(1, 0, 2, 3).reshape(1, clg, -1)
+        bt = cols[g].reshape(-1, cols.shape[3]).T[None]
+        out.append(_mm_nt(a, bt, threads)[0])
+    return np.concatenate(out, axis=0) if out else np.empty((0, cols.shape[3]), left4.dtype)
+
+
+P = lambda params: (params["stride"], params["padding"], params["dilation"])  # noqa: E731
+
+
+@float_impl("conv2d")
+def conv2d(arrays, params, threads):
+    x, w, b = arrays
+    return _conv_fwd(_nchw(x), w, b, *P(params), params["groups"], threads)[0]
+
+
+@float_vjp("conv2d")
+def conv2d_vjp(arrays, params, out, g, threads):
+    x, w, b = arrays
+    x4 = _nchw(x)
+    g4 = _nchw(np.asarray(g, x.dtype).reshape((x4.shape[0],) + np.shape(out)[-3:]))
+    groups = params["groups"]
+    gx = _conv_t(g4, w, None, *P(params), groups, x4.shape[2:], threads)
+    cols = _im2col(x4, w.shape[2], w.shape[3], groups, *P(params), g4.shape[2], g4.shape[3],
+                   threads)
+    gw = _group_products(g4, cols, groups, threads).reshape(w.shape)
+    return gx.reshape(x.shape), gw, _channel_sums(g4, threads)
+
+
+@float_impl("conv_transpose2d")
+def conv_transpose2d(arrays, params, threads):
+    x, w, b = arrays
+    x4 = _nchw(x)
+    n, c, h, wd = x4.shape
+    (sh, sw), (ph, pw), (dh, dw) = P(params)
+    op = params["output_padding"]
+    ho = (h - 1) * sh - 2 * ph + dh * (w.shape[2] - 1) + op[0] + 1
+    wo = (wd - 1) * sw - 2 * pw + dw * (w.shape[3] - 1) + op[1] + 1
+    return _conv_t(x4, w, b, *P(params), params["groups"], (ho, wo), threads)
+
+
+@float_vjp("conv_transpose2d")
+def conv_transpose2d_vjp(arrays, params, out, g, threads):
+    x, w, b = arrays
+    x4 = _nchw(x)
+    g4 = _nchw(np.asarray(g, x.dtype).reshape((x4.shape[0],) + np.shape(out)[-3:]))
+    groups = params["groups"]
+    h, wd = x4.shape[2:]
+    gx, _ = _conv_fwd(g4, w, None, *P(params), groups, threads, out_hw=(h, wd))
+    cols = _im2col(g4, w.shape[2], w.shape[3], groups, *P(params), h, wd, threads)
+    gw = _group_products(x4, cols, groups, threads).reshape(w.shape)
+    return gx.reshape(x.shape), gw, _channel_sums(g4, threads)
+
+
+# ---- pools ------------------------------------------------------------------------------
+
+def _geometry(name, params, h, w, ho, wo):
+    return pool_windows(name, params, h, w, ho, wo)
+
+
+def _bind_pool(name, kind):
+    def fwd(arrays, params, threads):
+        (x,) = arrays
+        xp = _nchw(x)
+        n, c, h, w = xp.shape
+        shape = _out_hw(name, params, h, w)
+        x3 = xp.reshape(n * c, h, w)
+        hs, he, ws, we, dh, dw = _geometry(name, params, h, w, *shape)
+        out = np.empty((n * c,) + shape, dtype=x.dtype)
+        if kind == "max":
+            CK.pool_max(x3, hs, he, ws, we, out, threads)
+        elif kind == "avg":
+            cap = int(max((he - hs).max(initial=0), 0) * max((we - ws).max(initial=0), 0))
+            CK.pool_avg(x3, hs, he, ws, we, dh, dw, out, cap, threads)
+        else:
+            CK.pool_smooth_max(x3, hs, he, ws, we, out, params["beta"], threads)
+        return out.reshape(n, c, *shape)
+
+    def vjp(arrays, params, out, g, threads):
+        (x,) = arrays
+        xp = _nchw(x)
+        n, c, h, w = xp.shape
+        shape = _out_hw(name, params, h, w)
+        x3 = xp.reshape(n * c, h, w)
+        g3 = np.ascontiguousarray(np.asarray(g, x.dtype)).reshape((n * c,) + shape)
+        hs, he, ws, we, dh, dw = _geometry(name, params, h, w, *shape)
+        gx = np.zeros_like(x3)
+        if kind == "max":
+            CK.pool_max_vjp(x3, g3, hs, he, ws, we, gx, np.zeros_like(x3), threads)
+        else:
+            olo, ohi = inverse(hs, he, h)
+            plo, phi = inverse(ws, we, w)
+            cap = int(max((ohi - olo).max(initial=0), 0) * max((phi - plo).max(initial=0), 0))
+            if kind == "avg":
+                CK.pool_avg_vjp(g3, olo, ohi, plo, phi, dh, dw, gx, hs, he, ws, we, cap, threads)
+            else:
+                CK.pool_smooth_max_vjp(x3, g3, olo, ohi, plo, phi, hs, he, ws, we, gx,
+                                       params["beta"], cap, threads)
+        return (gx.reshape(x.shape),)
+
+    fwd.__name__, vjp.__name__ = name, name + "_vjp"
+    float_impl(name)(fwd)
+    float_vjp(name)(vjp)
+
+
+def _out_hw(name, params, h, w):
+    if name.startswith("adaptive"):
+        return tuple(params["output_size"])
+    (kh, kw), (sh, sw), (ph, pw) = params["kernel_size"], params["stride"], params["padding"]
+    return ((h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1)
+
+
+for _name, _kind in (("max_pool2d", "max"), ("avg_pool2d", "avg"),
+                     ("adaptive_avg_pool2d", "avg"), ("adaptive_max_pool2d", "max"),
+                     ("smooth_max_pool2d", "smooth")):
+    _bind_pool(_name, _kind)
