@@ -1,0 +1,548 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False
+"""Scaled dot-product attention: forward and VJP, float32 and float64.
+
+out[b, i, :] = sum_j A[b, i, j] v[b, j, :],  A[b, i, :] = hard-masked softmax(u[b, i, :]),
+u[b, i, j] = scale * <q[b, i, :], k[b, j, :]>; masked-out scores are -inf (weight 0)
+and a row with every key masked out gives zeros (TorchLean's hardMaskedSoftmax; PyTorch
+gives NaN there).
+
+Design:
+a) One fused type; float32 kernels run float32 arithmetic (``fmaf``, float32
+   double-words): nothing widens.  Every intermediate is a double-word hi + lo (about 2p
+   bits) and the result is rounded once at the end.
+b) Why double-words.  The output sum_j A_j v_j cancels for mixed-sign v, and a relative
+   error d in one weight becomes d |A_j v_j| / |out| in the result; the weights carry the
+   rounding of the scores multiplied by |u| (exp(u - m) amplifies an absolute error of u
+   into a relative error of exp).  So scores are compensated dot products (TwoProd by
+   fma, TwoSum accumulation: Ogita-Rump-Oishi Dot2), times the double-word scale, and
+   exp runs on the double-word argument with a double-word result (c); numerator and
+   denominator are compensated sums; the quotient is a double-word division.  A plain
+   working-precision formula is ~|u| ulp wrong in every weight (u = 80 in float32 gives
+   ~40 ulp per weight before any cancellation).
+c) exp_dw(t) for a double-word t <= ~0: t = n ln2 + r with n = rint(t / ln2), n ln2_hi
+   exact by TwoProd, ln2 held as hi + lo (|error of r| <= n ulp(ln2_lo) ~ 2^-2p n);
+   r / 2^8 (exact), expm1 by Horner r (1 + r/2 (1 + r/3 (... (1 + r/d)))) in
+   double-words (d = 10 in float64: r^11 / 11! < 2^-110 for |r| <= ln2 / 2^9; d = 5 in
+   float32: r^6 / 6! < 2^-60), then 8 doublings expm1(2r) = u (2 + u), which keep the
+   relative accuracy of u, then 1 + u and ldexp by n.  t below -(emax + p) ln2 - 10
+   gives 0 (below the smallest subnormal).
+d) Range.  Each batch's q, k and v are scaled by powers of two (frexp of their largest
+   magnitude, exact unless a scaled entry becomes subnormal) to max magnitude in
+   [1/2, 1): products cannot overflow and their TwoProd errors stay normal.  Scores are
+   then in units of 2^(eq + ek): the max shift is taken in scaled units and the
+   shifted score ldexp'd by eq + ek before exp (so |q| ~ 1e300 or subnormal q and k
+   work: the real scores are huge or tiny, the weights one-hot or uniform); the output
+   is ldexp'd by ev.  A batch with a non-finite entry in q, k or v is not scaled and
+   runs the same formula, which propagates NaN/inf (IEEE; docs say so).
+e) The max shift: m = the largest hi part of the unmasked scores (with its lo part), so
+   the argmax weight's exp(0) = 1 exactly and the denominator is >= 1.
+f) VJP (TorchLean scaledDotProductAttentionBackward): dA = g v^T, dS' = A (dA - <A, dA>)
+   (softmaxBackwardFromWeights), dS = scale dS', dq = dS k, dk = dS^T q, dv = A^T g.
+   A, dA, <A, dA> and dS are double-words; dq, dk, dv accumulate TwoProd/TwoSum
+   double-words and round once.  Sums run in index order (no thread dependence:
+   threads split batches).
+g) ``cdivision=True``: IEEE division, never raises.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport isfinite, rint
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memset
+from libc.stdint cimport int64_t
+from ._scalar cimport f_fma, two_sum, f_frexp, f_ldexp
+
+
+cdef extern from "superacc.h" nogil:
+    enum: REFRT_SA_WCHUNKS
+    enum: REFRT_SA_WOFF
+    void refrt_sa_wide_add(int64_t *d, double x, int e)
+    void refrt_sa_carry(int64_t *c, int nc)
+    double refrt_sa_wide_value(int64_t *d, int p, int minpos, int *is_zero)
+
+
+# ---------------------------------------------------------------- double-word helpers
+
+cdef inline floating fast_two_sum(floating a, floating b, floating *err) noexcept nogil:
+    # |a| >= |b| (or a == 0): s + err == a + b exactly (Dekker)
+    cdef floating s = a + b
+    err[0] = b - (s - a)
+    return s
+
+
+cdef inline void dw_norm(floating *h, floating *l) noexcept nogil:
+    cdef floating e
+    cdef floating s = fast_two_sum(h[0], l[0], &e)
+    h[0] = s
+    l[0] = e
+
+
+cdef inline void dw_mul(floating ah, floating al, floating bh, floating bl,
+                        floating *ph, floating *pl) noexcept nogil:
+    # ah bh = p + fma(ah, bh, -p) exactly; the cross terms are below ulp(p)
+    cdef floating p = ah * bh
+    cdef floating e = f_fma(ah, bh, -p) + (ah * bl + al * bh)
+    ph[0] = fast_two_sum(p, e, pl)
+
+
+cdef inline void dw_add(floating ah, floating al, floating bh, floating bl,
+                        floating *sh, floating *sl) noexcept nogil:
+    cdef floating e
+    cdef floating s = two_sum(ah, bh, &e)
+    e = e + (al + bl)
+    sh[0] = fast_two_sum(s, e, sl)
+
+
+cdef inline void dw_div(floating ah, floating al, floating bh, floating bl,
+                        floating *qh, floating *ql) noexcept nogil:
+    # q1 = a / b rounded; a - q1 b = (ah - q1 bh) + al - q1 bl with q1 bh = p + pe exact
+    cdef floating q1 = ah / bh
+    cdef floating p = q1 * bh
+    cdef floating pe = f_fma(q1, bh, -p)
+    cdef floating r = ((ah - p) - pe) + (al - q1 * bl)
+    qh[0] = fast_two_sum(q1, r / bh, ql)
+
+
+cdef inline void acc_prod(floating a, floating b, floating *s, floating *c) noexcept nogil:
+    # Dot2 step: s + c += a b, TwoProd and TwoSum errors collected in c
+    cdef floating t
+    cdef floating p = a * b
+    cdef floating e = f_fma(a, b, -p)
+    s[0] = two_sum(s[0], p, &t)
+    c[0] = c[0] + (t + e)
+
+
+cdef inline void acc_dw_prod(floating ah, floating al, floating b, floating *s,
+                             floating *c) noexcept nogil:
+    # s + c += (ah + al) b
+    cdef floating t
+    cdef floating p = ah * b
+    cdef floating e = f_fma(ah, b, -p)
+    s[0] = two_sum(s[0], p, &t)
+    c[0] = c[0] + (t + (e + al * b))
+
+
+cdef inline floating ln2_hi(floating x) noexcept nogil:
+    if floating is float:
+        return 0.6931471824645996
+    else:
+        return 0.6931471805599453
+
+
+cdef inline floating ln2_lo(floating x) noexcept nogil:
+    if floating is float:
+        return -1.9046542121259336e-09
+    else:
+        return 2.3190468138462996e-17
+
+
+cdef inline floating exp_floor(floating x) noexcept nogil:
+    # below -(emax + p) ln2 - 10, exp(t) is under half the smallest subnormal
+    if floating is float:
+        return -115.0
+    else:
+        return -760.0
+
+
+# Design (c): exp of a double-word argument, double-word result.
+cdef inline void exp_dw(floating th, floating tl, floating *eh, floating *el) noexcept nogil:
+    cdef floating n, p1, e1, rh, rl, uh, ul, ph, pl, sh, sl
+    cdef int k, deg, ni
+    if not (th >= exp_floor(th)):
+        eh[0] = 0
+        el[0] = 0
+        return
+    n = <floating>rint(th / ln2_hi(th))
+    p1 = n * ln2_hi(th)
+    e1 = f_fma(n, ln2_hi(th), -p1)
+    rh = two_sum(th, -p1, &rl)
+    rl = rl + ((tl - e1) - n * ln2_lo(th))
+    dw_norm(&rh, &rl)
+    rh = rh * <floating>0.00390625              # / 2^8, exact
+    rl = rl * <floating>0.00390625
+    deg = 5 if floating is float else 10
+    ph = 1
+    pl = 0
+    for k in range(deg, 1, -1):
+        dw_mul(ph, pl, rh, rl, &ph, &pl)
+        # (p r) / k
+        sh = ph / k
+        sl = (f_fma(-sh, <floating>k, ph) + pl) / k
+        dw_add(1, 0, sh, sl, &ph, &pl)
+    dw_mul(rh, rl, ph, pl, &uh, &ul)           # expm1(r / 2^8)
+    for k in range(8):
+        dw_add(2, 0, uh, ul, &sh, &sl)
+        dw_mul(uh, ul, sh, sl, &uh, &ul)       # expm1(2 r) = u (2 + u)
+    dw_add(1, 0, uh, ul, &sh, &sl)
+    ni = <int>n
+    eh[0] = f_ldexp(sh, ni)
+    el[0] = f_ldexp(sl, ni)
+
+
+# ---------------------------------------------------------------- exact score differences
+
+cdef inline void wide_add_prod(int64_t *d, floating a, floating b, bint neg) noexcept nogil:
+    # the exact product a b (negated when neg) into the wide accumulator: a float32
+    # product is exact in double; a float64 one is (p + q) 2^(ea + eb) by frexp + TwoProd
+    cdef int ea, eb
+    cdef double fa, fb, pp, qq
+    if a == 0 or b == 0:
+        return
+    if floating is float:
+        pp = <double>a * <double>b
+        refrt_sa_wide_add(d, -pp if neg else pp, 0)
+    else:
+        fa = f_frexp(<double>a, &ea)
+        fb = f_frexp(<double>b, &eb)
+        pp = fa * fb
+        qq = f_fma(fa, fb, -pp)
+        refrt_sa_wide_add(d, -pp if neg else pp, ea + eb)
+        refrt_sa_wide_add(d, -qq if neg else qq, ea + eb)
+
+
+# Design (d'): <q, k_j> - <q, k_m> exactly (superacc.h's wide accumulator: every product
+# exact, no overflow or underflow), rounded to a double-word hi + lo (hi correctly
+# rounded, lo the correctly rounded remainder).  Used where the shifted scores are so
+# large that Dot2's 2^-2p relative error would be >= 1/16 ulp of a weight after the
+# shift (Design d): the real softmax there is decided by exact comparisons (ties of
+# +-max products, large means that cancel), which only an exact difference gets right.
+cdef void exact_diff(const floating *qi, const floating *kj, const floating *km,
+                     Py_ssize_t E, floating *hi, floating *lo) noexcept nogil:
+    cdef int64_t d[REFRT_SA_WCHUNKS]
+    cdef int64_t d2[REFRT_SA_WCHUNKS]
+    cdef Py_ssize_t t
+    cdef int zero = 0, p, minpos
+    cdef double h
+    memset(d, 0, sizeof(d))
+    for t in range(E):
+        wide_add_prod(d, qi[t], kj[t], False)
+        wide_add_prod(d, qi[t], km[t], True)
+        if t % 256 == 255:
+            refrt_sa_carry(d, REFRT_SA_WCHUNKS)   # carry room: one pass per 512 products
+    memcpy(d2, d, sizeof(d))
+    if floating is float:
+        p = 24
+        minpos = 925 + REFRT_SA_WOFF
+    else:
+        p = 53
+        minpos = REFRT_SA_WOFF
+    h = refrt_sa_wide_value(d, p, minpos, &zero)
+    hi[0] = <floating>h
+    if zero or not isfinite(h):
+        lo[0] = 0
+        return
+    refrt_sa_wide_add(d2, -h, 0)
+    lo[0] = <floating>refrt_sa_wide_value(d2, p, minpos, &zero)
+
+
+# ---------------------------------------------------------------- per-batch passes
+
+cdef int max_exp(const floating *x, Py_ssize_t n, bint *finite) noexcept nogil:
+    # frexp exponent of max |x| (0 for an all-zero block); finite[0] &= all finite
+    cdef Py_ssize_t i
+    cdef floating a, m = 0
+    cdef int e = 0
+    for i in range(n):
+        a = x[i] if x[i] >= 0 else -x[i]
+        if not isfinite(a):
+            finite[0] = False
+        elif a > m:
+            m = a
+    if m == 0:
+        return 0
+    f_frexp(m, &e)
+    return e
+
+
+cdef int v_shift(floating like, int ev, Py_ssize_t S) noexcept nogil:
+    # Design (d): v is scaled only as far as needed: down so that a sum of S weighted
+    # rows (weights <= 1) cannot overflow, up (to [1/2, 1)) when every entry is below
+    # 2^(emin + 2p), where TwoProd errors would underflow; else not at all, so small
+    # entries beside +-max ones keep their bits
+    cdef int emax, lo, bits = 0
+    cdef Py_ssize_t n = S + 1
+    if floating is float:
+        emax = 128
+        lo = -125 + 48
+    else:
+        emax = 1024
+        lo = -1021 + 106
+    while n:
+        bits += 1
+        n >>= 1
+    if ev > emax - bits - 2:
+        return ev - (emax - bits - 2)
+    if ev < lo:
+        return ev
+    return 0
+
+
+cdef void scaled_copy(const floating *x, floating *y, Py_ssize_t n, int e) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        y[i] = f_ldexp(x[i], -e)
+
+
+cdef Py_ssize_t row_weights(const floating *qi, const floating *ks, const floating *q0,
+                            const floating *k0, const unsigned char *mrow, bint has_mask,
+                            Py_ssize_t S, Py_ssize_t E, floating sch, floating scl,
+                            int shift, bint exact, floating *wh, floating *wl,
+                            floating *dh, floating *dl) noexcept nogil:
+    """Unnormalised weights exp(u_j - m) (double-words; 0 where masked) and their sum.
+    qi, ks: the scaled query row and keys; q0, k0: the unscaled ones (exact path).
+    Returns the number of unmasked keys."""
+    cdef Py_ssize_t j, t, jm = -1, nfree = 0
+    cdef floating s, c, uh, ul, mh = 0, ml = 0, th, tl, eh, el, sh = 0, sl = 0
+    for j in range(S):
+        if has_mask and not mrow[j]:
+            continue
+        s = 0
+        c = 0
+        for t in range(E):
+            acc_prod(qi[t], ks[j * E + t], &s, &c)
+        s = fast_two_sum(s, c, &c)
+        dw_mul(s, c, sch, scl, &uh, &ul)
+        wh[j] = uh
+        wl[j] = ul
+        nfree += 1
+        if jm < 0 or uh > mh or (uh == mh and ul > ml) or uh != uh:
+            jm = j
+            mh = uh
+            ml = ul
+    if nfree and exact:
+        # Design (d'): exact differences against the approximate argmax, the argmax of
+        # those (correctly rounded, so monotone), then again against the true argmax
+        for j in range(S):
+            if not (has_mask and not mrow[j]):
+                exact_diff(q0, k0 + j * E, k0 + jm * E, E, &wh[j], &wl[j])
+        t = jm
+        mh = 0
+        ml = 0
+        for j in range(S):
+            if not (has_mask and not mrow[j]) and (wh[j] > mh or (wh[j] == mh and wl[j] > ml)):
+                t = j
+                mh = wh[j]
+                ml = wl[j]
+        if t != jm:
+            jm = t
+            for j in range(S):
+                if not (has_mask and not mrow[j]):
+                    exact_diff(q0, k0 + j * E, k0 + jm * E, E, &wh[j], &wl[j])
+    for j in range(S):
+        if has_mask and not mrow[j]:
+            wh[j] = 0
+            wl[j] = 0
+            continue
+        if exact:
+            dw_mul(wh[j], wl[j], sch, scl, &th, &tl)
+        else:
+            th = two_sum(wh[j], -mh, &tl)
+            tl = tl + (wl[j] - ml)
+            th = fast_two_sum(th, tl, &tl)
+            th = f_ldexp(th, shift)
+            tl = f_ldexp(tl, shift)
+        if j == jm:
+            th = 0
+            tl = 0
+        exp_dw(th, tl, &eh, &el)
+        wh[j] = eh
+        wl[j] = el
+        dw_add(sh, sl, eh, el, &sh, &sl)
+    dh[0] = sh
+    dl[0] = sl
+    return nfree
+
+
+cdef inline bint needs_exact(Py_ssize_t E, floating sch, int shift, bint fin) noexcept nogil:
+    # Design (d'): Dot2's error E eps^2 2^shift |scale| (absolute, in a shifted score) is
+    # a relative error of the weights; the exact path takes over above eps / 16
+    cdef floating eps, bound
+    if not fin or E == 0:
+        return False
+    if floating is float:
+        eps = 5.960464477539063e-08
+    else:
+        eps = 1.1102230246251565e-16
+    bound = f_ldexp(<floating>E * (sch if sch >= 0 else -sch), shift)
+    return not (bound * eps * 16 < 1)
+
+
+cdef void sdpa_batch(const floating *q, const floating *k, const floating *v,
+                     const unsigned char *mask, bint has_mask, floating sch, floating scl,
+                     Py_ssize_t L, Py_ssize_t S, Py_ssize_t E, Py_ssize_t Ev,
+                     floating *out) noexcept nogil:
+    cdef Py_ssize_t i, j, c
+    cdef bint fin = True
+    cdef int eq = max_exp(q, L * E, &fin), ek = max_exp(k, S * E, &fin)
+    cdef int ev = max_exp(v, S * Ev, &fin)
+    cdef floating dh, dl, nh, nl, oh, ol
+    cdef bint exact
+    cdef floating *buf = <floating *>malloc((L * E + S * E + S * Ev + 2 * S + 2 * Ev + 1)
+                                            * sizeof(floating))
+    cdef floating *qs = buf
+    cdef floating *ks = qs + L * E
+    cdef floating *vs = ks + S * E
+    cdef floating *wh = vs + S * Ev
+    cdef floating *wl = wh + S
+    cdef floating *ns = wl + S
+    cdef floating *nc = ns + Ev
+    if buf == NULL:
+        return
+    if not fin:
+        eq = 0
+        ek = 0
+        ev = 0
+    ev = v_shift(sch, ev, S)
+    exact = needs_exact(E, sch, eq + ek, fin)
+    scaled_copy(q, qs, L * E, eq)
+    scaled_copy(k, ks, S * E, ek)
+    scaled_copy(v, vs, S * Ev, ev)
+    for i in range(L):
+        if row_weights(qs + i * E, ks, q + i * E, k, mask + i * S, has_mask, S, E, sch, scl,
+                       eq + ek, exact, wh, wl, &dh, &dl) == 0:
+            for c in range(Ev):
+                out[i * Ev + c] = 0
+            continue
+        for c in range(Ev):
+            ns[c] = 0
+            nc[c] = 0
+        for j in range(S):
+            if wh[j] == 0:
+                continue
+            for c in range(Ev):
+                acc_dw_prod(wh[j], wl[j], vs[j * Ev + c], &ns[c], &nc[c])
+        for c in range(Ev):
+            nh = fast_two_sum(ns[c], nc[c], &nl)
+            dw_div(nh, nl, dh, dl, &oh, &ol)
+            out[i * Ev + c] = f_ldexp(oh + ol, ev)
+    free(buf)
+
+
+def sdpa_fwd(const floating[::1] q,              # IN  (B, L, E) flat
+             const floating[::1] k,              # IN  (B, S, E) flat
+             const floating[::1] v,              # IN  (B, S, Ev) flat
+             const unsigned char[::1] mask,      # IN  (B, L, S) flat, 1 = may attend
+             bint has_mask, floating sch, floating scl,  # IN  scale = sch + scl
+             Py_ssize_t B, Py_ssize_t L, Py_ssize_t S, Py_ssize_t E, Py_ssize_t Ev,
+             floating[::1] out,                  # OUT (B, L, Ev) flat
+             int threads=1):
+    cdef Py_ssize_t b
+    cdef const unsigned char *mp
+    for b in prange(B, nogil=True, num_threads=threads, schedule="static"):
+        sdpa_batch(&q[b * L * E], &k[b * S * E], &v[b * S * Ev],
+                   &mask[b * L * S] if has_mask else &mask[0], has_mask, sch, scl,
+                   L, S, E, Ev, &out[b * L * Ev])
+
+
+cdef void sdpa_vjp_batch(const floating *q, const floating *k, const floating *v,
+                         const unsigned char *mask, bint has_mask, floating sch,
+                         floating scl, Py_ssize_t L, Py_ssize_t S, Py_ssize_t E,
+                         Py_ssize_t Ev, const floating *g, floating *gq, floating *gk,
+                         floating *gv) noexcept nogil:
+    cdef Py_ssize_t i, j, c, t
+    cdef bint fin = True
+    cdef int eq = max_exp(q, L * E, &fin), ek = max_exp(k, S * E, &fin)
+    cdef int ev = max_exp(v, S * Ev, &fin)
+    cdef floating dh, dl, ah, al, s, cc, bh, bl, xh, xl, rh, rl
+    cdef bint exact
+    cdef Py_ssize_t nbuf = L * E + S * E + S * Ev + 6 * S + 2 * E + 2 * S * E + 2 * S * Ev + 1
+    cdef floating *buf = <floating *>malloc(nbuf * sizeof(floating))
+    cdef floating *qs = buf
+    cdef floating *ks = qs + L * E
+    cdef floating *vs = ks + S * E
+    cdef floating *wh = vs + S * Ev
+    cdef floating *wl = wh + S
+    cdef floating *Ah = wl + S                  # A, double-word
+    cdef floating *Al = Ah + S
+    cdef floating *Sh = Al + S                  # dS = scale A (dA - <A, dA>)
+    cdef floating *Sl = Sh + S
+    cdef floating *qa = Sl + S                  # gq accumulators of one row
+    cdef floating *qc = qa + E
+    cdef floating *ka = qc + E                  # gk accumulators (S, E)
+    cdef floating *kc = ka + S * E
+    cdef floating *va = kc + S * E              # gv accumulators (S, Ev)
+    cdef floating *vc = va + S * Ev
+    if buf == NULL:
+        return
+    if not fin:
+        eq = 0
+        ek = 0
+        ev = 0
+    ev = v_shift(sch, ev, S)
+    exact = needs_exact(E, sch, eq + ek, fin)
+    scaled_copy(q, qs, L * E, eq)
+    scaled_copy(k, ks, S * E, ek)
+    scaled_copy(v, vs, S * Ev, ev)
+    for j in range(S * E):
+        ka[j] = 0
+        kc[j] = 0
+    for j in range(S * Ev):
+        va[j] = 0
+        vc[j] = 0
+    for i in range(L):
+        for t in range(E):
+            gq[i * E + t] = 0
+        if row_weights(qs + i * E, ks, q + i * E, k, mask + i * S, has_mask, S, E, sch, scl,
+                       eq + ek, exact, wh, wl, &dh, &dl) == 0:
+            continue
+        # A_j and dA_j = <g_i, v_j> (in units of 2^ev); x = <A, dA>
+        xh = 0
+        xl = 0
+        for j in range(S):
+            dw_div(wh[j], wl[j], dh, dl, &ah, &al)
+            Ah[j] = ah
+            Al[j] = al
+            s = 0
+            cc = 0
+            if ah != 0:
+                for c in range(Ev):
+                    acc_prod(g[i * Ev + c], vs[j * Ev + c], &s, &cc)
+            s = fast_two_sum(s, cc, &cc)
+            Sh[j] = s
+            Sl[j] = cc
+            dw_mul(ah, al, s, cc, &bh, &bl)
+            dw_add(xh, xl, bh, bl, &xh, &xl)
+        for j in range(S):
+            # dS_j = scale A_j (dA_j - x)
+            dw_add(Sh[j], Sl[j], -xh, -xl, &rh, &rl)
+            dw_mul(Ah[j], Al[j], rh, rl, &rh, &rl)
+            dw_mul(rh, rl, sch, scl, &rh, &rl)
+            Sh[j] = rh
+            Sl[j] = rl
+        for t in range(E):
+            qa[t] = 0
+            qc[t] = 0
+        for j in range(S):
+            if Ah[j] == 0:
+                continue
+            for t in range(E):
+                acc_dw_prod(Sh[j], Sl[j], ks[j * E + t], &qa[t], &qc[t])
+                acc_dw_prod(Sh[j], Sl[j], qs[i * E + t], &ka[j * E + t], &kc[j * E + t])
+            for c in range(Ev):
+                acc_dw_prod(Ah[j], Al[j], g[i * Ev + c], &va[j * Ev + c], &vc[j * Ev + c])
+        for t in range(E):
+            gq[i * E + t] = f_ldexp(qa[t] + qc[t], ev + ek)
+    for j in range(S * E):
+        gk[j] = f_ldexp(ka[j] + kc[j], ev + eq)
+    for j in range(S * Ev):
+        gv[j] = va[j] + vc[j]
+    free(buf)
+
+
+def sdpa_vjp(const floating[::1] q,              # IN  (B, L, E) flat
+             const floating[::1] k,              # IN  (B, S, E) flat
+             const floating[::1] v,              # IN  (B, S, Ev) flat
+             const unsigned char[::1] mask,      # IN  (B, L, S) flat
+             bint has_mask, floating sch, floating scl,
+             Py_ssize_t B, Py_ssize_t L, Py_ssize_t S, Py_ssize_t E, Py_ssize_t Ev,
+             const floating[::1] g,              # IN  (B, L, Ev) upstream gradient
+             floating[::1] gq,                   # OUT (B, L, E)
+             floating[::1] gk,                   # OUT (B, S, E)
+             floating[::1] gv,                   # OUT (B, S, Ev)
+             int threads=1):
+    cdef Py_ssize_t b
+    for b in prange(B, nogil=True, num_threads=threads, schedule="static"):
+        sdpa_vjp_batch(&q[b * L * E], &k[b * S * E], &v[b * S * Ev],
+                       &mask[b * L * S] if has_mask else &mask[0], has_mask, sch, scl,
+                       L, S, E, Ev, &g[b * L * Ev], &gq[b * L * E], &gk[b * S * E],
+                       &gv[b * S * Ev])

@@ -1,0 +1,112 @@
+"""Attention (TorchLean §1.8): scaled dot-product attention with a boolean mask.
+
+A mask is an array-valued keyword (``mask=``): a bool array broadcastable to the
+scores' shape (..., L, S), True = may attend (TorchLean's polarity, PyTorch's bool
+``attn_mask``).  Masked-out scores are -inf before the softmax (TorchLean's
+hardMaskedSoftmax: exp(-inf) = 0), so a query row whose keys are all masked out gives
+zeros.  PyTorch's ``F.scaled_dot_product_attention`` gives NaN there (0 / 0: pytorch
+issue 160064, catalog §5 AttentionMask).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import bad_type, bad_value
+from ._spec import Arg, Case, OpSpec, Param, Tol
+
+SDPA_FAMILIES = ("normal", "large_mean", "subnormal", "cancel_max", "wide")
+
+
+def _mask_param(spec, params, lead, L, S):
+    """Validate mask / is_causal; store the materialised (B, L, S) bool mask or None."""
+    mask, causal = params.get("mask"), params.get("is_causal")
+    if not isinstance(causal, (bool, np.bool_)):
+        raise bad_type(spec.name, "is_causal", "a bool", f"{type(causal).__name__} {causal!r}")
+    params["is_causal"] = bool(causal)
+    full = lead + (L, S)
+    if mask is not None:
+        if causal:
+            raise bad_value(spec.name, "mask", "mask=None when is_causal=True (as PyTorch: "
+                            "pass one of them)", "a mask and is_causal=True")
+        m = np.asarray(mask)
+        if m.dtype != np.bool_:
+            raise bad_type(spec.name, "mask", "a bool array (True = may attend)",
+                           f"dtype {m.dtype}")
+        try:
+            m = np.broadcast_to(m, full)
+        except ValueError:
+            raise bad_value(spec.name, "mask", f"a bool array broadcastable to the scores' "
+                            f"shape {full} (..., L, S)", f"shape {m.shape}") from None
+        params["mask"] = np.ascontiguousarray(m)
+    elif causal:
+        # TorchLean causalMask: j <= i (top-left aligned, PyTorch's tril(diagonal=0))
+        params["mask"] = np.ascontiguousarray(
+            np.broadcast_to(np.tri(L, S, dtype=bool), full))
+    if params.get("scale") is not None:
+        s = params["scale"]
+        if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, float, np.floating, np.integer)) \
+                or not math.isfinite(float(s)):
+            raise bad_value(spec.name, "scale", "None or a finite real number", repr(s))
+
+
+def sdpa_shape(spec, arrays, params):
+    q, k, v = arrays
+    for name, a in zip(("q", "k", "v"), arrays):
+        if a.ndim < 2:
+            raise bad_value(spec.name, name, "an array of at least 2 dimensions (..., L, E)",
+                            f"shape {a.shape}")
+    if k.shape[:-2] != q.shape[:-2] or v.shape[:-2] != q.shape[:-2]:
+        bad, a = ("k", k) if k.shape[:-2] != q.shape[:-2] else ("v", v)
+        raise bad_value(spec.name, bad, f"leading (batch, head) dims {q.shape[:-2]} (those "
+                        "of q; refrt does not broadcast implicitly)", f"shape {a.shape}")
+    if k.shape[-1] != q.shape[-1]:
+        raise bad_value(spec.name, "k", f"last dim {q.shape[-1]} (the embedding size E of q)",
+                        f"shape {k.shape}")
+    if v.shape[-2] != k.shape[-2]:
+        raise bad_value(spec.name, "v", f"{k.shape[-2]} rows (the number of keys S)",
+                        f"shape {v.shape}")
+    _mask_param(spec, params, q.shape[:-2], q.shape[-2], k.shape[-2])
+    return q.shape[:-1] + v.shape[-1:]
+
+
+_FULLY_MASKED = Case((((1.0, 2.0),), ((3.0, 4.0),), ((5.0,),)), 0.0,
+                     params={"mask": ((False,),)},
+                     note="a fully blocked row gives 0 (PyTorch: NaN)")
+
+SPECS = [
+    OpSpec(name="scaled_dot_product_attention",
+           signature="scaled_dot_product_attention(q, k, v, mask=None, is_causal=False, "
+           "scale=None) -> out",
+           kind="attention", args=(Arg("q"), Arg("k"), Arg("v")),
+           doc="softmax(q k^T * scale, masked) v over (..., L, E), (..., S, E), (..., S, Ev) "
+           "(leading batch/head dims); scale=None is 1/sqrt(E) (1 for E = 0, TorchLean's "
+           "attentionScaleDenom); mask: bool, True = may attend, broadcastable to (..., L, S); "
+           "is_causal: the mask j <= i; a query row with every key masked out gives zeros "
+           "(hard-masked softmax).  Scores, weights and the weighted sum are double-words "
+           "(compensated dot products and a double-word exp), rounded once",
+           tol=Tol(float32=4, float64=4),
+           params=(Param("mask", None, "bool_mask", "bool array, True = may attend"),
+                   Param("is_causal", False, "bool", "causal mask j <= i"),
+                   Param("scale", None, "float_or_none", "score multiplier; None: 1/sqrt(E)")),
+           special_cases=(_FULLY_MASKED,
+                          Case((((1.0,), (2.0,)), ((1.0,), (2.0,)), ((3.0,), (5.0,))), 3.0,
+                               params={"is_causal": True}, note="causal: row 0 sees key 0 only"),
+                          Case((((1000.0,),), ((1.0,), (1.0,)), ((1.0,), (-1.0,))), 0.0,
+                               note="tied scores: equal weights, v cancels to exactly 0"),
+                          Case((((),), ((), ()), ((2.0,), (4.0,))), 3.0,
+                               note="E = 0: scale 1 (TorchLean attentionScaleDenom 0 = 1); "
+                               "uniform weights (PyTorch: 1/sqrt(0) = inf, 0 * inf = NaN)")),
+           vjp="dA = g v^T; dS = scale * A * (dA - sum(A * dA, -1)); q: dS k; k: dS^T q; "
+           "v: A^T g (masked weights 0; fully masked rows give 0)",
+           vjp_tol=Tol(float32=8, float64=8),
+           shape=sdpa_shape, families=SDPA_FAMILIES,
+           example_shapes=((2, 3, 4), (2, 4, 4), (2, 4, 3)),
+           conventions="refrt's choice (TorchLean's): a fully masked row gives zeros and zero "
+           "gradients, PyTorch gives NaN; mask and is_causal together are an error (as "
+           "PyTorch); scale multiplies the scores (PyTorch's meaning; TorchLean multiplies "
+           "by 1/attentionScaleDenom, the same default); non-finite q/k/v propagate by IEEE "
+           "rules through the same formula",
+           torchlean="scaledDotProductAttention / flashAttention / sparseAttention"),
+]
