@@ -6,6 +6,8 @@ runtime tape node name of §2.10, a bullet of §1.8/§1.11, a model of §4), key
 section and its text as the catalog writes it, with:
 
 * ``ops``: the refrt registry ops that implement it (checked against ``refrt.OPS``);
+* ``by``: for entries that are not an op but a mechanism of refrt (graph inputs and
+  constants, composition: ``refrt.trace``; derivatives by the tape: ``refrt.grad``);
 * ``status``: ``full`` (the ops implement the entry's semantics: float32/float64
   kernels, the mp formula, and float and mp VJPs where it is differentiable),
   ``partial`` (``note`` says what is not covered), ``missing`` (no refrt op yet), or
@@ -153,8 +155,10 @@ def problems(entries):
                 out.append(f"{key}: out-of-scope reason {e.get('reason')!r} (allowed: "
                            f"{', '.join(ALLOWED_REASONS)})")
             continue
-        if status in ("full", "partial") and not ops_:
-            out.append(f"{key}: status {status} without a refrt op")
+        if status in ("full", "partial") and not ops_ and not e.get("by"):
+            out.append(f"{key}: status {status} without a refrt op (or a 'by' mechanism)")
+        if status == "missing" and (ops_ or not e.get("note")):
+            out.append(f"{key}: missing entries list no ops and say in a note what is absent")
         if status == "partial" and not e.get("note"):
             out.append(f"{key}: partial without a note saying what is missing")
         if status == "full":
@@ -222,7 +226,8 @@ def render(entries, sha=""):
                 vs.append(vjp)
         be = ", ".join(sorted(set(bs))) if bs else ""
         vj = ", ".join(sorted(set(vs))) if vs else ""
-        ops_ = ", ".join(f"`{o}`" for o in e.get("ops", []))
+        ops_ = ", ".join([f"`{o}`" for o in e.get("ops", [])] +
+                         ([e["by"]] if e.get("by") else []))
         note = e.get("reason", "") if e["status"] == "out-of-scope" else e.get("note", "")
         lines.append(f"| {_cell(e['name'])} | {ops_} | {be} | {vj} | {e['status']} | "
                      f"{_cell(note)} |")
