@@ -36,6 +36,12 @@ KNOWN = {
                   "error 2^-149 / 2^-1074, ~1e-4 relative to x - mean), which a huge gamma "
                   "then scales up: 83 ulp (float32) / 250 ulp (float64) forward; the VJP "
                   "likewise (issue 9 note: not fixed)",
+    "gcn_layer": "+-max entries: the intermediate A X overflows to inf where its real value "
+                 "exceeds the format but A X W + b is finite (forward and the weight "
+                 "gradient); issue 10 note, tests/test_indexing_rnn.py has the reproducer",
+    "positional_encoding": "float64 x close to -PE: the binary64 table (TorchLean's formula, "
+                           "~10 u of angle error) is exposed by the cancellation of x + PE "
+                           "(815 ulp); issue 10 note, reproducer in tests/test_indexing_rnn.py",
 }
 
 

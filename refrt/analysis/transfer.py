@@ -687,12 +687,14 @@ COND = {"logsumexp": _cond_lse, "log_softmax": _cond_lsm, "softmax": _cond_softm
 
 
 from .transfer2 import INTERVAL2, UNARY2  # noqa: E402  (issue 10's ops, same contract)
+from .transfer_indexing import INTERVAL_INDEXING  # noqa: E402  (issue 10, indexing/rnn/other)
 
 UNARY.update(UNARY2)
 INTERVAL = {name: _unary(name) for name in UNARY}
 INTERVAL.update(INTERVAL2)
 from .transfer_conv import INTERVAL_CONV  # noqa: E402  (conv and pooling, same contract)
 INTERVAL.update(INTERVAL_CONV)
+INTERVAL.update(INTERVAL_INDEXING)
 INTERVAL.update({
     "inv": _inv, "safe_inv": _safe_inv, "add": _add, "sub": _sub, "mul": _mul,
     "div": _div, "safe_div": _safe_div, "minimum": _minmax(np.minimum),
