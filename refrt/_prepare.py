@@ -126,6 +126,7 @@ def prepare(spec, values, params, backend=None, cast=False):
     Returns ``(arrays, params, dtype, out_shape)``: arrays are native-endian and
     C-contiguous, float inputs share ``dtype``.
     """
+    values, params = bind_optional(spec, values, params)
     if len(values) != len(spec.args):
         raise TypeError(f"{spec.name}: expected {len(spec.args)} array arguments "
                         f"({', '.join(spec.arg_names)}), got {len(values)}")

@@ -50,3 +50,18 @@ def pool_windows(op, params, H, W, Ho, Wo):
 
 def conv_out(n_in, k, s, p, d):
     return (n_in + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+PAIRS = ("kernel_size", "stride", "padding", "dilation", "output_padding", "output_size")
+
+
+def pairs(params):
+    """The shape rule's normalised params (int -> (int, int), stride None -> kernel_size)
+    for callers of a binding that skip the rule (the backend tables called directly)."""
+    p = dict(params)
+    for k in PAIRS:
+        if isinstance(p.get(k), (int, np.integer)) and not isinstance(p.get(k), bool):
+            p[k] = (int(p[k]), int(p[k]))
+    if "kernel_size" in p and p.get("stride") is None:
+        p["stride"] = p["kernel_size"]
+    return p

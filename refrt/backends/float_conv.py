@@ -12,7 +12,7 @@ import numpy as np
 
 from .._kernels import conv as CK
 from . import float_impl, float_vjp
-from .conv_geometry import conv_out, inverse, pool_windows
+from .conv_geometry import conv_out, inverse, pairs, pool_windows
 from .float_reductions import _mm_nt
 
 _NONE = {np.dtype(np.float32): np.empty(0, np.float32),
@@ -81,12 +81,14 @@ P = lambda params: (params["stride"], params["padding"], params["dilation"])  # 
 
 @float_impl("conv2d")
 def conv2d(arrays, params, threads):
+    params = pairs(params)
     x, w, b = arrays
     return _conv_fwd(_nchw(x), w, b, *P(params), params["groups"], threads)[0]
 
 
 @float_vjp("conv2d")
 def conv2d_vjp(arrays, params, out, g, threads):
+    params = pairs(params)
     x, w, b = arrays
     x4 = _nchw(x)
     g4 = _nchw(np.asarray(g, x.dtype).reshape((x4.shape[0],) + np.shape(out)[-3:]))
@@ -100,6 +102,7 @@ def conv2d_vjp(arrays, params, out, g, threads):
 
 @float_impl("conv_transpose2d")
 def conv_transpose2d(arrays, params, threads):
+    params = pairs(params)
     x, w, b = arrays
     x4 = _nchw(x)
     n, c, h, wd = x4.shape
@@ -112,6 +115,7 @@ def conv_transpose2d(arrays, params, threads):
 
 @float_vjp("conv_transpose2d")
 def conv_transpose2d_vjp(arrays, params, out, g, threads):
+    params = pairs(params)
     x, w, b = arrays
     x4 = _nchw(x)
     g4 = _nchw(np.asarray(g, x.dtype).reshape((x4.shape[0],) + np.shape(out)[-3:]))
@@ -131,6 +135,7 @@ def _geometry(name, params, h, w, ho, wo):
 
 def _bind_pool(name, kind):
     def fwd(arrays, params, threads):
+        params = pairs(params)
         (x,) = arrays
         xp = _nchw(x)
         n, c, h, w = xp.shape
@@ -148,6 +153,7 @@ def _bind_pool(name, kind):
         return out.reshape(n, c, *shape)
 
     def vjp(arrays, params, out, g, threads):
+        params = pairs(params)
         (x,) = arrays
         xp = _nchw(x)
         n, c, h, w = xp.shape

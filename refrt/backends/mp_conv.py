@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 
 from . import mp_impl, mp_vjp
-from .conv_geometry import conv_out, pool_windows
+from .conv_geometry import conv_out, pairs, pool_windows
 from .mp_reductions import _fsum
 from .mpctx import is_nan
 
@@ -100,12 +100,14 @@ def _bias_grad(ctx, g4):
 
 @mp_impl("conv2d")
 def conv2d(ctx, arrays, params):
+    params = pairs(params)
     x, w, b = arrays
     return _conv(ctx, _n4(x), w, b, params, params["groups"])
 
 
 @mp_vjp("conv2d")
 def conv2d_vjp(ctx, arrays, params, out, g):
+    params = pairs(params)
     x, w, b = arrays
     x4 = _n4(x)
     g4 = np.asarray(g, dtype=object).reshape((x4.shape[0],) + np.shape(out)[-3:])
@@ -116,6 +118,7 @@ def conv2d_vjp(ctx, arrays, params, out, g):
 
 @mp_impl("conv_transpose2d")
 def conv_transpose2d(ctx, arrays, params):
+    params = pairs(params)
     x, w, b = arrays
     x4 = _n4(x)
     n, c, h, wd = x4.shape
@@ -128,6 +131,7 @@ def conv_transpose2d(ctx, arrays, params):
 
 @mp_vjp("conv_transpose2d")
 def conv_transpose2d_vjp(ctx, arrays, params, out, g):
+    params = pairs(params)
     x, w, b = arrays
     x4 = _n4(x)
     g4 = np.asarray(g, dtype=object).reshape((x4.shape[0],) + np.shape(out)[-3:])
@@ -189,6 +193,7 @@ def _smooth(ctx, cells, beta):
 
 def _pool_forward(name):
     def formula(ctx, arrays, params):
+        params = pairs(params)
         x4, (ho, wo), (hs, he, ws, we, dh, dw) = _windows(name, params, arrays[0])
         n, c = x4.shape[:2]
         out = _obj((n, c, ho, wo))
@@ -206,6 +211,7 @@ def _pool_forward(name):
 
 def _pool_vjp(name):
     def rule(ctx, arrays, params, out, g):
+        params = pairs(params)
         x = arrays[0]
         x4, (ho, wo), (hs, he, ws, we, dh, dw) = _windows(name, params, x)
         n, c = x4.shape[:2]

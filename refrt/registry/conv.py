@@ -160,6 +160,96 @@ def _bias_shape_t(shapes, params):
     return (shapes[1][1] * g,) if len(shapes[1]) == 4 else (0,)
 
 
+# ---- hunt examples: valid (shapes, params) drawn from integers ------------------------------
+# ``rule.draw_example(ints)`` (refrt.testing.strategies): ``ints(lo, hi)`` draws an int;
+# small sizes keep the oracle cheap, every stride / padding / dilation / groups path is hit.
+
+def _conv_example(ints):
+    g, cg, ocg = ints(1, 2), ints(1, 2), ints(1, 2)
+    kh, kw, sh, sw, dh, dw = ints(1, 3), ints(1, 3), ints(1, 3), ints(1, 3), ints(1, 2), ints(1, 2)
+    ph, pw = ints(0, 2), ints(0, 2)
+    h = max(dh * (kh - 1) + 1 - 2 * ph, 1) + ints(0, 3)
+    w = max(dw * (kw - 1) + 1 - 2 * pw, 1) + ints(0, 3)
+    x = (ints(0, 2), g * cg, h, w) if ints(0, 1) else (g * cg, h, w)
+    return [x, (g * ocg, cg, kh, kw), (g * ocg,)], dict(
+        stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=g)
+
+
+def _conv_t_example(ints):
+    g, icg, ocg = ints(1, 2), ints(1, 2), ints(1, 2)
+    kh, kw, sh, sw, dh, dw = ints(1, 3), ints(1, 3), ints(1, 3), ints(1, 2), ints(1, 2), ints(1, 2)
+    h, w = ints(1, 4), ints(1, 4)
+    oph, opw = ints(0, max(sh, dh) - 1), ints(0, max(sw, dw) - 1)
+    ph = ints(0, min(2, ((h - 1) * sh + dh * (kh - 1) + oph) // 2))
+    pw = ints(0, min(2, ((w - 1) * sw + dw * (kw - 1) + opw) // 2))
+    x = (ints(0, 2), g * icg, h, w) if ints(0, 1) else (g * icg, h, w)
+    return [x, (g * icg, ocg, kh, kw), (g * ocg,)], dict(
+        stride=(sh, sw), padding=(ph, pw), output_padding=(oph, opw), dilation=(dh, dw), groups=g)
+
+
+def _pool_example(ints):
+    kh, kw, sh, sw = ints(1, 3), ints(1, 3), ints(1, 3), ints(1, 3)
+    ph, pw = ints(0, kh // 2), ints(0, kw // 2)
+    h, w = max(kh - 2 * ph, 1) + ints(0, 3), max(kw - 2 * pw, 1) + ints(0, 3)
+    x = (ints(0, 2), ints(1, 2), h, w) if ints(0, 1) else (ints(1, 2), h, w)
+    return [x], dict(kernel_size=(kh, kw), stride=(sh, sw) if ints(0, 1) else None,
+                     padding=(ph, pw), _draw=ints(0, 7))
+
+
+def _pool_params(op):
+    def draw(ints):
+        shapes, p = _pool_example(ints)
+        k = p.pop("_draw")
+        if op == "avg_pool2d":
+            p["count_include_pad"] = bool(k % 2)
+        if op == "smooth_max_pool2d":
+            p["beta"] = (1.0, -1.0, 0.5, 3.0, -2.0, 1.0, 8.0, 1.0)[k]
+        return shapes, p
+    return draw
+
+
+def _adaptive_example(ints):
+    h, w = ints(1, 6), ints(1, 6)
+    x = (ints(0, 2), ints(1, 2), h, w) if ints(0, 1) else (ints(1, 2), h, w)
+    return [x], dict(output_size=(ints(1, 5), ints(1, 5)))
+
+
+def _with_examples(rule, draw):
+    def shape(spec, arrays, params):
+        return rule(spec, arrays, params)
+    shape.draw_example = draw
+    shape.__name__ = rule.__name__
+    return shape
+
+
+# ---- condition-number budget of the smooth max pool's VJP (registry/_terms.py) -------------
+
+def _smooth_terms(arrays, params, g):
+    """gx[e] = sum over the windows w holding e of g_w softmax_w(e): terms of both signs
+    (g_w) that may cancel; the budget's magnitude is sum_w |g_w| softmax_w(e) (float64)."""
+    x = np.asarray(arrays[0], np.float64)
+    x4 = x if x.ndim == 4 else x[None]
+    n, c, h, w = x4.shape
+    (kh, kw), (sh, sw), (ph, pw) = params["kernel_size"], params["stride"], params["padding"]
+    beta = params["beta"]
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    xp = np.zeros((n, c, max((ho - 1) * sh + kh, h + 2 * ph), max((wo - 1) * sw + kw, w + 2 * pw)))
+    xp[:, :, ph:ph + h, pw:pw + w] = x4
+    gabs = np.abs(np.asarray(g, np.float64)).reshape(n, c, ho, wo)
+    taps = [[xp[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw] for j in range(kw)]
+            for i in range(kh)]
+    flat = np.stack([t for row in taps for t in row])
+    with np.errstate(all="ignore"):
+        piv = flat.max(axis=0) if beta > 0 else flat.min(axis=0)
+        e = np.exp(beta * (flat - piv))
+        wgt = e / e.sum(axis=0)
+    acc = np.zeros(xp.shape)
+    for k in range(kh * kw):
+        i, j = divmod(k, kw)
+        acc[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw] += gabs * wgt[k]
+    return (acc[:, :, ph:ph + h, pw:pw + w].reshape(x.shape),)
+
+
 # ---- declarations ---------------------------------------------------------------------------
 
 IMG = (((1.0, 2.0), (3.0, 4.0)),)             # (C=1, H=2, W=2)
@@ -200,7 +290,7 @@ SPECS = [
         "y[n, o, i, j] = bias[o] + sum over c in o's group, kh, kw of x_pad[n, c, i s_h + "
         "kh d_h - p_h, j s_w + kw d_w - p_w] weight[o, c', kh, kw]; each output one "
         "Dot2-compensated dot product with the bias as its start, rounded once",
-        conv2d_shape,
+        _with_examples(conv2d_shape, _conv_example),
         (Arg("x"), Arg("weight"), Arg("bias", optional=_bias_shape)), CONV_PARAMS, DOT_TOL,
         [Case((IMG, ((((3.0, 4.0),),),), (0.5,)), 11.5),
          Case(((((2.0 ** 60, 1.0),),), ((((1.0, 1.0),),),), (-2.0 ** 60,)), 1.0,
@@ -226,7 +316,7 @@ SPECS = [
         "sum of x[n, c, (i + p_h - kh d_h) / s_h, (j + p_w - kw d_w) / s_w] weight[c, o', kh, "
         "kw] over the taps whose indices are integers inside x; each output one gathered "
         "Dot2 with the bias as its start, rounded once",
-        conv_transpose2d_shape,
+        _with_examples(conv_transpose2d_shape, _conv_t_example),
         (Arg("x"), Arg("weight"), Arg("bias", optional=_bias_shape_t)),
         (_p("stride", 1, "step (int or pair, >= 1)"),
          _p("padding", 0, "removed from each side of the full output (int or pair, >= 0)"),
@@ -250,7 +340,8 @@ SPECS = [
         families=CONV_FAMILIES, example_shapes=((2, 4, 3, 2), (4, 3, 2, 3), (3,))),
     _op("max_pool2d", "max_pool2d(x, kernel_size=2, stride=None, padding=0) -> y",
         "the maximum of each window; padded cells are ignored (like -inf); the first maximum "
-        "in row-major order wins; exact (0 ulp)", pool_shape, (Arg("x"),), POOL_PARAMS,
+        "in row-major order wins; exact (0 ulp)",
+        _with_examples(pool_shape, _pool_params("max_pool2d")), (Arg("x"),), POOL_PARAMS,
         Tol(float32=0, float64=0),
         [Case((IMG,), 4.0), Case(((((1.0, NAN), (2.0, 3.0)),),), NAN),
          Case(((((-0.0, 0.0), (0.0, 0.0)),),), -0.0, note="ties: the first wins (-0 before +0)"),
@@ -267,7 +358,8 @@ SPECS = [
         "count_include_pad=True) -> y",
         "the mean of each window: the exact window sum (superaccumulator) divided by "
         "kernel_h * kernel_w (padded cells count as 0, count_include_pad=True, TorchLean) or "
-        "by the number of cells inside x (False), rounded ~once", pool_shape, (Arg("x"),),
+        "by the number of cells inside x (False), rounded ~once",
+        _with_examples(pool_shape, _pool_params("avg_pool2d")), (Arg("x"),),
         POOL_PARAMS + (Param("count_include_pad", True, "bool",
                              "divide by the whole window (True) or its cells inside x"),),
         Tol(float32=1, float64=1),
@@ -286,7 +378,8 @@ SPECS = [
         "output)."),
     _op("adaptive_avg_pool2d", "adaptive_avg_pool2d(x, output_size=2) -> y",
         "mean over the bins [floor(i H / Ho), ceil((i + 1) H / Ho)) x (same for W): exact "
-        "bin sum / bin size, rounded ~once", adaptive_shape, (Arg("x"),),
+        "bin sum / bin size, rounded ~once", _with_examples(adaptive_shape, _adaptive_example),
+        (Arg("x"),),
         (_p("output_size", 2, "(Ho, Wo), an int, or None entries for the input size; no "
             "TorchLean default, 2 is refrt's"),), Tol(float32=1, float64=1),
         [Case((IMG,), 2.5, params={"output_size": 1}), Case((IMG,), 1.0),
@@ -296,7 +389,7 @@ SPECS = [
         "Bins as PyTorch (identical formula); TorchLean's avg = sum / (h w)."),
     _op("adaptive_max_pool2d", "adaptive_max_pool2d(x, output_size=2) -> y",
         "maximum over the same bins as adaptive_avg_pool2d; first maximum wins; exact",
-        adaptive_shape, (Arg("x"),),
+        _with_examples(adaptive_shape, _adaptive_example), (Arg("x"),),
         (_p("output_size", 2, "(Ho, Wo), an int, or None entries for the input size; no "
             "TorchLean default, 2 is refrt's"),), Tol(float32=0, float64=0),
         [Case((IMG,), 4.0, params={"output_size": 1}), Case((IMG,), 1.0),
@@ -309,10 +402,10 @@ SPECS = [
         "TorchLean's smooth max pool: per window (padded cells are the value 0), pivot p = "
         "max (beta > 0) or min (beta < 0), y = p + log(sum exp(beta (x - p))) / beta; the "
         "exponents with TwoSum-compensated x - p, log1p of the terms besides the pivot's",
-        pool_shape, (Arg("x"),),
+        _with_examples(pool_shape, _pool_params("smooth_max_pool2d")), (Arg("x"),),
         POOL_PARAMS + (Param("beta", 1.0, "float", "sharpness, nonzero (beta -> +inf: max; "
                                                    "< 0: a smooth min); no TorchLean default"),),
-        Tol(float32=4, float64=4),
+        Tol(float32=2, float64=2),
         [Case(((((0.0, 0.0), (0.0, 0.0)),),), math.log(4.0)),
          Case(((((1000.0, 0.0), (0.0, 0.0)),),), 1000.0, note="no overflow of exp(1000)"),
          Case(((((1.0, NAN), (2.0, 3.0)),),), NAN),
@@ -327,5 +420,6 @@ SPECS = [
         "Padded cells take part as the value 0 (TorchLean), unlike max_pool2d where they are "
         "ignored.  Accuracy degrades where y is near 0 relative to log(window)/beta (p ~ "
         "-log(sum)/beta: the last addition cancels); the families' measured maximum is in "
-        "docs/accuracy.md.  beta = 0 raises (TorchLean would divide by 0)."),
+        "docs/accuracy.md.  beta = 0 raises (TorchLean would divide by 0).",
+        vjp_terms=_smooth_terms),
 ]

@@ -252,6 +252,11 @@ def _shapes_for(draw, spec):
         d = draw(st.integers(1, 6))
         lead = draw(hnp.array_shapes(min_dims=0, max_dims=1, min_side=0, max_side=4))
         return [lead + (d,)] + [(d,)] * (n - 1), params
+    sample = getattr(rule, "draw_example", None)
+    if sample is not None:
+        # the rule draws its own valid shapes and params from integers (conv and pooling:
+        # strides, padding, dilation, groups; refrt.registry.conv)
+        return sample(lambda lo, hi: draw(st.integers(lo, hi)))
     # any other rule (shape ops, affine, ...): the example shapes of refrt.families, which
     # the rule accepts with the op's default params
     from ..families import _shapes as example_shapes

@@ -1,0 +1,100 @@
+"""refrt conv2d / max_pool2d vs torch (1 thread each), ratios from one interleaved run.
+
+Run as `python bench/bench_conv.py` (add `--quick` for a smaller batch).  Each case times
+refrt's float kernel (refrt.ops, threads=1) and torch.nn.functional with
+torch.set_num_threads(1) round-robin (bench/harness.py) and prints the medians and the
+throughput ratio torch_time / refrt_time (1.0 = as fast as torch, 0.5 = half as fast).
+The ulp columns are the max distance of each result to torch's float64 result rounded to
+the dtype, on the same inputs, for information (the certified figures are in
+docs/accuracy.md).
+"""
+import argparse
+import os
+import platform
+import sys
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+# the checkout's refrt (an installed copy elsewhere would shadow it when run as a script)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from harness import bench, fmt_t  # noqa: E402
+
+from refrt import ops  # noqa: E402
+from refrt.metrics import ulp_distance  # noqa: E402
+
+# name: (op, x shape, weight shape or None, params)
+CASES = {
+    "conv 3x3 64->64 56x56": ("conv2d", (8, 64, 56, 56), (64, 64, 3, 3), {"padding": 1}),
+    "conv 7x7/2 3->64 224x224 (ResNet stem)": ("conv2d", (8, 3, 224, 224), (64, 3, 7, 7),
+                                               {"stride": 2, "padding": 3}),
+    "maxpool 3x3/2 64ch 112x112 (ResNet)": ("max_pool2d", (8, 64, 112, 112), None,
+                                             {"kernel_size": 3, "stride": 2, "padding": 1}),
+}
+
+
+def _cpu():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="batch 2 instead of 8")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--dtypes", default="float32,float64")
+    args = ap.parse_args()
+    import torch
+    torch.set_num_threads(1)
+    F = torch.nn.functional
+    print(f"CPU: {_cpu()}; torch {torch.__version__} (1 thread), refrt threads=1")
+    print(f"{'case':40} {'dtype':8} {'refrt':>10} {'torch':>10} {'torch/refrt':>11} "
+          f"{'ulp refrt':>9} {'ulp torch':>9}")
+    for label, (op, xs, ws, params) in CASES.items():
+        for dt in args.dtypes.split(","):
+            dt = np.dtype(dt)
+            rng = np.random.default_rng(0)
+            shape = (2,) + xs[1:] if args.quick else xs
+            x = rng.standard_normal(shape).astype(dt)
+            arrays = [x]
+            if ws is not None:
+                arrays += [(rng.standard_normal(ws) / np.sqrt(np.prod(ws[1:]))).astype(dt),
+                           rng.standard_normal(ws[0]).astype(dt)]
+            t_in = [torch.from_numpy(a) for a in arrays]
+            if op == "conv2d":
+                tfn = lambda: F.conv2d(t_in[0], t_in[1], t_in[2], **params)  # noqa: E731
+                rfn = lambda: ops.conv2d(arrays[0], arrays[1], bias=arrays[2], threads=1,  # noqa: E731
+                                         **params)
+            else:
+                tfn = lambda: F.max_pool2d(t_in[0], **params)  # noqa: E731
+                rfn = lambda: ops.max_pool2d(arrays[0], threads=1, **params)  # noqa: E731
+            r = bench({"refrt": (rfn, None), "torch": (tfn, None)}, repeats=args.repeats,
+                      target=0.2)
+            got, tgot = rfn(), tfn().numpy()
+            t64 = [a.double() for a in t_in]
+            ref = (F.conv2d(t64[0], t64[1], t64[2], **params) if op == "conv2d"
+                   else F.max_pool2d(t64[0], **params)).numpy().astype(dt)
+            if dt == np.float32:
+                u_r = f"{float(ulp_distance(got, ref, dt).max()):.3g}"
+                u_t = f"{float(ulp_distance(tgot, ref, dt).max()):.3g}"
+            else:
+                u_r = u_t = "-"          # no wider reference here (docs/accuracy.md has it)
+            ratio = r["torch"]["median"] / r["refrt"]["median"]
+            print(f"{label:40} {dt.name:8} {fmt_t(r['refrt']['median']):>10} "
+                  f"{fmt_t(r['torch']['median']):>10} {ratio:11.3f} {u_r:>9} {u_t:>9}",
+                  flush=True)
+    print("ulp columns (float32 rows): max distance to torch's float64 result rounded to "
+          "float32; large values are outputs near 0 after cancellation.")
+
+
+if __name__ == "__main__":
+    main()
