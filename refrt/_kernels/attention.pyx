@@ -40,7 +40,8 @@ e) The max shift: m = the largest hi part of the unmasked scores (with its lo pa
 f) VJP (TorchLean scaledDotProductAttentionBackward): dA = g v^T, dS' = A (dA - <A, dA>)
    (softmaxBackwardFromWeights), dS = scale dS', dq = dS k, dk = dS^T q, dv = A^T g.
    A, dA, <A, dA> and dS are double-words; dq, dk, dv accumulate TwoProd/TwoSum
-   double-words and round once.  Sums run in index order (no thread dependence:
+   double-words and round once.  dq and dk multiply dS by the unscaled k and q (a
+   scaled copy turns the O(1) entries of a row holding +-max into subnormals).  Sums run in index order (no thread dependence:
    threads split batches).
 g) ``cdivision=True``: IEEE division, never raises.
 """
@@ -516,14 +517,14 @@ cdef void sdpa_vjp_batch(const floating *q, const floating *k, const floating *v
             if Ah[j] == 0:
                 continue
             for t in range(E):
-                acc_dw_prod(Sh[j], Sl[j], ks[j * E + t], &qa[t], &qc[t])
-                acc_dw_prod(Sh[j], Sl[j], qs[i * E + t], &ka[j * E + t], &kc[j * E + t])
+                acc_dw_prod(Sh[j], Sl[j], k[j * E + t], &qa[t], &qc[t])
+                acc_dw_prod(Sh[j], Sl[j], q[i * E + t], &ka[j * E + t], &kc[j * E + t])
             for c in range(Ev):
                 acc_dw_prod(Ah[j], Al[j], g[i * Ev + c], &va[j * Ev + c], &vc[j * Ev + c])
         for t in range(E):
-            gq[i * E + t] = f_ldexp(qa[t] + qc[t], ev + ek)
+            gq[i * E + t] = f_ldexp(qa[t] + qc[t], ev)
     for j in range(S * E):
-        gk[j] = f_ldexp(ka[j] + kc[j], ev + eq)
+        gk[j] = f_ldexp(ka[j] + kc[j], ev)
     for j in range(S * Ev):
         gv[j] = va[j] + vc[j]
     free(buf)

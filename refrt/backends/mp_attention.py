@@ -1,15 +1,42 @@
 """mp formulas for attention: the real-number definitions written once against ``ctx``.
 
-Scores s_j = scale * sum_t q_t k_jt over the allowed keys; weights exp(s_j - s_r) / sum,
-with the shift s_r = the first allowed score (any shift gives the same real number; the
-max is not used because comparing computed scores is not allowed in the interval
-context); a row with no allowed key gives zeros (hard-masked softmax).
+Scores s_j = scale * sum_t q_t k_jt over the allowed keys; weights
+A_j = 1 / sum_l exp(s_l - s_j) (the softmax, with no shift: comparing computed scores is
+not allowed in the interval context), each s_l - s_j one exact sum of products; a row
+with no allowed key gives zeros (hard-masked softmax).
 """
 from __future__ import annotations
 
+import mpmath
 import numpy as np
 
 from . import mp_impl, mp_vjp
+from .mp_reductions import _fsum
+
+
+# |d| above 2^24 in exp(d): a weight below e^-(2^24) ~ 10^-7e6, which rounds to 0 in every
+# float format even after products with the largest values any float product reaches
+# (< 2^4400 ~ 10^1325); mpmath's exp of such arguments costs ~0.2 s each (mpf_pow_int)
+EXP_CUT = 2 ** 24
+
+
+def _exp(ctx, d):
+    """ctx.exp.  An mpmath context evaluates it at prec + mag(d) bits (a private
+    workprec: exp(-1e294) at 256 bits has no bits of its argument's fraction) and takes
+    exp(d) = 0 / +inf beyond -+EXP_CUT (then 1 / sum = 0 exactly: the weight's real
+    value rounds to 0 in every format, see EXP_CUT).  Other contexts (intervals) carry
+    their own guarantee."""
+    if isinstance(ctx, mpmath.ctx_mp.MPContext) and ctx.isfinite(d) and d != 0:
+        if d < -EXP_CUT:
+            return ctx.zero
+        if d > EXP_CUT:
+            return ctx.inf
+        mag = ctx.mag(d)
+        if mag > 0:
+            with ctx.workprec(ctx.prec + mag + 16):
+                r = ctx.exp(d)
+            return +r
+    return ctx.exp(d)
 
 
 def _scale(ctx, E, scale):
@@ -30,14 +57,14 @@ def _split(arrays, params):
 
 
 def _weights(ctx, qi, kb, mrow, scale):
-    """(allowed key indices, weights A_j) of one query row."""
+    """(allowed key indices, weights A_j) of one query row: A_j = 1 / sum_l exp(s_l - s_j),
+    each s_l - s_j one exact sum of products (no shift, no comparison of computed
+    values; a shift by one score would round s_l - s_r for |s_r| >> |s_l - s_j|)."""
     idx = [j for j in range(kb.shape[0]) if mrow[j]]
-    if not idx:
-        return idx, []
-    s = [ctx.fsum([a * b for a, b in zip(qi, kb[j])]) * scale for j in idx]
-    e = [ctx.exp(sj - s[0]) for sj in s]
-    total = ctx.fsum(e)
-    return idx, [ej / total for ej in e]
+    prods = {j: [a * b for a, b in zip(qi, kb[j])] for j in idx}
+    A = [1 / _fsum(ctx, [_exp(ctx, _fsum(ctx, prods[l] + [-t for t in prods[j]]) * scale)
+                         for l in idx]) for j in idx]
+    return idx, A
 
 
 @mp_impl("scaled_dot_product_attention")
@@ -49,7 +76,7 @@ def sdpa(ctx, arrays, params):
         for i in range(L):
             idx, A = _weights(ctx, q[b, i], k[b], m[b, i], scale)
             for c in range(Ev):
-                out[b, i, c] = ctx.fsum([a * v[b, j, c] for a, j in zip(A, idx)]) \
+                out[b, i, c] = _fsum(ctx, [a * v[b, j, c] for a, j in zip(A, idx)]) \
                     if idx else ctx.zero
     return out.reshape(arrays[0].shape[:-1] + (Ev,))
 
@@ -65,11 +92,15 @@ def sdpa_vjp(ctx, arrays, params, out, g):
     for b in range(B):
         for i in range(L):
             idx, A = _weights(ctx, q[b, i], k[b], m[b, i], scale)
-            dA = [ctx.fsum([g[b, i, c] * v[b, j, c] for c in range(Ev)]) for j in idx]
-            x = ctx.fsum([a * d for a, d in zip(A, dA)])
-            dS = [a * (d - x) * scale for a, d in zip(A, dA)]
+            # dA_j - <A, dA> = sum_l A_l (dA_j - dA_l) (sum A = 1), each dA_j - dA_l one
+            # fsum of exact products: with one-hot weights the plain difference cancels
+            # to the working precision, the real value is the tiny weights' share
+            gv_ = [[g[b, i, c] * v[b, j, c] for c in range(Ev)] for j in idx]
+            dS = [a * _fsum(ctx, [al * _fsum(ctx, gv_[jj] + [-t for t in gv_[ll]])
+                                for ll, al in enumerate(A)]) * scale
+                  for jj, a in enumerate(A)]
             for t in range(E):
-                gq[b, i, t] = ctx.fsum([ds * k[b, j, t] for ds, j in zip(dS, idx)]) \
+                gq[b, i, t] = _fsum(ctx, [ds * k[b, j, t] for ds, j in zip(dS, idx)]) \
                     if idx else ctx.zero
             for ds, a, j in zip(dS, A, idx):
                 for t in range(E):
@@ -82,7 +113,7 @@ def sdpa_vjp(ctx, arrays, params, out, g):
         for b in range(shape[0]):
             for j in range(shape[1]):
                 for t in range(shape[2]):
-                    res[b, j, t] = ctx.fsum(lists[b][j][t]) if lists[b][j][t] else ctx.zero
+                    res[b, j, t] = _fsum(ctx, lists[b][j][t]) if lists[b][j][t] else ctx.zero
         return res
     return (gq.reshape(arrays[0].shape), total(gk, (B, S, E)).reshape(arrays[1].shape),
             total(gv, (B, S, Ev)).reshape(arrays[2].shape))

@@ -102,7 +102,7 @@ SPECS = [
            "v: A^T g (masked weights 0; fully masked rows give 0)",
            vjp_tol=Tol(float32=8, float64=8),
            shape=sdpa_shape, families=SDPA_FAMILIES,
-           example_shapes=((2, 3, 4), (2, 4, 4), (2, 4, 3)),
+           example_shapes=((2, 2, 3), (2, 3, 3), (2, 3, 2)),
            conventions="refrt's choice (TorchLean's): a fully masked row gives zeros and zero "
            "gradients, PyTorch gives NaN; mask and is_causal together are an error (as "
            "PyTorch); scale multiplies the scores (PyTorch's meaning; TorchLean multiplies "

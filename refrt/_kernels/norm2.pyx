@@ -1,0 +1,323 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False
+"""Row normalisation with a per-element affine: forward and VJP, float32 and float64.
+
+One kernel serves batch_norm (batch statistics), group_norm, instance_norm, rms_norm,
+weight_norm and normalize_along_dim: the bindings lay x out as rows (R, D) whose
+statistics are taken together (data movement only) and broadcast gamma / beta to the
+same (R, D) layout.  Per row, with mode flags:
+
+    centred:  c_i = x_i - mean(x)        else c_i = x_i
+    mean:     v = sum(c^2) / D           else v = sum(c^2)        (weight_norm)
+    y_i = c_i / sqrt(v + eps) * gamma_i + beta_i
+
+Design:
+a) One fused type; float32 kernels run float32 arithmetic, float32 double-words:
+   nothing widens.  As in norm.pyx (its Design b, measured there: tens of ulp for a
+   working-precision formula where c gamma / std and beta nearly cancel, 0 ulp for the
+   double-word form), every intermediate is a double-word and y is rounded once.
+b) Scaling.  Each row is scaled by 2^-k (k = frexp exponent of its largest magnitude,
+   exact unless an entry becomes subnormal): the scaled row has max in [1/2, 1), so
+   squares cannot overflow and subnormal rows keep their bits (the mean of a subnormal
+   row rounded in the subnormal range was the layer_norm KNOWN failure: 83/250 ulp).
+   The normalised value is scale invariant with eps scaled by 2^-2k:
+   c / sqrt(v + eps) = c_s / sqrt(v_s + eps 2^-2k).  Where eps 2^-2k is not finite or
+   exceeds 2^(2p + 4) v_s-bound (the scaled variance is <= 1, so it is then below the
+   double-word's resolution next to eps), the row uses 1/sqrt(eps) unscaled and carries
+   the 2^k in an exponent (e below), so nothing overflows.
+c) Statistics: the two-pass mean and variance of norm.pyx Design d in double-words:
+   mean = Sum2(x_s) / D as hi + lo; c_i = (x_i - mean_hi) - mean_lo by TwoSum (a
+   constant row gives c = 0 exactly, D = 1 gives c = 0: output beta); v = Dot2(c, c)
+   / D, then 1/sqrt(v + eps_s) by one Newton-style correction (norm.pyx rsqrt_dw).
+   v >= 0, so TorchLean's clamp max(var, 0) is a no-op.
+d) Output: y = c (R gamma) 2^e + beta.  Fast path (e = 0): R gamma as a double-word,
+   then mul_add_dw (TwoProd + TwoSum, one rounding).  Where that product is not finite
+   or so small that its low word is cut by underflow, or e != 0, the scaled path splits
+   exponents with frexp and adds them back once with ldexp (norm.pyx mul_add_scaled).
+e) Non-finite x in a row: the row is NaN (as the spec's formula: mean = +-inf or NaN,
+   inf - inf = NaN); non-finite gamma/beta follow IEEE through the same formula.
+f) VJP: gg = g gamma (TwoProd), xhat = c R 2^e, m1 = sum(gg) / n (centred only),
+   m2 = sum(gg xhat) / n, n = D (mean) or 1 (sum);
+   gx = inv_std (gg - m1 - xhat m2) (TorchLean layerNormBackward), every sum a
+   double-word, rounded once.  The kernel also returns g * xhat as hi + lo per element:
+   the bindings reduce both over gamma's broadcast axes with the correctly rounded sum
+   (reductions.pyx), so dgamma is the exact sum of near-exact products.
+g) Threads split rows (prange); every sum runs in index order within a row, so
+   results do not depend on the thread count.  ``cdivision=True``: IEEE division.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport isfinite, NAN
+from ._scalar cimport f_sqrt, f_abs, f_fma, two_sum, f_frexp, f_ldexp
+
+
+# ---------------------------------------------------------------- scalar helpers
+
+cdef inline floating fast_two_sum(floating a, floating b, floating *err) noexcept nogil:
+    # |a| >= |b| (or a == 0): s + err == a + b exactly (Dekker)
+    cdef floating s = a + b
+    err[0] = b - (s - a)
+    return s
+
+
+cdef inline void dw_mul(floating ah, floating al, floating bh, floating bl,
+                        floating *ph, floating *pl) noexcept nogil:
+    cdef floating p = ah * bh
+    cdef floating e = f_fma(ah, bh, -p) + (ah * bl + al * bh)
+    ph[0] = fast_two_sum(p, e, pl)
+
+
+cdef inline void dw_add(floating ah, floating al, floating bh, floating bl,
+                        floating *sh, floating *sl) noexcept nogil:
+    cdef floating e
+    cdef floating s = two_sum(ah, bh, &e)
+    e = e + (al + bl)
+    sh[0] = fast_two_sum(s, e, sl)
+
+
+cdef inline void dw_div_n(floating ah, floating al, floating n, floating *qh,
+                          floating *ql) noexcept nogil:
+    # (ah + al) / n for an exact integer n: q = ah / n, a - q n = fma(-q, n, ah) + al
+    cdef floating q = ah / n
+    qh[0] = fast_two_sum(q, (f_fma(-q, n, ah) + al) / n, ql)
+
+
+# 1 / sqrt(vh + vl) as a double-word (norm.pyx rsqrt_dw): s = sqrt(vh) rounded,
+# v - s^2 = fma(-s, s, vh) + vl exactly, one Newton step for sqrt, then 1/s with the
+# fma residual.
+cdef inline void rsqrt_dw(floating vh, floating vl, floating *rh, floating *rl) noexcept nogil:
+    cdef floating sh = f_sqrt(vh)
+    cdef floating sl = (f_fma(-sh, sh, vh) + vl) / (2 * sh)
+    rh[0] = 1 / sh
+    rl[0] = (f_fma(-rh[0], sh, 1) - rh[0] * sl) * rh[0]
+
+
+cdef inline floating small_scale(floating x) noexcept nogil:
+    # 2**(emin + p): below it the low word of a double-word product is subnormal
+    if floating is float:
+        return 1.9721522630525295e-31     # 2**-102
+    else:
+        return 2.004168360008973e-292     # 2**-969
+
+
+cdef inline floating big_ratio(floating x) noexcept nogil:
+    # 2**(2p + 4): eps_s above it hides a scaled variance <= 1 (Design b)
+    if floating is float:
+        return 1.8014398509481984e16      # 2**52
+    else:
+        return 1.3164036458569648e33      # 2**110
+
+
+# 2^e0 (ah + al) (bh + bl) + c without intermediate overflow or underflow (norm.pyx
+# mul_add_scaled, its Design c): frexp normalises both factors, the product's exponent
+# E is an int, c is split the same way, both are brought to the larger exponent, added
+# with TwoSum and scaled back with one ldexp (+-inf only where the real value is).
+cdef floating mul_add_scaled(floating ah, floating al, floating bh, floating bl, int e0,
+                             floating c) noexcept nogil:
+    cdef int ea, eb, ec, E, F
+    cdef floating ma, mb, mc, ph, pl, s, e
+    if ah == 0 or bh == 0:
+        return ah * bh + c
+    ma = f_frexp(ah, &ea)
+    al = f_ldexp(al, -ea)
+    mb = f_frexp(bh, &eb)
+    bl = f_ldexp(bl, -eb)
+    ph = ma * mb
+    pl = f_fma(ma, mb, -ph) + (ma * bl + al * mb)
+    E = e0 + ea + eb
+    if c == 0:
+        return f_ldexp(ph + pl, E)
+    mc = f_frexp(c, &ec)
+    F = E if E > ec else ec
+    s = two_sum(f_ldexp(ph, E - F), f_ldexp(mc, ec - F), &e)
+    return f_ldexp(s + (e + f_ldexp(pl, E - F)), F)
+
+
+# ---------------------------------------------------------------- row statistics
+
+cdef bint row_stats(const floating *x, Py_ssize_t D, floating eps, bint centred,
+                    bint mean, int *k, floating *mh, floating *ml, floating *rh,
+                    floating *rl, int *e) noexcept nogil:
+    """Scale exponent k, mean (scaled units; 0 if not centred), R = 1/sqrt(v_s + eps_s)
+    (scaled units, or 1/sqrt(eps) with e = k: Design b).  False for a non-finite row."""
+    cdef Py_ssize_t i
+    cdef floating a, m = 0, s = 0, c = 0, xs, dh, dl, vh = 0, vl = 0, t, p, q
+    cdef floating n = <floating>D, epss
+    cdef int kk = 0
+    for i in range(D):
+        a = f_abs(x[i])
+        if not isfinite(a):
+            return False
+        if a > m:
+            m = a
+    if m != 0:
+        f_frexp(m, &kk)
+    k[0] = kk
+    mh[0] = 0
+    ml[0] = 0
+    if centred:
+        for i in range(D):
+            s = two_sum(s, f_ldexp(x[i], -kk), &t)
+            c = c + t
+        s = fast_two_sum(s, c, &c)
+        dw_div_n(s, c, n, mh, ml)
+    s = 0
+    c = 0
+    for i in range(D):
+        xs = f_ldexp(x[i], -kk)
+        dh = two_sum(xs, -mh[0], &dl)
+        dl = dl - ml[0]
+        dh = fast_two_sum(dh, dl, &dl)
+        # Dot2 step of c^2: (dh + dl)^2 = dh^2 + 2 dh dl + O(dl^2)
+        p = dh * dh
+        q = f_fma(dh, dh, -p) + 2 * dh * dl
+        s = two_sum(s, p, &t)
+        c = c + (t + q)
+    s = fast_two_sum(s, c, &c)
+    if mean:
+        dw_div_n(s, c, n, &vh, &vl)
+    else:
+        vh = s
+        vl = c
+    epss = f_ldexp(eps, -2 * kk)
+    e[0] = 0
+    if isfinite(epss) and not (epss > big_ratio(eps)):
+        dw_add(vh, vl, epss, 0, &vh, &vl)
+        rsqrt_dw(vh, vl, rh, rl)
+    else:
+        # Design b: v_s <= 1 is below the resolution next to eps_s: R = 1/sqrt(eps)
+        rsqrt_dw(eps, 0, rh, rl)
+        e[0] = kk
+    return True
+
+
+cdef inline void centred_dw(floating xi, int k, floating mh, floating ml, floating *dh,
+                            floating *dl) noexcept nogil:
+    cdef floating h, l
+    h = two_sum(f_ldexp(xi, -k), -mh, &l)
+    l = l - ml
+    dh[0] = fast_two_sum(h, l, dl)
+
+
+cdef inline floating mul_add_fast(floating ah, floating al, floating bh, floating bl,
+                                  floating c) noexcept nogil:
+    cdef floating e
+    cdef floating ph = ah * bh
+    cdef floating pl = f_fma(ah, bh, -ph) + (ah * bl + al * bh)
+    cdef floating s = two_sum(ph, c, &e)
+    return s + (e + pl)
+
+
+cdef floating mul_add_scaled3(floating ah, floating al, floating rh, floating rl,
+                              floating gamma, int e0, floating c) noexcept nogil:
+    # 2^e0 (ah + al)(rh + rl) gamma + c: (r gamma) normalised by frexp first
+    cdef int er, eg
+    cdef floating mr, mg, ph, pl
+    if gamma == 0 or rh == 0:
+        return mul_add_scaled(ah, al, rh * gamma, 0, e0, c)
+    mr = f_frexp(rh, &er)
+    rl = f_ldexp(rl, -er)
+    mg = f_frexp(gamma, &eg)
+    dw_mul(mr, rl, mg, 0, &ph, &pl)
+    return mul_add_scaled(ah, al, ph, pl, e0 + er + eg, c)
+
+
+cdef void row_fwd(const floating *x, const floating *gamma, const floating *beta,
+                  Py_ssize_t D, floating eps, bint centred, bint mean,
+                  floating *y) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef int k, e
+    cdef floating mh, ml, rh, rl, dh, dl, ph, pl, r
+    cdef bint fast
+    if not row_stats(x, D, eps, centred, mean, &k, &mh, &ml, &rh, &rl, &e):
+        for i in range(D):
+            y[i] = NAN
+        return
+    for i in range(D):
+        centred_dw(x[i], k, mh, ml, &dh, &dl)
+        r = NAN
+        fast = False
+        if e == 0:
+            dw_mul(rh, rl, gamma[i], 0, &ph, &pl)
+            if isfinite(ph) and f_abs(ph) >= small_scale(ph):
+                # y = (dh + dl)(ph + pl) + beta, one rounding (norm.pyx mul_add_dw)
+                r = mul_add_fast(dh, dl, ph, pl, beta[i])
+                fast = isfinite(r)
+        if not fast:
+            if not (isfinite(gamma[i]) and isfinite(beta[i]) and isfinite(rh)):
+                r = dh * rh * gamma[i] + beta[i]           # IEEE (Design e; 0 * inf = NaN)
+            else:
+                r = mul_add_scaled3(dh, dl, rh, rl, gamma[i], e, beta[i])
+        y[i] = r
+
+
+def rownorm_fwd(const floating[::1] x,       # IN  (R, D) flat
+                const floating[::1] gamma,   # IN  (R, D) flat (broadcast by the binding)
+                const floating[::1] beta,    # IN  (R, D) flat
+                floating eps, bint centred, bint mean, Py_ssize_t R, Py_ssize_t D,
+                floating[::1] out,           # OUT (R, D) flat
+                int threads=1):
+    cdef Py_ssize_t r
+    for r in prange(R, nogil=True, num_threads=threads, schedule="static"):
+        row_fwd(&x[r * D], &gamma[r * D], &beta[r * D], D, eps, centred, mean, &out[r * D])
+
+
+cdef void row_vjp(const floating *x, const floating *gamma, const floating *g,
+                  Py_ssize_t D, floating eps, bint centred, bint mean, floating *gx,
+                  floating *pxh, floating *pxl) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef int k, e, ex
+    cdef floating mh, ml, rh, rl, dh, dl, xh, xl, gh, gl, s1 = 0, c1 = 0, s2 = 0, c2 = 0
+    cdef floating m1h = 0, m1l = 0, m2h, m2l, th, tl, n = <floating>D if mean else 1
+    cdef floating ih, il
+    if not row_stats(x, D, eps, centred, mean, &k, &mh, &ml, &rh, &rl, &e):
+        for i in range(D):
+            gx[i] = NAN
+            pxh[i] = NAN
+            pxl[i] = 0
+        return
+    # xhat = c_s R 2^e (real units); inv_std = R 2^(e - k)
+    for i in range(D):
+        centred_dw(x[i], k, mh, ml, &dh, &dl)
+        dw_mul(dh, dl, rh, rl, &xh, &xl)
+        xh = f_ldexp(xh, e)
+        xl = f_ldexp(xl, e)
+        dw_mul(g[i], 0, gamma[i], 0, &gh, &gl)
+        dw_add(s1, c1, gh, gl, &s1, &c1)
+        dw_mul(gh, gl, xh, xl, &th, &tl)
+        dw_add(s2, c2, th, tl, &s2, &c2)
+        dw_mul(g[i], 0, xh, xl, &th, &tl)
+        pxh[i] = th
+        pxl[i] = tl
+    if centred:
+        dw_div_n(s1, c1, n, &m1h, &m1l)
+    dw_div_n(s2, c2, n, &m2h, &m2l)
+    ex = e - k
+    if not isfinite(rh):
+        for i in range(D):
+            gx[i] = NAN                    # var + eps = 0: undefined (0 / 0)
+        return
+    for i in range(D):
+        centred_dw(x[i], k, mh, ml, &dh, &dl)
+        dw_mul(dh, dl, rh, rl, &xh, &xl)
+        xh = f_ldexp(xh, e)
+        xl = f_ldexp(xl, e)
+        dw_mul(g[i], 0, gamma[i], 0, &gh, &gl)
+        dw_mul(xh, xl, m2h, m2l, &th, &tl)
+        dw_add(gh, gl, -th, -tl, &th, &tl)
+        dw_add(th, tl, -m1h, -m1l, &th, &tl)
+        gx[i] = mul_add_scaled(th, tl, rh, rl, ex, 0)
+
+
+def rownorm_vjp(const floating[::1] x,       # IN  (R, D) flat
+                const floating[::1] gamma,   # IN  (R, D) flat
+                const floating[::1] g,       # IN  (R, D) flat upstream gradient
+                floating eps, bint centred, bint mean, Py_ssize_t R, Py_ssize_t D,
+                floating[::1] gx,            # OUT (R, D)
+                floating[::1] pxh,           # OUT (R, D) g * xhat, hi
+                floating[::1] pxl,           # OUT (R, D) g * xhat, lo
+                int threads=1):
+    cdef Py_ssize_t r
+    for r in prange(R, nogil=True, num_threads=threads, schedule="static"):
+        row_vjp(&x[r * D], &gamma[r * D], &g[r * D], D, eps, centred, mean, &gx[r * D],
+                &pxh[r * D], &pxl[r * D])
