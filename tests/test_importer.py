@@ -155,3 +155,35 @@ def test_core_does_not_import_the_importers():
 
 def test_every_table_row_is_keyed_once():
     assert len(TABLE) == len(ROWS)
+
+
+def layers_fn(x, ids, emb, w, q):
+    h = nn.functional.conv2d(x, w, padding=1, stride=2)                    # no bias
+    h = nn.functional.group_norm(h, 2, eps=1e-5)
+    h = nn.functional.avg_pool2d(torch.tanh(h), 2, stride=1)
+    h = nn.functional.adaptive_avg_pool2d(h, 1).flatten(1)                 # (N, C)
+    e = nn.functional.embedding(ids, emb)                                  # (N, L, C)
+    e = nn.functional.rms_norm(e, (e.shape[-1],), eps=1e-6)
+    a = nn.functional.scaled_dot_product_attention(q, e, e, is_causal=True)
+    return (a.sum(dim=1) * h).sum() + nn.functional.layer_norm(e, e.shape[-2:]).pow(2).mean()
+
+
+def test_more_layers_match_torch():
+    torch.manual_seed(3)
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    ids = torch.tensor([[0, 2, 1], [3, 3, 0]])
+    emb = torch.randn(4, 4, dtype=torch.float64)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    q = torch.randn(2, 3, 4, dtype=torch.float64)
+    g = refrt.from_torch(layers_fn, x, ids, emb, w, q)
+    ops_ = {n.op for n in g.nodes}
+    assert {"conv2d", "group_norm", "avg_pool2d", "adaptive_avg_pool2d", "embedding",
+            "rms_norm", "scaled_dot_product_attention", "layer_norm"} <= ops_, ops_
+    inputs = [t.numpy() for t in (x, ids, emb, w, q)]
+    want = layers_fn(x, ids, emb, w, q).item()
+    assert abs(float(g.evaluate(*inputs)) - want) <= 1e-13 * abs(want)
+    grads = refrt.grad(g, (0, 2, 3, 4))(*inputs)
+    ts = [t.clone().requires_grad_() for t in (x, emb, w, q)]
+    layers_fn(ts[0], ids, *ts[1:]).backward()
+    for got, t in zip(grads, ts):
+        assert np.allclose(got, t.grad.numpy(), rtol=1e-12, atol=1e-13)

@@ -171,6 +171,24 @@ ROWS = [
         convention="training=False -> batch_norm_inference with the running statistics; "
         "training=True -> batch_norm with batch statistics (the running-statistics update "
         "is a side effect, not part of the graph)"),
+    Row("aten._native_batch_norm_legit_functional.default", "batch_norm",
+        arrays=("input", "weight", "bias"), params={"eps": "eps", "channel_axis": Fixed(1)},
+        lower="batch_norm_functional", needs=("batch_norm_inference",),
+        convention="what export makes of training-mode nn.BatchNorm: batch statistics; the "
+        "running-statistics update is a buffer mutation, not part of the graph"),
+    Row("aten._native_batch_norm_legit_no_training.default", "batch_norm_inference",
+        arrays=("input", "weight", "bias", "running_mean", "running_var"),
+        params={"eps": "eps", "channel_axis": Fixed(1)}, lower="batch_norm_functional"),
+    Row("aten.group_norm.default", "group_norm", arrays=("input", "weight", "bias"),
+        params={"num_groups": "num_groups", "eps": "eps"}, lower="affine_norm",
+        preserved=True, convention="PyTorch's channel groups (refrt's group_norm is "
+        "F.group_norm; TorchLean's row-major groupNorm differs, see the registry)"),
+    Row("aten.instance_norm.default", "instance_norm", arrays=("input", "weight", "bias"),
+        params={"eps": "eps"}, lower="affine_norm", preserved=True,
+        require={"use_input_stats": (True,)}),
+    Row("aten.rms_norm.default", "rms_norm", arrays=("input", "weight"), lower="rms_norm",
+        preserved=True, convention="normalized_shape = the last dim; eps=None -> "
+        "torch.finfo(dtype).eps, as PyTorch"),
     # -- losses ------------------------------------------------------------------------
     Row("aten.cross_entropy_loss.default", "cross_entropy", arrays=("self", "target"),
         params={"ignore_index": "ignore_index", "label_smoothing": "label_smoothing"},

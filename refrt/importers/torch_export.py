@@ -72,9 +72,7 @@ def node_location(node):
     """``file:line`` of the user's source line that produced an FX node."""
     frames = [(f, int(n)) for f, n in _FRAME.findall(node.meta.get("stack_trace") or "")]
     loc = _user_frame(frames, (_torch_dir(), _REFRT_DIR))
-    if loc is None and frames:
-        loc = f"{frames[-1][0]}:{frames[-1][1]}"
-    return loc or f"<{node.name}>"
+    return loc or f"<{node.name}>"     # e.g. the loss= call, made by refrt's wrapper
 
 
 def node_layer(node):
@@ -120,32 +118,50 @@ def _as_module(module_or_fn, loss, n_inputs):
     return _Wrapped()
 
 
-def _export(module, example_inputs):
+def _export(module, example_inputs, strict=False):
+    """torch.export, non-strict for modules (their stack traces name the user's lines);
+    strict (TorchDynamo) for plain functions and loss= wrappers, whose lines non-strict
+    export does not record (it keeps only module ``forward`` frames)."""
     import torch
     try:
-        return torch.export.export(module, tuple(example_inputs))
+        return torch.export.export(module, tuple(example_inputs), strict=strict)
     except Exception as err:  # noqa: BLE001 -- rephrased below, original chained
         text = str(err)
-        data_dependent = ("data-dependent" in text or "data dependent" in text
-                          or type(err).__name__ in ("GuardOnDataDependentSymNode",
-                                                    "UserError") and "guard" in text.lower())
+        data_dependent = ("data-dependent" in text.lower() or "data dependent" in text.lower())
         if not data_dependent:
             raise
-        m = re.search(r'The following call raised this error:\s*File "([^"]+)", line (\d+)'
-                      r'[^\n]*\n\s*([^\n]*)', text)
-        if m:
-            where, code = f"{m.group(1)}:{m.group(2)}", m.group(3).strip()
-        else:
-            import traceback
-            frames = [(f.filename, f.lineno) for f in traceback.extract_tb(err.__traceback__)]
-            where, code = _user_frame(frames, (_torch_dir(), _REFRT_DIR)) or "<unknown>", ""
+        where, code = _raised_at(text, err)
         shown = f" (`{code}`)" if code else ""
+        first = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
         raise DataDependentError(
             f"from_torch: {where}{shown}: the model's control flow depends on the value of "
             "a tensor, which torch.export cannot record (it traces one path through the "
             "program with symbolic values). Write the branch as data (torch.where, "
-            "torch.clamp, a mask) or use torch.cond; torch.export said: "
-            f"{text.strip().splitlines()[0]}") from err
+            f"torch.clamp, a mask) or use torch.cond; torch.export said: {first}") from err
+
+
+def _raised_at(text, err):
+    """(file:line, code) of the user's line in a torch.export error: non-strict export
+    writes 'The following call raised this error:', strict export 'from user code:'."""
+    for marker in ("The following call raised this error:", "from user code:"):
+        if marker in text:
+            tail = text.split(marker, 1)[1]
+            found = list(re.finditer(r'File "([^"]+)", line (\d+)[^\n]*\n?([^\n]*)', tail))
+            found = [m for m in found if not _inside(m.group(1))] or found
+            if found:
+                m = found[-1]
+                code = m.group(3).strip()
+                if code.startswith("File ") or code.startswith("^"):
+                    code = ""
+                return f"{m.group(1)}:{m.group(2)}", code
+    import traceback
+    frames = [(f.filename, f.lineno) for f in traceback.extract_tb(err.__traceback__)]
+    return _user_frame(frames, (_torch_dir(), _REFRT_DIR)) or "<unknown>", ""
+
+
+def _inside(filename):
+    path = os.path.abspath(filename)
+    return path.startswith(_torch_dir()) or path.startswith(_REFRT_DIR)
 
 
 def _lowered(exported):
@@ -341,10 +357,19 @@ def _direct(row, b, node):
 
 
 def _optional(row, b, node):
-    """Rows whose refrt op takes optional arrays (``bias=``) as keywords: a None value
-    is left out."""
+    """Rows whose refrt op takes an optional ``bias=`` array: a None bias is passed as
+    explicit zeros of the output channels (the registry's own stand-in reads the shapes
+    of the arrays, which a traced value does not give to NumPy)."""
     params = {k: v for k, v in _params(row, b).items() if v is not None}
-    return getattr(ops, row.op)(*[b[a] for a in row.arrays], **params)
+    if "bias" in row.params and params.get("bias") is None:
+        w = b["weight"]
+        out_ch = _shape(w)[0] if "transpose" not in row.op else \
+            _shape(w)[1] * int(b.get("groups", 1) or 1)
+        params["bias"] = np.zeros(out_ch, _float_dtype([w]))
+    # positionally: refrt._prepare.bind_optional calls np.shape on keyword-bound calls,
+    # which a traced value refuses (a bias passed by keyword fails inside a trace)
+    bias = params.pop("bias", None)
+    return getattr(ops, row.op)(*[b[a] for a in row.arrays], bias, **params)
 
 
 def _identity(row, b, node):
@@ -532,11 +557,49 @@ def _batch_norm(row, b, node):
                                     eps=float(b["eps"]), channel_axis=1)
 
 
+def _batch_norm_functional(row, b, node):
+    """aten._native_batch_norm_legit_functional / _no_training: (y, ...) where the other
+    results are saved statistics and the running-statistics update (buffer mutations,
+    not part of the graph)."""
+    bb = dict(b)
+    bb.setdefault("training", row.aten.endswith("functional.default") and b.get("training"))
+    y = _batch_norm(row, bb, node)
+    n = len(node.meta["val"]) if isinstance(node.meta.get("val"), (tuple, list)) else 3
+    return (y,) + (None,) * (n - 1)
+
+
 def _batch_norm_support(row, b):
     if b.get("training") and "batch_norm" not in OPS:
         return "training-mode batch norm (batch statistics) needs refrt's 'batch_norm' op"
     if not b.get("training") and (b.get("running_mean") is None or b.get("running_var") is None):
         return "eval-mode batch norm without running statistics"
+    return None
+
+
+def _affine_norm(row, b, node):
+    """group_norm / instance_norm: a missing weight or bias is 1 or 0 per channel."""
+    x = b["input"]
+    c = _shape(x)[1]
+    dtype = _float_dtype([x])
+    gamma = b["weight"] if b.get("weight") is not None else np.ones(c, dtype)
+    beta = b["bias"] if b.get("bias") is not None else np.zeros(c, dtype)
+    return getattr(ops, row.op)(x, gamma, beta, **_params(row, b))
+
+
+def _rms_norm(row, b, node):
+    x = b["input"]
+    dtype = _float_dtype([x])
+    d = _shape(x)[-1]
+    gamma = b["weight"] if b.get("weight") is not None else np.ones(d, dtype)
+    eps = b.get("eps")
+    eps = float(np.finfo(dtype).eps) if eps is None else float(eps)
+    return ops.rms_norm(x, gamma, eps=eps)
+
+
+def _rms_norm_support(row, b):
+    shape = list(b["normalized_shape"])
+    if len(shape) != 1:
+        return f"normalized_shape={shape} (refrt's rms_norm normalises the last axis only)"
     return None
 
 
@@ -644,9 +707,11 @@ LOWERINGS = {"": _direct, "elementwise": _elementwise, "identity": _identity,
              "view": _view, "expand": _expand, "permute": _permute, "cat": _cat,
              "layer_norm": _layer_norm, "batch_norm": _batch_norm, "pool": _pool,
              "optional": _optional, "sdpa": _sdpa, "select": _select, "slice": _slice,
-             "lstm": _lstm}
+             "lstm": _lstm, "batch_norm_functional": _batch_norm_functional,
+             "affine_norm": _affine_norm, "rms_norm": _rms_norm}
 SUPPORT = {"permute": _permute_support, "batch_norm": _batch_norm_support,
-           "sdpa": _sdpa_support, "lstm": _lstm_support}
+           "batch_norm_functional": _batch_norm_support,
+           "sdpa": _sdpa_support, "lstm": _lstm_support, "rms_norm": _rms_norm_support}
 
 
 # --------------------------------------------------------------------- the graph
@@ -734,7 +799,8 @@ def from_torch(module_or_fn, *example_inputs, loss=None, name=None):
     with warnings.catch_warnings():
         # torch 2.13's own pytree deprecation notice, raised inside torch.export
         warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-        exported = _lowered(_export(module, example_inputs))
+        strict = module is not module_or_fn
+        exported = _lowered(_export(module, example_inputs, strict=strict))
     return _build(exported, example_inputs, name or _name(module_or_fn), names)
 
 
