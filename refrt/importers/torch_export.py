@@ -26,6 +26,7 @@ import operator
 import os
 import re
 import warnings
+from contextlib import contextmanager, redirect_stderr
 
 import numpy as np
 
@@ -122,12 +123,26 @@ def _export(module, example_inputs, strict=False):
     """torch.export, non-strict for modules (their stack traces name the user's lines);
     strict (TorchDynamo) for plain functions and loss= wrappers, whose lines non-strict
     export does not record (it keeps only module ``forward`` frames)."""
+    import io
+    import sys
     import torch
+    captured = io.StringIO()
     try:
-        return torch.export.export(module, tuple(example_inputs), strict=strict)
+        # torch.export prints the partial graph of a failed export to sys.stderr; it is
+        # dropped for the data-dependent failures rephrased below, and passed on otherwise
+        with _quiet_torch_logs(), redirect_stderr(captured):
+            exported = torch.export.export(module, tuple(example_inputs), strict=strict)
+        sys.stderr.write(captured.getvalue())
+        return exported
     except Exception as err:  # noqa: BLE001 -- rephrased below, original chained
         text = str(err)
         data_dependent = ("data-dependent" in text.lower() or "data dependent" in text.lower())
+        if not data_dependent:
+            sys.stderr.write(captured.getvalue())
+        if not data_dependent and strict:
+            # TorchDynamo cannot trace every program (code run by exec, some globals):
+            # non-strict export records the same graph, without the function's lines
+            return _export(module, example_inputs, strict=False)
         if not data_dependent:
             raise
         where, code = _raised_at(text, err)
@@ -138,6 +153,23 @@ def _export(module, example_inputs, strict=False):
             "a tensor, which torch.export cannot record (it traces one path through the "
             "program with symbolic values). Write the branch as data (torch.where, "
             f"torch.clamp, a mask) or use torch.cond; torch.export said: {first}") from err
+
+
+@contextmanager
+def _quiet_torch_logs():
+    """torch.export logs the partial graph and symbolic-shape warnings when it fails;
+    the error that from_torch raises says what matters."""
+    import logging
+    names = ["torch"] + [n for n in logging.root.manager.loggerDict if n.startswith("torch.")]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def _raised_at(text, err):
