@@ -93,7 +93,7 @@ def _via_kernel(name):
 def _pad(ins, p, shape):
     from ..backends.float_indexing import pad_widths
     x = ins[0]
-    w = pad_widths(x.ndim, p["pad"])
+    w = pad_widths(x.lo.ndim, p["pad"])
     v = float(p["value"])
     return (np.pad(x.lo, w, constant_values=v), np.pad(x.hi, w, constant_values=v),
             np.pad(x.nan, w, constant_values=False))

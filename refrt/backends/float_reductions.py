@@ -216,22 +216,32 @@ def _batched(a):
     return a if a.ndim == 3 else a[None]
 
 
+def _lead(a, b):
+    """matmul operands as 3-d stacks: (B, m, n), (B, n, p), or b 2-d shared: a folded to
+    (1, B m, n) so one product covers every batch entry."""
+    rows = int(np.prod(a.shape[:-1], dtype=np.int64))
+    if b.ndim == 2:
+        return a.reshape(1, rows, a.shape[-1]), b[None]
+    nb = int(np.prod(a.shape[:-2], dtype=np.int64))
+    return a.reshape((nb,) + a.shape[-2:]), b.reshape((nb,) + b.shape[-2:])
+
+
 @float_impl("matmul")
 def matmul(arrays, params, threads):
     a, b = arrays
-    out = _mm_nt(_batched(a), np.swapaxes(_batched(b), 1, 2), threads)
-    return out if a.ndim == 3 else out[0]
+    a3, b3 = _lead(a, b)
+    out = _mm_nt(a3, np.swapaxes(b3, 1, 2), threads)
+    return out.reshape(a.shape[:-1] + b.shape[-1:])
 
 
 @float_vjp("matmul")
 def matmul_vjp(arrays, params, out, g, threads):
-    a, b = (_batched(v) for v in arrays)
-    g3 = _batched(np.asarray(g, a.dtype))
-    ga = _mm_nt(g3, b, threads)                                      # g @ b^T
-    gb = _mm_nt(np.swapaxes(a, 1, 2), np.swapaxes(g3, 1, 2), threads)  # a^T @ g
-    if arrays[0].ndim == 2:
-        ga, gb = ga[0], gb[0]
-    return ga, gb
+    a, b = arrays
+    a3, b3 = _lead(a, b)
+    g3 = np.asarray(g, a.dtype).reshape(a3.shape[:2] + b.shape[-1:])
+    ga = _mm_nt(g3, b3, threads)                                        # g @ b^T
+    gb = _mm_nt(np.swapaxes(a3, 1, 2), np.swapaxes(g3, 1, 2), threads)  # a^T @ g
+    return ga.reshape(a.shape), gb.reshape(b.shape)
 
 
 def _samples(x):

@@ -274,26 +274,35 @@ def _mm(ctx, a, b, bias=None):
     return out
 
 
+def _lead(a, b):
+    rows = int(np.prod(a.shape[:-1], dtype=np.int64))
+    if b.ndim == 2:
+        return a.reshape(1, rows, a.shape[-1]), b[None]
+    nb = int(np.prod(a.shape[:-2], dtype=np.int64))
+    return a.reshape((nb,) + a.shape[-2:]), b.reshape((nb,) + b.shape[-2:])
+
+
 @mp_impl("matmul")
 def matmul(ctx, arrays, params):
     a, b = arrays
-    if a.ndim == 2:
-        return _mm(ctx, a, b)
-    return np.stack([_mm(ctx, a[i], b[i]) for i in range(a.shape[0])]) if a.shape[0] \
-        else np.empty(a.shape[:2] + b.shape[2:], dtype=object)
+    a3, b3 = _lead(a, b)
+    out = np.empty(a3.shape[:2] + b3.shape[2:], dtype=object)
+    for i in range(a3.shape[0]):
+        out[i] = _mm(ctx, a3[i], b3[i])
+    return out.reshape(a.shape[:-1] + b.shape[-1:])
 
 
 @mp_vjp("matmul")
 def matmul_vjp(ctx, arrays, params, out, g):
     a, b = arrays
-    if a.ndim == 2:
-        return _mm(ctx, g, b.T), _mm(ctx, a.T, g)
-    ga = np.empty(a.shape, dtype=object)
-    gb = np.empty(b.shape, dtype=object)
-    for i in range(a.shape[0]):
-        ga[i] = _mm(ctx, g[i], b[i].T)
-        gb[i] = _mm(ctx, a[i].T, g[i])
-    return ga, gb
+    a3, b3 = _lead(a, b)
+    g3 = np.asarray(g, dtype=object).reshape(a3.shape[:2] + b.shape[-1:])
+    ga = np.empty(a3.shape, dtype=object)
+    gb = np.empty(b3.shape, dtype=object)
+    for i in range(a3.shape[0]):
+        ga[i] = _mm(ctx, g3[i], b3[i].T)
+        gb[i] = _mm(ctx, a3[i].T, g3[i])
+    return ga.reshape(a.shape), gb.reshape(b.shape)
 
 
 def _samples(x):

@@ -98,16 +98,22 @@ def class_loss(spec, arrays, params):
 
 
 def matmul(spec, arrays, params):
+    """(..., m, n) @ (..., n, p) with equal leading batch dims, or (..., m, n) @ (n, p)
+    (a weight shared by every batch entry); no other broadcasting."""
     a, b = arrays
-    if a.ndim not in (2, 3) or b.ndim != a.ndim:
-        raise bad_value(spec.name, "b" if a.ndim in (2, 3) else "a",
-                        "two 2-d (m,n)@(n,p) or two 3-d (B,m,n)@(B,n,p) arrays",
+    if a.ndim < 2 or b.ndim < 2:
+        raise bad_value(spec.name, "a" if a.ndim < 2 else "b",
+                        "arrays of at least 2 dimensions ((..., m, n) @ (..., n, p))",
                         f"shapes {a.shape} and {b.shape}")
+    if b.ndim != 2 and b.ndim != a.ndim:
+        raise bad_value(spec.name, "b", f"a 2-d (n, p) or {a.ndim}-d (..., n, p) array "
+                        f"(a is {a.shape})", f"shape {b.shape}")
     if a.shape[-1] != b.shape[-2]:
         raise bad_value(spec.name, "b", f"{b.ndim}-d array with {a.shape[-1]} rows "
                         "(inner dimensions must agree)", f"shape {b.shape}")
-    if a.ndim == 3 and a.shape[0] != b.shape[0]:
-        raise bad_value(spec.name, "b", f"batch size {a.shape[0]}", f"shape {b.shape}")
+    if b.ndim > 2 and a.shape[:-2] != b.shape[:-2]:
+        raise bad_value(spec.name, "b", f"batch dimensions {a.shape[:-2]} (a's)",
+                        f"shape {b.shape}")
     return a.shape[:-1] + b.shape[-1:]
 
 
@@ -115,8 +121,9 @@ def linear(spec, arrays, params):
     x, w, bias = arrays
     if w.ndim != 2:
         raise bad_value(spec.name, "weight", "a 2-d (out_features, in_features) array", w.shape)
-    if x.ndim not in (1, 2) or x.shape[-1] != w.shape[1]:
-        raise bad_value(spec.name, "x", f"shape (N, {w.shape[1]}) or ({w.shape[1]},)", x.shape)
+    if x.ndim < 1 or x.shape[-1] != w.shape[1]:
+        raise bad_value(spec.name, "x", f"shape (..., {w.shape[1]}) (leading batch "
+                        "dimensions allowed)", x.shape)
     if bias.shape != (w.shape[0],):
         raise bad_value(spec.name, "bias", f"shape ({w.shape[0]},)", bias.shape)
     return x.shape[:-1] + (w.shape[0],)

@@ -77,7 +77,8 @@ SPECS = [
            torchlean="logSoftmaxSpec"),
     OpSpec(name="matmul", signature="matmul(a, b) -> c", kind="linalg",
            args=(Arg("a"), Arg("b")),
-           doc="(m,n)@(n,p) or batched (B,m,n)@(B,n,p); each dot product is accumulated with "
+           doc="(m,n)@(n,p), batched (..., m, n)@(..., n, p) (equal leading dims) or "
+           "(..., m, n)@(n, p) (one matrix for every batch entry); each dot product is accumulated with "
            "an FMA-based compensated dot (Ogita-Rump-Oishi Dot2), so it is as accurate as if "
            "computed in twice the working precision", tol=Tol(float32=2, float64=2),
            special_cases=(Case((((1.0, 1.0),), ((1.0,), (-1.0,))), 0.0),),
@@ -85,7 +86,8 @@ SPECS = [
            torchlean="matMulSpec / bmmSpec"),
     OpSpec(name="linear", signature="linear(x, weight, bias) -> y", kind="linalg",
            args=(Arg("x"), Arg("weight"), Arg("bias")),
-           doc="x @ weight^T + bias; rows of x are samples (weight is (out, in))",
+           doc="x @ weight^T + bias; rows of x are samples (weight is (out, in)); x may have "
+           "any leading batch dimensions (..., in)",
            tol=Tol(float32=2, float64=2),
            special_cases=(Case((((1.0, 2.0),), ((3.0, 4.0),), (0.5,)), 11.5),
                           Case((((2.0 ** 60, 1.0),), ((1.0, 1.0),), (-2.0 ** 60,)), 1.0,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import torch_indexing
 from ._base import Adapter, ByDesign, Entry, Fix, as_float, empty_mean, kink, py_literal
 from .torch_conv import entries as _conv_entries
 
@@ -156,6 +157,7 @@ def entries(torch):
         "concat": u(lambda a, b, axis: torch.cat((a, b), dim=axis), "torch.cat((a, b), dim={axis})",
                     params=("axis",)),
         **_conv_entries(torch),
+        **torch_indexing.entries(torch),
     }
 
 
