@@ -106,7 +106,7 @@ def bind_optional(spec, values, params):
                         f"array(s) {', '.join(a.name for a in opt)}, got {len(values)} "
                         "positional arrays")
     params = dict(params)
-    shapes = [np.shape(v) for v in values]
+    shapes = [tuple(v.shape) if hasattr(v, "shape") else np.shape(v) for v in values]  # traced too
     dtypes = [getattr(v, "dtype", None) for v in values]
     dt = next((np.dtype(d) for d in dtypes[::-1] if d is not None and np.dtype(d).kind == "f"),
               np.dtype(np.float64))

@@ -326,3 +326,33 @@ def test_interval_transformer_is_sound_on_samples(name, shapes, kw):
                np.where(rng.random(b.lo.shape) < 0.5, b.lo, b.hi) for b in boxes]
         y = ops.evaluate(name, *pts, **kw)
         assert np.all(y >= lo) and np.all(y <= hi)
+
+
+def test_traced_graph_and_grad_with_and_without_bias():
+    """refrt.grad through conv2d (bias omitted and given) and the pools matches torch."""
+    import refrt
+    rng = _rng(8)
+    x, w, b = rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+
+    def loss(x, w, b):
+        y = ops.conv2d(x, w, padding=1)
+        y2 = ops.conv2d(x, w, bias=b, padding=1)
+        return ops.add(ops.sum(ops.max_pool2d(y, kernel_size=2)),
+                       ops.sum(ops.avg_pool2d(y2, kernel_size=3, stride=1)))
+
+    got = refrt.grad(loss, argnums=(0, 1, 2))(x, w, b)
+    ts = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    (F.max_pool2d(F.conv2d(ts[0], ts[1], padding=1), 2).sum()
+     + F.avg_pool2d(F.conv2d(ts[0], ts[1], ts[2], padding=1), 3, 1).sum()).backward()
+    for a, t in zip(got, ts):
+        _close(a, t.grad.numpy())
+
+
+def test_forward_in_sample_chunks_gives_identical_bits(monkeypatch):
+    """The patch matrix is built per chunk of samples (bounded memory): same bits."""
+    from refrt.backends import float_conv
+    rng = _rng(9)
+    x, w = rng.standard_normal((5, 3, 8, 8)), rng.standard_normal((4, 3, 3, 3))
+    want = ops.conv2d(x, w, padding=1, stride=2)
+    monkeypatch.setattr(float_conv, "COLS_BYTES", 3 * 9 * 16 * 8 * 2)   # 2 samples a chunk
+    assert np.array_equal(ops.conv2d(x, w, padding=1, stride=2), want)

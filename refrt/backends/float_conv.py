@@ -30,20 +30,31 @@ def _im2col(x4, kh, kw, groups, stride, padding, dilation, ho, wo, threads):
     return cols
 
 
+# the forward's patch matrix is built for a chunk of samples at a time, at most ~256 MiB
+# (a batch of 64 ResNet 3x3x256 layers would need 1.8 GB at once); outputs are
+# independent dots, so chunking changes no bits
+COLS_BYTES = 256 << 20
+
+
 def _conv_fwd(x4, w, bias, stride, padding, dilation, groups, threads, out_hw=None):
     n, c, h, wd = x4.shape
     oc, cg, kh, kw = w.shape
     ho, wo = out_hw or (conv_out(h, kh, stride[0], padding[0], dilation[0]),
                         conv_out(wd, kw, stride[1], padding[1], dilation[1]))
-    cols = _im2col(x4, kh, kw, groups, stride, padding, dilation, ho, wo, threads)
     ocg, k = oc // groups, cg * kh * kw
     wg = np.ascontiguousarray(w).reshape(groups, ocg, k)
     out = np.empty((n, oc, ho, wo), dtype=x4.dtype)
-    for g in range(groups):
-        b = None if bias is None else bias[g * ocg:(g + 1) * ocg]
-        y = _mm_nt(cols[g].reshape(1, n * ho * wo, k), wg[g][None], threads, b)
-        out[:, g * ocg:(g + 1) * ocg] = y[0].reshape(n, ho, wo, ocg).transpose(0, 3, 1, 2)
-    return out, cols
+    step = max(1, COLS_BYTES // max(1, c * kh * kw * ho * wo * x4.itemsize))
+    for s0 in range(0, n, step):
+        xs = x4[s0:s0 + step]
+        m = xs.shape[0]
+        cols = _im2col(xs, kh, kw, groups, stride, padding, dilation, ho, wo, threads)
+        for g in range(groups):
+            b = None if bias is None else bias[g * ocg:(g + 1) * ocg]
+            y = _mm_nt(cols[g].reshape(1, m * ho * wo, k), wg[g][None], threads, b)
+            out[s0:s0 + m, g * ocg:(g + 1) * ocg] = \
+                y[0].reshape(m, ho, wo, ocg).transpose(0, 3, 1, 2)
+    return out
 
 
 def _conv_t(x4, w, bias, stride, padding, dilation, groups, out_hw, threads):
@@ -83,7 +94,7 @@ P = lambda params: (params["stride"], params["padding"], params["dilation"])  # 
 def conv2d(arrays, params, threads):
     params = pairs(params)
     x, w, b = arrays
-    return _conv_fwd(_nchw(x), w, b, *P(params), params["groups"], threads)[0]
+    return _conv_fwd(_nchw(x), w, b, *P(params), params["groups"], threads)
 
 
 @float_vjp("conv2d")
@@ -121,7 +132,7 @@ def conv_transpose2d_vjp(arrays, params, out, g, threads):
     g4 = _nchw(np.asarray(g, x.dtype).reshape((x4.shape[0],) + np.shape(out)[-3:]))
     groups = params["groups"]
     h, wd = x4.shape[2:]
-    gx, _ = _conv_fwd(g4, w, None, *P(params), groups, threads, out_hw=(h, wd))
+    gx = _conv_fwd(g4, w, None, *P(params), groups, threads, out_hw=(h, wd))
     cols = _im2col(g4, w.shape[2], w.shape[3], groups, *P(params), h, wd, threads)
     gw = _group_products(x4, cols, groups, threads).reshape(w.shape)
     return gx.reshape(x.shape), gw, _channel_sums(g4, threads)
