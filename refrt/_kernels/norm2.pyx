@@ -135,15 +135,29 @@ cdef floating mul_add_scaled(floating ah, floating al, floating bh, floating bl,
 
 # ---------------------------------------------------------------- row statistics
 
+cdef extern from "superacc.h" nogil:
+    void refrt_sa_sum_f64(const double *x, Py_ssize_t n, int k, double *hi, double *lo)
+    void refrt_sa_sum_f32(const float *x, Py_ssize_t n, int k, float *hi, float *lo)
+
+
+cdef inline int emax_of(floating x) noexcept nogil:
+    if floating is float:
+        return 128
+    else:
+        return 1024
+
+
 cdef bint row_stats(const floating *x, Py_ssize_t D, floating eps, bint centred,
-                    bint mean, int *k, floating *mh, floating *ml, floating *rh,
+                    bint mean, int *k, int *j, floating *mh, floating *ml, floating *rh,
                     floating *rl, int *e) noexcept nogil:
-    """Scale exponent k, mean (scaled units; 0 if not centred), R = 1/sqrt(v_s + eps_s)
-    (scaled units, or 1/sqrt(eps) with e = k: Design b).  False for a non-finite row."""
+    """Design b/c: k = frexp exponent of max|x|; j = 1 where x - mean could overflow;
+    mean / 2^j as hi + lo (0 if not centred); 1 / std = (rh + rl) 2^e.
+    False for a non-finite row."""
     cdef Py_ssize_t i
-    cdef floating a, m = 0, s = 0, c = 0, xs, dh, dl, vh = 0, vl = 0, t, p, q
-    cdef floating n = <floating>D, epss
-    cdef int kk = 0
+    cdef floating a, m = 0, s = 0, c = 0, dh, dl, p, q, t, vh, vl, epss
+    cdef floating n = <floating>D
+    cdef int kk = 0, kb = 0
+    cdef Py_ssize_t nn = D
     for i in range(D):
         a = f_abs(x[i])
         if not isfinite(a):
@@ -153,22 +167,34 @@ cdef bint row_stats(const floating *x, Py_ssize_t D, floating eps, bint centred,
     if m != 0:
         f_frexp(m, &kk)
     k[0] = kk
+    # the unit of c = x - mean is 2^j: j = 1 for rows reaching the top binade (x - mean
+    # could overflow; entries that become subnormal are 2^-(emax - emin) below the
+    # largest), j = k < 0 for rows below 1 (scaling up is exact: a subnormal row's mean
+    # and deviations are then formed in the normal range; its rounded subnormal mean was
+    # the layer_norm KNOWN failure), else 0
+    j[0] = 1 if kk >= emax_of(m) - 1 else (kk if kk < 0 else 0)
     mh[0] = 0
     ml[0] = 0
     if centred:
-        for i in range(D):
-            s = two_sum(s, f_ldexp(x[i], -kk), &t)
-            c = c + t
-        s = fast_two_sum(s, c, &c)
-        dw_div_n(s, c, n, mh, ml)
+        # the exact row sum (superacc.h), / 2^kb so that it cannot overflow, / D
+        while nn:
+            kb += 1
+            nn >>= 1
+        if floating is float:
+            refrt_sa_sum_f32(x, D, kb + j[0], &s, &c)
+        else:
+            refrt_sa_sum_f64(x, D, kb + j[0], &s, &c)
+        dw_div_n(s, c, n, &s, &c)
+        mh[0] = f_ldexp(s, kb)
+        ml[0] = f_ldexp(c, kb)
     s = 0
     c = 0
     for i in range(D):
-        xs = f_ldexp(x[i], -kk)
-        dh = two_sum(xs, -mh[0], &dl)
-        dl = dl - ml[0]
-        dh = fast_two_sum(dh, dl, &dl)
-        # Dot2 step of c^2: (dh + dl)^2 = dh^2 + 2 dh dl + O(dl^2)
+        centred_dw(x[i], j[0], mh[0], ml[0], &dh, &dl)
+        # c / 2^(k - j) for the squares (|c| <= 2: no overflow; entries that become
+        # subnormal are 2^-(emax - emin) below the largest: their squares do not count)
+        dh = f_ldexp(dh, j[0] - kk)
+        dl = f_ldexp(dl, j[0] - kk)
         p = dh * dh
         q = f_fma(dh, dh, -p) + 2 * dh * dl
         s = two_sum(s, p, &t)
@@ -180,27 +206,29 @@ cdef bint row_stats(const floating *x, Py_ssize_t D, floating eps, bint centred,
         vh = s
         vl = c
     epss = f_ldexp(eps, -2 * kk)
-    e[0] = 0
     if isfinite(epss) and not (epss > big_ratio(eps)):
         dw_add(vh, vl, epss, 0, &vh, &vl)
         rsqrt_dw(vh, vl, rh, rl)
+        e[0] = -kk
     else:
-        # Design b: v_s <= 1 is below the resolution next to eps_s: R = 1/sqrt(eps)
+        # Design b: v_s <= 4 is below the resolution next to eps_s: R = 1/sqrt(eps)
         rsqrt_dw(eps, 0, rh, rl)
-        e[0] = kk
+        e[0] = 0
     return True
 
 
-cdef inline void centred_dw(floating xi, int k, floating mh, floating ml, floating *dh,
+cdef inline void centred_dw(floating xi, int j, floating mh, floating ml, floating *dh,
                             floating *dl) noexcept nogil:
+    # (x_i - mean) / 2^j as hi + lo (row_stats chooses j)
     cdef floating h, l
-    h = two_sum(f_ldexp(xi, -k), -mh, &l)
+    h = two_sum(f_ldexp(xi, -j) if j else xi, -mh, &l)
     l = l - ml
     dh[0] = fast_two_sum(h, l, dl)
 
 
 cdef inline floating mul_add_fast(floating ah, floating al, floating bh, floating bl,
                                   floating c) noexcept nogil:
+    # (ah + al)(bh + bl) + c, one rounding (norm.pyx mul_add_dw)
     cdef floating e
     cdef floating ph = ah * bh
     cdef floating pl = f_fma(ah, bh, -ph) + (ah * bl + al * bh)
@@ -222,32 +250,42 @@ cdef floating mul_add_scaled3(floating ah, floating al, floating rh, floating rl
     return mul_add_scaled(ah, al, ph, pl, e0 + er + eg, c)
 
 
+cdef inline bint inv_in_range(floating rh, int e, floating *ih, floating *il) noexcept nogil:
+    # (rh + rl) 2^e as a plain double-word when that is exact enough (no overflow, low
+    # word not cut by underflow)
+    ih[0] = f_ldexp(rh, e)
+    return isfinite(ih[0]) and f_abs(ih[0]) >= small_scale(rh) and \
+        f_abs(ih[0]) < f_ldexp(<floating>1, emax_of(rh) - 4)
+
+
 cdef void row_fwd(const floating *x, const floating *gamma, const floating *beta,
                   Py_ssize_t D, floating eps, bint centred, bint mean,
                   floating *y) noexcept nogil:
     cdef Py_ssize_t i
-    cdef int k, e
-    cdef floating mh, ml, rh, rl, dh, dl, ph, pl, r
-    cdef bint fast
-    if not row_stats(x, D, eps, centred, mean, &k, &mh, &ml, &rh, &rl, &e):
+    cdef int k, j, e
+    cdef floating mh, ml, rh, rl, dh, dl, ph, pl, r, ih, il
+    cdef bint fast, inv_ok
+    if not row_stats(x, D, eps, centred, mean, &k, &j, &mh, &ml, &rh, &rl, &e):
         for i in range(D):
             y[i] = NAN
         return
+    inv_ok = isfinite(rh) and inv_in_range(rh, e + j, &ih, &il)
+    if inv_ok:
+        il = f_ldexp(rl, e + j)
     for i in range(D):
-        centred_dw(x[i], k, mh, ml, &dh, &dl)
+        centred_dw(x[i], j, mh, ml, &dh, &dl)
         r = NAN
         fast = False
-        if e == 0:
-            dw_mul(rh, rl, gamma[i], 0, &ph, &pl)
+        if inv_ok:
+            dw_mul(ih, il, gamma[i], 0, &ph, &pl)
             if isfinite(ph) and f_abs(ph) >= small_scale(ph):
-                # y = (dh + dl)(ph + pl) + beta, one rounding (norm.pyx mul_add_dw)
                 r = mul_add_fast(dh, dl, ph, pl, beta[i])
                 fast = isfinite(r)
         if not fast:
             if not (isfinite(gamma[i]) and isfinite(beta[i]) and isfinite(rh)):
-                r = dh * rh * gamma[i] + beta[i]           # IEEE (Design e; 0 * inf = NaN)
+                r = dh * f_ldexp(rh, e + j) * gamma[i] + beta[i]   # IEEE (e; 0 * inf = NaN)
             else:
-                r = mul_add_scaled3(dh, dl, rh, rl, gamma[i], e, beta[i])
+                r = mul_add_scaled3(dh, dl, rh, rl, gamma[i], e + j, beta[i])
         y[i] = r
 
 
@@ -262,51 +300,132 @@ def rownorm_fwd(const floating[::1] x,       # IN  (R, D) flat
         row_fwd(&x[r * D], &gamma[r * D], &beta[r * D], D, eps, centred, mean, &out[r * D])
 
 
+# ---------------------------------------------------------------- extended-exponent words
+# Design f': the VJP's gg_i - mean(gg) - xhat_i mean(gg xhat) mixes magnitudes of the
+# whole exponent range (a row with entries from 1e-300 to 1e300 gives tiny components
+# next to huge ones), so each element's terms are held as (hi + lo) 2^E with hi in
+# [1/2, 1) (frexp-normalised double-words): no overflow, no underflow, one rounding at
+# the end (ldexp of hi + lo).
+
+cdef inline void xnorm(floating h, floating l, int e, floating *oh, floating *ol,
+                       int *oe) noexcept nogil:
+    cdef int k = 0
+    cdef floating m
+    if h == 0 or not isfinite(h):
+        oh[0] = h
+        ol[0] = 0
+        oe[0] = 0 if h == 0 else e
+        return
+    m = f_frexp(h, &k)
+    oh[0] = m
+    ol[0] = f_ldexp(l, -k)
+    oe[0] = e + k
+
+
+cdef inline void xmul(floating ah, floating al, int ae, floating bh, floating bl, int be,
+                      floating *oh, floating *ol, int *oe) noexcept nogil:
+    cdef floating ph, pl
+    dw_mul(ah, al, bh, bl, &ph, &pl)
+    xnorm(ph, pl, ae + be, oh, ol, oe)
+
+
+cdef inline void xadd(floating ah, floating al, int ae, floating bh, floating bl, int be,
+                      floating *oh, floating *ol, int *oe) noexcept nogil:
+    cdef int F
+    cdef floating sh, sl
+    if ah == 0:
+        oh[0] = bh
+        ol[0] = bl
+        oe[0] = be
+        return
+    if bh == 0:
+        oh[0] = ah
+        ol[0] = al
+        oe[0] = ae
+        return
+    F = ae if ae > be else be
+    dw_add(f_ldexp(ah, ae - F), f_ldexp(al, ae - F), f_ldexp(bh, be - F),
+           f_ldexp(bl, be - F), &sh, &sl)
+    xnorm(sh, sl, F, oh, ol, oe)
+
+
 cdef void row_vjp(const floating *x, const floating *gamma, const floating *g,
                   Py_ssize_t D, floating eps, bint centred, bint mean, floating *gx,
                   floating *pxh, floating *pxl) noexcept nogil:
     cdef Py_ssize_t i
-    cdef int k, e, ex
+    cdef int k, j, e, kg = -100000, k2, E1, E2, Eg, Ex, Et, Er, Eu
     cdef floating mh, ml, rh, rl, dh, dl, xh, xl, gh, gl, s1 = 0, c1 = 0, s2 = 0, c2 = 0
     cdef floating m1h = 0, m1l = 0, m2h, m2l, th, tl, n = <floating>D if mean else 1
-    cdef floating ih, il
-    if not row_stats(x, D, eps, centred, mean, &k, &mh, &ml, &rh, &rl, &e):
+    cdef floating Rh, Rl, uh, ul, mg, mc
+    if not row_stats(x, D, eps, centred, mean, &k, &j, &mh, &ml, &rh, &rl, &e) \
+            or not isfinite(rh):
         for i in range(D):
-            gx[i] = NAN
+            gx[i] = NAN                    # non-finite row, or var + eps = 0 (0 / 0)
             pxh[i] = NAN
             pxl[i] = 0
         return
-    # xhat = c_s R 2^e (real units); inv_std = R 2^(e - k)
+    # the row sums in units of 2^kg and 2^k2: the largest exponents of their terms g gamma
+    # and g gamma xhat (each sum scaled by its own largest term, so a small sum's terms
+    # are not flushed by the other's scale)
+    xnorm(rh, rl, e, &Rh, &Rl, &Er)            # 1 / std = R 2^Er
+    k2 = -100000
     for i in range(D):
-        centred_dw(x[i], k, mh, ml, &dh, &dl)
-        dw_mul(dh, dl, rh, rl, &xh, &xl)
-        xh = f_ldexp(xh, e)
-        xl = f_ldexp(xl, e)
-        dw_mul(g[i], 0, gamma[i], 0, &gh, &gl)
-        dw_add(s1, c1, gh, gl, &s1, &c1)
-        dw_mul(gh, gl, xh, xl, &th, &tl)
-        dw_add(s2, c2, th, tl, &s2, &c2)
-        dw_mul(g[i], 0, xh, xl, &th, &tl)
-        pxh[i] = th
-        pxl[i] = tl
+        centred_dw(x[i], j, mh, ml, &dh, &dl)
+        xnorm(dh, dl, j, &dh, &dl, &Ex)
+        xmul(dh, dl, Ex, Rh, Rl, Er, &xh, &xl, &Ex)    # xhat = xh 2^Ex
+        gg_x(g[i], gamma[i], &gh, &gl, &Eg)             # gg = gh 2^Eg, exact
+        if gh != 0 and Eg > kg:
+            kg = Eg
+        xmul(gh, gl, Eg, xh, xl, Ex, &th, &tl, &Et)
+        if th != 0 and Et > k2:
+            k2 = Et
+    if kg == -100000:
+        kg = 0
+    if k2 == -100000:
+        k2 = 0
+    for i in range(D):
+        centred_dw(x[i], j, mh, ml, &dh, &dl)
+        xnorm(dh, dl, j, &dh, &dl, &Ex)
+        xmul(dh, dl, Ex, Rh, Rl, Er, &xh, &xl, &Ex)
+        gg_x(g[i], gamma[i], &gh, &gl, &Eg)
+        dw_add(s1, c1, f_ldexp(gh, Eg - kg), f_ldexp(gl, Eg - kg), &s1, &c1)
+        xmul(gh, gl, Eg, xh, xl, Ex, &th, &tl, &Et)
+        dw_add(s2, c2, f_ldexp(th, Et - k2), f_ldexp(tl, Et - k2), &s2, &c2)
+        xmul(g[i], 0, 0, xh, xl, Ex, &th, &tl, &Et)
+        pxh[i] = f_ldexp(th, Et)
+        pxl[i] = f_ldexp(tl, Et)
     if centred:
         dw_div_n(s1, c1, n, &m1h, &m1l)
     dw_div_n(s2, c2, n, &m2h, &m2l)
-    ex = e - k
-    if not isfinite(rh):
-        for i in range(D):
-            gx[i] = NAN                    # var + eps = 0: undefined (0 / 0)
-        return
+    xnorm(m1h, m1l, kg, &m1h, &m1l, &E1)
+    xnorm(m2h, m2l, k2, &m2h, &m2l, &E2)
     for i in range(D):
-        centred_dw(x[i], k, mh, ml, &dh, &dl)
-        dw_mul(dh, dl, rh, rl, &xh, &xl)
-        xh = f_ldexp(xh, e)
-        xl = f_ldexp(xl, e)
-        dw_mul(g[i], 0, gamma[i], 0, &gh, &gl)
-        dw_mul(xh, xl, m2h, m2l, &th, &tl)
-        dw_add(gh, gl, -th, -tl, &th, &tl)
-        dw_add(th, tl, -m1h, -m1l, &th, &tl)
-        gx[i] = mul_add_scaled(th, tl, rh, rl, ex, 0)
+        centred_dw(x[i], j, mh, ml, &dh, &dl)
+        xnorm(dh, dl, j, &dh, &dl, &Ex)
+        xmul(dh, dl, Ex, Rh, Rl, Er, &xh, &xl, &Ex)
+        gg_x(g[i], gamma[i], &gh, &gl, &Eg)
+        # t = gg - m1 - xhat m2, then gx = t / std
+        xmul(xh, xl, Ex, m2h, m2l, E2, &uh, &ul, &Eu)
+        xadd(uh, ul, Eu, m1h, m1l, E1, &uh, &ul, &Eu)
+        xadd(gh, gl, Eg, -uh, -ul, Eu, &th, &tl, &Et)
+        xmul(th, tl, Et, Rh, Rl, Er, &th, &tl, &Et)
+        gx[i] = f_ldexp(th + tl, Et)
+
+
+cdef inline void gg_x(floating g, floating gamma, floating *h, floating *l,
+                      int *E) noexcept nogil:
+    # g gamma = (h + l) 2^E exactly: TwoProd of the frexp mantissas
+    cdef int a, b
+    cdef floating mg, mc, p
+    if g == 0 or gamma == 0 or not (isfinite(g) and isfinite(gamma)):
+        h[0] = g * gamma
+        l[0] = 0
+        E[0] = 0
+        return
+    mg = f_frexp(g, &a)
+    mc = f_frexp(gamma, &b)
+    p = mg * mc
+    xnorm(p, f_fma(mg, mc, -p), a + b, h, l, E)
 
 
 def rownorm_vjp(const floating[::1] x,       # IN  (R, D) flat

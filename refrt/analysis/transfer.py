@@ -695,6 +695,8 @@ INTERVAL.update(INTERVAL2)
 from .transfer_conv import INTERVAL_CONV  # noqa: E402  (conv and pooling, same contract)
 INTERVAL.update(INTERVAL_CONV)
 INTERVAL.update(INTERVAL_INDEXING)
+from .transfer_attention import INTERVAL_ATTN  # noqa: E402  (attention and norm2 ops)
+INTERVAL.update(INTERVAL_ATTN)
 INTERVAL.update({
     "inv": _inv, "safe_inv": _safe_inv, "add": _add, "sub": _sub, "mul": _mul,
     "div": _div, "safe_div": _safe_div, "minimum": _minmax(np.minimum),

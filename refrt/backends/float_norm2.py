@@ -11,7 +11,7 @@ import numpy as np
 
 from .._kernels import norm2 as K
 from . import FLOAT, float_impl, float_vjp
-from .norm2_layout import HAS_BETA, OPS, layout
+from ..registry._norm2_layout import HAS_BETA, OPS, layout
 
 
 def _c(a, dtype):

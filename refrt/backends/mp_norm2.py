@@ -7,11 +7,14 @@ a constant row) gives NaN (0 / 0).  Sums are exact before one rounding (``_fsum`
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+import mpmath
 import numpy as np
 
 from . import mp_impl, mp_vjp
 from .mp_reductions import _fsum
-from .norm2_layout import HAS_BETA, OPS, layout
+from ..registry._norm2_layout import HAS_BETA, OPS, layout
 
 
 def _bad(ctx, row):
@@ -30,8 +33,44 @@ def _row_stats(ctx, row, eps, centred, mean):
     return c, 1 / ctx.sqrt(var + ctx.mpf(eps))
 
 
+def _span(ctx, *rows):
+    """Exponent span (bits) of the nonzero finite values of the rows."""
+    mags = [ctx.mag(v) for r in rows for v in r if ctx.isfinite(v) and v != 0]
+    return (max(mags) - min(mags)) if mags else 0
+
+
+@contextmanager
+def _row_prec(ctx, *rows, factor=4):
+    """For an mpmath context, a private workprec of prec + factor * span + 64 bits for one
+    row's formula: the VJP's gg_i - mean(gg) - xhat_i mean(gg xhat) and the forward's
+    xhat gamma + beta cancel terms that are products of up to four inputs, so a row whose
+    entries span 2000 binades (the wide family) needs ~8000 bits, not 256, for the
+    difference to be right; results are rounded back to prec by the caller (+v).  Other
+    contexts (intervals) carry their own guarantee."""
+    if isinstance(ctx, mpmath.ctx_mp.MPContext):
+        need = ctx.prec + factor * _span(ctx, *rows) + 64
+        if need > ctx.prec:
+            with ctx.workprec(need):
+                yield
+            return
+    yield
+
+
 def _obj(rows):
     return np.array(rows, dtype=object)
+
+
+def _vjp_row(ctx, row, gam, gr, eps, L, n):
+    D = len(row)
+    c, inv = (None, None) if _bad(ctx, row) else _row_stats(ctx, row, eps, L.centred, L.mean)
+    if inv is None:
+        return [ctx.nan] * D, [ctx.nan] * D
+    xh = [ci * inv for ci in c]
+    gg = [gr[i] * gam[i] for i in range(D)]
+    m1 = _fsum(ctx, gg) / n if L.centred else ctx.zero
+    m2 = _fsum(ctx, [a * b for a, b in zip(gg, xh)]) / n
+    return ([inv * _fsum(ctx, [gg[i], -m1, -(xh[i] * m2)]) for i in range(D)],
+            [gr[i] * xh[i] for i in range(D)])
 
 
 def _bind(name):
@@ -48,10 +87,13 @@ def _bind(name):
             if _bad(ctx, row):
                 out[r] = [ctx.nan] * len(row)
                 continue
-            c, inv = _row_stats(ctx, row, params["eps"], L.centred, L.mean)
-            for i, ci in enumerate(c):
-                b = br[r, i] if beta_in else ctx.zero
-                out[r, i] = ctx.nan if inv is None else ci * inv * gr[r, i] + b
+            brow = list(br[r]) if beta_in else []
+            with _row_prec(ctx, row, list(gr[r]), brow, [ctx.mpf(params["eps"])]):
+                c, inv = _row_stats(ctx, row, params["eps"], L.centred, L.mean)
+                vals = [ctx.nan if inv is None else
+                        ci * inv * gr[r, i] + (br[r, i] if beta_in else ctx.zero)
+                        for i, ci in enumerate(c)]
+            out[r] = [+v for v in vals]
         return L.unrows(out)
 
     def vjp(ctx, arrays, params, out, g):
@@ -65,19 +107,10 @@ def _bind(name):
         n = D if L.mean else 1
         for r in range(R):
             row = list(xr[r])
-            c, inv = (None, None) if _bad(ctx, row) else \
-                _row_stats(ctx, row, params["eps"], L.centred, L.mean)
-            if inv is None:
-                gx[r] = [ctx.nan] * D
-                px[r] = [ctx.nan] * D
-                continue
-            xh = [ci * inv for ci in c]
-            gg = [gr[r, i] * gam[r, i] for i in range(D)]
-            m1 = _fsum(ctx, gg) / n if L.centred else ctx.zero
-            m2 = _fsum(ctx, [a * b for a, b in zip(gg, xh)]) / n
-            for i in range(D):
-                gx[r, i] = inv * _fsum(ctx, [gg[i], -m1, -(xh[i] * m2)])
-                px[r, i] = gr[r, i] * xh[i]
+            with _row_prec(ctx, row, list(gam[r]), list(gr[r]), [ctx.mpf(params["eps"])]):
+                grow, prow = _vjp_row(ctx, row, gam[r], gr[r], params["eps"], L, n)
+            gx[r] = [+v for v in grow]
+            px[r] = prow                   # unrounded: summed exactly below
         red = L.reduce_view(px)
         ggamma = L.unreduce(_obj([_fsum(ctx, list(v)) if len(v) else ctx.zero for v in red]))
         res = [L.unrows(gx), ggamma]

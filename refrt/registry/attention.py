@@ -4,8 +4,9 @@ A mask is an array-valued keyword (``mask=``): a bool array broadcastable to the
 scores' shape (..., L, S), True = may attend (TorchLean's polarity, PyTorch's bool
 ``attn_mask``).  Masked-out scores are -inf before the softmax (TorchLean's
 hardMaskedSoftmax: exp(-inf) = 0), so a query row whose keys are all masked out gives
-zeros.  PyTorch's ``F.scaled_dot_product_attention`` gives NaN there (0 / 0: pytorch
-issue 160064, catalog §5 AttentionMask).
+zeros.  PyTorch 2.13's ``F.scaled_dot_product_attention`` (CPU) gives zeros there too
+(pytorch#160064, catalog §5 AttentionMask, was fixed), but the composition users write,
+softmax(scores.masked_fill(~mask, -inf)) @ v, gives NaN (tests/test_attention_norm.py).
 """
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def sdpa_shape(spec, arrays, params):
 
 _FULLY_MASKED = Case((((1.0, 2.0),), ((3.0, 4.0),), ((5.0,),)), 0.0,
                      params={"mask": ((False,),)},
-                     note="a fully blocked row gives 0 (PyTorch: NaN)")
+                     note="a fully blocked row gives 0 (softmax of all -inf: NaN)")
 
 SPECS = [
     OpSpec(name="scaled_dot_product_attention",
@@ -97,14 +98,15 @@ SPECS = [
                                note="tied scores: equal weights, v cancels to exactly 0"),
                           Case((((),), ((), ()), ((2.0,), (4.0,))), 3.0,
                                note="E = 0: scale 1 (TorchLean attentionScaleDenom 0 = 1); "
-                               "uniform weights (PyTorch: 1/sqrt(0) = inf, 0 * inf = NaN)")),
+                               "zero scores, uniform weights (torch 2.13 gives 3 too)")),
            vjp="dA = g v^T; dS = scale * A * (dA - sum(A * dA, -1)); q: dS k; k: dS^T q; "
            "v: A^T g (masked weights 0; fully masked rows give 0)",
            vjp_tol=Tol(float32=8, float64=8),
            shape=sdpa_shape, families=SDPA_FAMILIES,
            example_shapes=((2, 2, 3), (2, 3, 3), (2, 3, 2)),
-           conventions="refrt's choice (TorchLean's): a fully masked row gives zeros and zero "
-           "gradients, PyTorch gives NaN; mask and is_causal together are an error (as "
+           conventions="TorchLean's hardMaskedSoftmax: a fully masked row gives zeros and zero "
+           "gradients (as torch 2.13's F.scaled_dot_product_attention on CPU; a softmax of "
+           "masked_fill(-inf) scores gives NaN); mask and is_causal together are an error (as "
            "PyTorch); scale multiplies the scores (PyTorch's meaning; TorchLean multiplies "
            "by 1/attentionScaleDenom, the same default); non-finite q/k/v propagate by IEEE "
            "rules through the same formula",

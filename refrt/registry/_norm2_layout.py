@@ -1,7 +1,8 @@
 """Where each norm2 op's normalised sets lie: x as rows (R, D), gamma/beta broadcast to
 the same rows, and the reduction of per-element products back to gamma's shape.
 
-Shared by the float bindings (``float_norm2``) and the mp formulas (``mp_norm2``), so both
+Shared by the float bindings (``float_norm2``), the mp formulas (``mp_norm2``) and the
+VJP condition budget (``norm2.vjp_terms``), so all
 see the same sets.  Pure data movement (reshape, transpose, broadcast): it works on float
 and object arrays alike.
 """
