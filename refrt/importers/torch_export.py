@@ -641,14 +641,21 @@ def _pool(row, b, node):
 
 
 def _sdpa_mask(mask):
-    """An ATen attn_mask as refrt's bool mask (True = may attend)."""
+    """An ATen attn_mask (a constant) as refrt's bool mask (True = may attend): a bool
+    mask as it is (PyTorch's SDPA polarity is refrt's), an additive float mask of 0 and
+    -inf as ``mask == 0``; a finite additive bias has no refrt equivalent."""
     if mask is None:
         return None
     if _is_traced(mask):
-        return mask
+        raise RefrtError("scaled_dot_product_attention: argument 'attn_mask' expected a "
+                         "constant mask (built in forward or a buffer), got a graph input")
     m = np.asarray(mask)
     if m.dtype == bool:
         return m
+    if not np.all((m == 0) | (m == -np.inf)):
+        raise RefrtError("scaled_dot_product_attention: argument 'attn_mask' expected a bool "
+                         "mask or an additive mask of 0 and -inf only, got finite nonzero "
+                         "entries (an additive bias)")
     return m == 0
 
 
@@ -660,21 +667,13 @@ def _sdpa(row, b, node):
         shape = _shape(q)[:-1] + (_shape(k)[-2],)
         mask = np.ascontiguousarray(np.broadcast_to(mask, shape)) if not _is_traced(mask) else mask
         params["mask"] = mask
-    if b.get("enable_gqa"):
-        raise RefrtError("scaled_dot_product_attention: enable_gqa=True is not supported")
     return ops.scaled_dot_product_attention(q, k, v, **params)
 
 
 def _sdpa_support(row, b):
-    mask = b.get("attn_mask")
-    if mask is None:
-        return None
-    if not hasattr(mask, "dtype"):
-        return "attn_mask of an unknown kind"
-    import torch
-    if mask.dtype == torch.bool:
-        return None
-    return None  # additive masks: checked when the constant is known (see _sdpa_mask)
+    if b.get("enable_gqa"):
+        return "enable_gqa=True (refrt's SDPA needs as many key/value heads as query heads)"
+    return None
 
 
 def _select(row, b, node):
