@@ -5,7 +5,8 @@
 * ``refrt.trace`` / ``refrt.vjp`` / ``refrt.grad``: recorded graphs and reverse mode on
   any backend;
 * ``refrt.oracle``: certified, correctly rounded reference values;
-* ``refrt.metrics``, ``refrt.testing``: ulp metrics and test helpers for any framework.
+* ``refrt.metrics``, ``refrt.testing``: ulp metrics and test helpers for any framework;
+* ``refrt.from_torch``: a PyTorch model as a refrt graph (``refrt.importers``, lazy).
 """
 import importlib
 import os
@@ -35,7 +36,7 @@ from .registry import OPS  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["ops", "registry", "OPS", "trace", "vjp", "grad", "check", "Range", "analyze", "oracle",
-           "metrics", "testing"]
+           "metrics", "testing", "from_torch", "node_report"]
 
 _LAZY = ("oracle", "metrics", "testing", "accuracy", "families")
 
@@ -44,6 +45,11 @@ def __getattr__(name):
     if name in ("analyze", "Weight"):
         from . import analysis
         value = getattr(analysis, name)
+        globals()[name] = value
+        return value
+    if name in ("from_torch", "node_report"):
+        from . import importers
+        value = getattr(importers, name)
         globals()[name] = value
         return value
     if name in ("check", "Range"):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,13 +55,30 @@ def _inside(filename):
 
 
 def user_location() -> str:
-    """``file:line`` of the innermost frame outside the refrt package (the user's call)."""
+    """``file:line`` of the innermost frame outside the refrt package (the user's call),
+    or the location set by ``at_location`` (an importer replaying a model's lines)."""
+    override = getattr(_STATE, "location", None)
+    if override is not None:
+        return override
     frame = sys._getframe(1)
     while frame is not None and _inside(frame.f_code.co_filename):
         frame = frame.f_back
     if frame is None:
         return "<unknown>"
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+@contextmanager
+def at_location(location):
+    """Within the block, ops recorded on this thread (and errors raised by them) carry
+    ``location`` instead of the calling frame's line: the importers replay a model
+    whose source lines are known (``refrt.importers``)."""
+    prev = getattr(_STATE, "location", None)
+    _STATE.location = location
+    try:
+        yield
+    finally:
+        _STATE.location = prev
 
 
 def current_trace():
