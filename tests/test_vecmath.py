@@ -721,3 +721,14 @@ def test_vecmath_bitwise_identical_across_isa_levels(tmp_path):
         outs.append(out.read_bytes())
     for lv, o in zip(levels[1:], outs[1:]):
         assert o == outs[0], f"{lv} differs from {levels[0]}"
+
+
+def test_float32_log1p_is_correctly_rounded_at_large_arguments():
+    """x = 2^53 was misrounded (the rounding error c = 1 of 1 + x entered log's reduced
+    argument unscaled; bench/exhaustive_f32.py found it); c is dropped for |x| >= 1."""
+    from refrt import ops, oracle
+    from refrt.metrics import ulp_distance
+    x = np.array([2.0 ** 53, 2.0 ** 52, 2.0 ** 54, 2.0 ** 60, 1.0, 1.5, 3.0, 1e30, 3e38,
+                  np.nextafter(np.float32(2.0 ** 53), np.float32(0))], np.float32)
+    assert ulp_distance(ops.log1p(x), oracle.evaluate("log1p", x, dtype="float32"),
+                        np.float32).max() == 0

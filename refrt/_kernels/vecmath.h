@@ -1108,9 +1108,9 @@ REFRT_SOFTMAX_ROWS(float, uint32_t, f32, 0x80000000u, 0xff800000u)
  *     2^-52), so c = 0; for |x| < 2^-29, w is in the interval at 1 (k = 0, INVC = 1) and
  *     log1p(x) = log1p(rh + (rl + c)), c joins the low part; for x >= 2^53 c's error is
  *     below 2^-53 |log1p x|.  Specials selected on x's bits.
- *     KNOWN DEFECTS (bench/exhaustive_f32.py, all 2^32 inputs): 3 log1p inputs are not
- *     correctly rounded.  x = 2^53 (0x5a000000): there c = 1 is exact but enters r
- *     unscaled (it should be c/w); fix: zero c where |x| >= 1.  x = 0x35400003 and
+ *     KNOWN DEFECTS (bench/exhaustive_f32.py, all 2^32 inputs): 2 log1p inputs are not
+ *     correctly rounded (there were 3: x = 2^53 (0x5a000000), where c = 1 entered r
+ *     unscaled, is fixed by dropping c for |x| >= 1, see refrt_crf_log1p_d).  x = 0x35400003 and
  *     0xb53ffffd (+-7.15e-7): hard cases where the long double fallback is not accurate
  *     enough; fix: an exception table or a double-double fallback.  sigmoid: 4 inputs,
  *     x = 3 2^-23, 7 2^-23, -3 2^-24, -7 2^-24 (sigmoid = 1/2 + x/4 - x^3/48: a float
@@ -1222,7 +1222,11 @@ static inline double refrt_crf_log1p_d(float x)
     uint32_t ux = refrt_bits_f32(x);
     double xd = (double)x;
     double w = 1.0 + xd;
-    double c = (1.0 - w) + xd;
+    /* c: the rounding error of 1 + x, exact.  It joins r's low part unscaled, which is
+     * right only where w ~ 1 (|x| < 2^-29, k = 0); for |x| >= 1 it would need c/w and is
+     * below 2^-53 |log1p x| anyway (it is 0 for |x| < 2^52), so it is dropped there:
+     * x = 2^53 (c = 1) was the one misrounded input of this kind. */
+    double c = (fabs(xd) < 1.0) ? (1.0 - w) + xd : 0.0;
     double y = refrt_crf_logcore(w, c);
     uint32_t ax = ux & 0x7fffffffu;
     uint64_t isnan_ = -(uint64_t)(ax > 0x7f800000u);
