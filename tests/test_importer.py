@@ -143,13 +143,18 @@ def test_bad_arguments():
         g.argnums("fc.w")
 
 
-def test_core_does_not_import_the_importers():
+def test_core_does_not_import_the_importers(tmp_path):
+    import os
     import subprocess
     import sys
+    import refrt
     code = ("import sys, refrt, refrt.ops, refrt.tester, refrt.analysis; "
             "print('refrt.importers' in sys.modules, 'torch' in sys.modules)")
+    # the refrt under test (an installed package or the source tree built in place), run
+    # from an empty directory so a checkout without kernels cannot shadow it
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(refrt.__file__)))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=__file__.rsplit("/tests/", 1)[0], check=True).stdout.split()
+                         cwd=tmp_path, env=env, check=True).stdout.split()
     assert out == ["False", "False"]
 
 
