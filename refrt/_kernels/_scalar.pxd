@@ -161,3 +161,29 @@ cdef inline floating exp_diff(floating x, floating m) noexcept nogil:
     if isnan(e) or isinf(d):
         return ed
     return f_fma(ed, e, ed)
+
+
+# 2**e0 (ah + al) (bh + bl) + c without intermediate overflow or underflow (norm.pyx Design c):
+# frexp normalises both factors to [1/2, 1), the product's exponent E is an int, c is
+# split the same way, both are brought to the larger exponent F (the smaller may
+# underflow: it is then below the rounding of the larger), added with TwoSum, and
+# scaled back with one ldexp (which overflows to +-inf only when the real value does).
+cdef inline floating mul_add_scaled(floating ah, floating al, floating bh, floating bl,
+                                    int e0, floating c) noexcept nogil:
+    cdef int ea, eb, ec, E, F
+    cdef floating ma, mb, mc, ph, pl, s, e
+    if ah == 0 or bh == 0:
+        return ah * bh + c
+    ma = f_frexp(ah, &ea)
+    al = f_ldexp(al, -ea)
+    mb = f_frexp(bh, &eb)
+    bl = f_ldexp(bl, -eb)
+    ph = ma * mb
+    pl = f_fma(ma, mb, -ph) + (ma * bl + al * mb)
+    E = e0 + ea + eb
+    if c == 0:
+        return f_ldexp(ph + pl, E)
+    mc = f_frexp(c, &ec)
+    F = E if E > ec else ec
+    s = two_sum(f_ldexp(ph, E - F), f_ldexp(mc, ec - F), &e)
+    return f_ldexp(s + (e + f_ldexp(pl, E - F)), F)

@@ -53,7 +53,7 @@ import numpy as _np
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport isnan, isfinite, NAN
-from ._scalar cimport f_sqrt, f_abs, f_fma, two_sum, f_frexp, f_ldexp
+from ._scalar cimport f_sqrt, f_abs, f_fma, two_sum, f_frexp, f_ldexp, mul_add_scaled
 
 
 # Quiet a > b (C99 isgreater): no FE_INVALID on NaN, so gcc can vectorise the select.
@@ -112,32 +112,6 @@ cdef inline floating mul_add_dw(floating ah, floating al, floating bh, floating 
     cdef floating pl = f_fma(ah, bh, -ph) + (ah * bl + al * bh)
     cdef floating s = two_sum(ph, c, &e)
     return s + (e + pl)
-
-
-# 2**e0 (ah + al) (bh + bl) + c without intermediate overflow or underflow (Design c):
-# frexp normalises both factors to [1/2, 1), the product's exponent E is an int, c is
-# split the same way, both are brought to the larger exponent F (the smaller may
-# underflow: it is then below the rounding of the larger), added with TwoSum, and
-# scaled back with one ldexp (which overflows to +-inf only when the real value does).
-cdef floating mul_add_scaled(floating ah, floating al, floating bh, floating bl, int e0,
-                             floating c) noexcept nogil:
-    cdef int ea, eb, ec, E, F
-    cdef floating ma, mb, mc, ph, pl, s, e
-    if ah == 0 or bh == 0:
-        return ah * bh + c
-    ma = f_frexp(ah, &ea)
-    al = f_ldexp(al, -ea)
-    mb = f_frexp(bh, &eb)
-    bl = f_ldexp(bl, -eb)
-    ph = ma * mb
-    pl = f_fma(ma, mb, -ph) + (ma * bl + al * mb)
-    E = e0 + ea + eb
-    if c == 0:
-        return f_ldexp(ph + pl, E)
-    mc = f_frexp(c, &ec)
-    F = E if E > ec else ec
-    s = two_sum(f_ldexp(ph, E - F), f_ldexp(mc, ec - F), &e)
-    return f_ldexp(s + (e + f_ldexp(pl, E - F)), F)
 
 
 # ---------------------------------------------------------------- batch_norm_inference

@@ -36,7 +36,7 @@ d) Output: y = c (R gamma) 2^(e + j) + beta.  Fast path (R 2^(e + j) in range): 
    as a double-word,
    then mul_add_dw (TwoProd + TwoSum, one rounding).  Where that product is not finite
    or so small that its low word is cut by underflow, the scaled path splits
-   exponents with frexp and adds them back once with ldexp (norm.pyx mul_add_scaled).
+   exponents with frexp and adds them back once with ldexp (_scalar.pxd mul_add_scaled).
 e) Non-finite x in a row: the row is NaN (as the spec's formula: mean = +-inf or NaN,
    inf - inf = NaN); non-finite gamma/beta follow IEEE through the same formula.
 f) VJP (in the extended-exponent words of f'): gg = g gamma (TwoProd), xhat = c R 2^e, m1 = sum(gg) / n (centred only),
@@ -51,7 +51,7 @@ g) Threads split rows (prange); every sum runs in index order within a row, so
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport isfinite, NAN
-from ._scalar cimport f_sqrt, f_abs, f_fma, two_sum, f_frexp, f_ldexp
+from ._scalar cimport f_sqrt, f_abs, f_fma, two_sum, f_frexp, f_ldexp, mul_add_scaled
 
 
 # ---------------------------------------------------------------- scalar helpers
@@ -109,31 +109,6 @@ cdef inline floating big_ratio(floating x) noexcept nogil:
         return 1.8014398509481984e16      # 2**52
     else:
         return 1.3164036458569648e33      # 2**110
-
-
-# 2^e0 (ah + al) (bh + bl) + c without intermediate overflow or underflow (norm.pyx
-# mul_add_scaled, its Design c): frexp normalises both factors, the product's exponent
-# E is an int, c is split the same way, both are brought to the larger exponent, added
-# with TwoSum and scaled back with one ldexp (+-inf only where the real value is).
-cdef floating mul_add_scaled(floating ah, floating al, floating bh, floating bl, int e0,
-                             floating c) noexcept nogil:
-    cdef int ea, eb, ec, E, F
-    cdef floating ma, mb, mc, ph, pl, s, e
-    if ah == 0 or bh == 0:
-        return ah * bh + c
-    ma = f_frexp(ah, &ea)
-    al = f_ldexp(al, -ea)
-    mb = f_frexp(bh, &eb)
-    bl = f_ldexp(bl, -eb)
-    ph = ma * mb
-    pl = f_fma(ma, mb, -ph) + (ma * bl + al * mb)
-    E = e0 + ea + eb
-    if c == 0:
-        return f_ldexp(ph + pl, E)
-    mc = f_frexp(c, &ec)
-    F = E if E > ec else ec
-    s = two_sum(f_ldexp(ph, E - F), f_ldexp(mc, ec - F), &e)
-    return f_ldexp(s + (e + f_ldexp(pl, E - F)), F)
 
 
 # ---------------------------------------------------------------- row statistics
