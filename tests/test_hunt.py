@@ -43,10 +43,6 @@ KNOWN = {
                 "its real value exceeds the format while r underflows to 0, so r * n_h is "
                 "0 * inf = NaN where the real h' is finite (IEEE intermediate overflow, as "
                 "in PyTorch); issue 10 note, reproducer in tests/test_indexing_rnn.py",
-    "lstm_cell": "float32 VJP: 43-49 ulp (budget 16) in the forget-gate rows' weight and "
-                 "bias gradients on an input with c = 3.4e38 and +-88 that hypothesis 6.170 "
-                 "draws (6.155 does not); not diagnosed; issue 10 note, strict-xfail "
-                 "reproducer in tests/test_indexing_rnn.py",
     "positional_encoding": "float64 x close to -PE: the binary64 table (TorchLean's formula, "
                            "~10 u of angle error) is exposed by the cancellation of x + PE "
                            "(815 ulp); issue 10 note, reproducer in tests/test_indexing_rnn.py",

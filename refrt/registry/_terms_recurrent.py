@@ -23,8 +23,11 @@ def _b(a):
 
 
 def _sig(u):
+    # e^(-|u|) / (1 + e^(-|u|)) on the side where the result is small: it keeps its
+    # relative accuracy down to e^-745 (0.5 (1 + tanh(u / 2)) was 0 below u = -37)
     with np.errstate(all="ignore"):
-        return 0.5 * (1.0 + np.tanh(0.5 * u))
+        e = np.exp(-np.abs(u))
+        return np.where(u >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
 def _sech2(u):
@@ -45,14 +48,17 @@ def _pre(x, h, w_ih, w_hh, b_ih, b_hh):
 
 # A factor F(u) of a product, evaluated at a pre-activation u known to within eps * U,
 # is off by ~eps * U |F'(u)|: each factor's budget is |F| + U |F'| (first order).
+# 1 - s is written s(-u): for u > ~37 the float64 s(u) rounds to 1, and s (1 - s) was 0,
+# a zero budget for a sigmoid' that is e^-u (the hunt's lstm_cell case: u = 108.27
+# rounded to float32 moves e^-u by 45 ulp, all of it the pre-activation's rounding).
 def S(u, U):                       # sigmoid
     s = _sig(u)
-    return s + U * s * (1 - s)
+    return s + U * s * _sig(-u)
 
 
-def SP(u, U):                      # sigmoid' = s (1 - s); sigmoid'' = s' (1 - 2 s)
-    s = _sig(u)
-    return s * (1 - s) * (1 + U * np.abs(1 - 2 * s))
+def SP(u, U):                      # sigmoid' = s s(-u); sigmoid'' = s' (1 - 2 s) = s' (s(-u) - s)
+    s, sm = _sig(u), _sig(-u)
+    return s * sm * (1 + U * np.abs(sm - s))
 
 
 def T(u, U):                       # |tanh|
