@@ -53,12 +53,14 @@ def _pre(x, h, w_ih, w_hh, b_ih, b_hh):
 # rounded to float32 moves e^-u by 45 ulp, all of it the pre-activation's rounding).
 def S(u, U):                       # sigmoid
     s = _sig(u)
-    return s + U * s * _sig(-u)
+    with np.errstate(all="ignore"):
+        return s + U * s * _sig(-u)
 
 
 def SP(u, U):                      # sigmoid' = s s(-u); sigmoid'' = s' (1 - 2 s) = s' (s(-u) - s)
     s, sm = _sig(u), _sig(-u)
-    return s * sm * (1 + U * np.abs(sm - s))
+    with np.errstate(all="ignore"):
+        return s * sm * (1 + U * np.abs(sm - s))
 
 
 def T(u, U):                       # |tanh|
