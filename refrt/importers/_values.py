@@ -33,9 +33,11 @@ def _float_dtype(values):
 def _broadcast(v, shape, dtype):
     """``v`` (a traced value, a constant array or a Python number) at ``shape``."""
     if not _is_traced(v):
+        # a constant bool mask used as a number (x * mask) is 0/1 in x's dtype, as torch
+        # promotes it; a where's condition is converted by its lowering, not here
         arr = np.asarray(v)
-        if arr.dtype.kind in "fiu" and arr.dtype.kind != "b":
-            arr = arr.astype(dtype) if arr.dtype.kind != "b" else arr
+        if arr.dtype.kind in "fiub":
+            arr = arr.astype(dtype)
         return np.ascontiguousarray(np.broadcast_to(arr, shape))
     if tuple(v.shape) == tuple(shape):
         return v

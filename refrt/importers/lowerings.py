@@ -367,5 +367,5 @@ SUPPORT = {"permute": _permute_support, "batch_norm": _batch_norm_support,
            "sdpa": _sdpa_support, "rms_norm": _rms_norm_support}
 
 from . import lowerings_more  # noqa: E402 -- adds its rows' lowerings to the tables
-LOWERINGS.update(lowerings_more.LOWERINGS)
+LOWERINGS.update(lowerings_more.LOWERINGS, compare=_elementwise)   # float 0/1 masks
 SUPPORT.update(lowerings_more.SUPPORT)

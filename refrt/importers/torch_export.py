@@ -277,8 +277,33 @@ def _why_unsupported(node):
             show = _REDUCTIONS.get if arg == "reduction" else repr
             return (f"{arg}={show(bound[arg])} (refrt supports "
                     f"{', '.join(show(a) for a in allowed)})")
+    why = _integer_operand(row, bound)
+    if why is not None:
+        return why
     check = SUPPORT.get(row.lower)
     return check(row, bound) if check is not None else None
+
+
+# ATen arguments that hold integers or bools by design, and the rows that read masks
+_INTEGER_ARGS = ("index", "indices", "target", "condition")
+_MASK_LOWERINGS = ("mask", "to_copy", "nothing", "full_like", "compare")
+
+
+def _integer_operand(row, bound):
+    """refrt's ops compute on float arrays: an integer tensor where a row expects a float
+    one (slicing or adding integer ids in the model) is reported, not traced."""
+    if row.lower in _MASK_LOWERINGS:
+        return None
+    for name in row.arrays:
+        v = bound.get(name)
+        vals = v if isinstance(v, (list, tuple)) else [v]
+        for t in vals:
+            dt = getattr(t, "dtype", None)
+            if (name not in _INTEGER_ARGS and dt is not None and hasattr(dt, "is_floating_point")
+                    and not dt.is_floating_point and str(dt) != "torch.bool"):
+                return (f"{name} is an integer tensor ({dt}); refrt's ops compute on float "
+                        "arrays, integer arithmetic on indices is not mapped")
+    return None
 
 
 _REDUCTIONS = {0: "'none'", 1: "'mean'", 2: "'sum'"}   # at::Reduction
@@ -371,12 +396,18 @@ def replay(graph, *inputs):
     return outs[0] if graph.single_output else tuple(outs)
 
 
-def from_torch(module_or_fn, *example_inputs, loss=None, name=None):
+def from_torch(module_or_fn, *example_inputs, loss=None, name=None, dropout="error", seed=0):
     """Import ``module_or_fn`` (an ``nn.Module`` or a function of tensors) traced on
     ``example_inputs`` as an ``ImportedGraph``.
 
     ``loss``: a callable ``loss(output, target)`` (e.g. ``nn.CrossEntropyLoss()``);
     the last example input is then the target and the graph returns the loss.
+    ``dropout``: what a training-mode dropout becomes.  ``"error"`` (the default): it is
+    reported, because torch's mask comes from torch's generator and refrt's dropout is
+    TorchLean's SplitMix64 mask, which cannot reproduce it.  ``"splitmix64"``: refrt's
+    dropout with ``seed`` and counter = the call's position among the model's dropouts
+    (a different mask from torch's, with the same keep probability; the graph is then
+    deterministic).  Eval-mode dropout is the identity either way.
     """
     import torch
 
@@ -396,14 +427,28 @@ def from_torch(module_or_fn, *example_inputs, loss=None, name=None):
         if x.dtype.is_floating_point and x.dtype not in (torch.float32, torch.float64):
             raise RefrtError(f"from_torch: argument 'example_inputs[{i}]' expected a float32 "
                              f"or float64 tensor (or integer ids), got {x.dtype}")
+    from .lowerings_more import DROPOUT_MODES
+    if dropout not in DROPOUT_MODES:
+        raise RefrtError(f"from_torch: argument 'dropout' expected one of "
+                         f"{', '.join(map(repr, DROPOUT_MODES))}, got {dropout!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise RefrtError(f"from_torch: argument 'seed' expected a non-negative int, got "
+                         f"{seed!r}")
     module = _as_module(module_or_fn, loss, len(example_inputs))
     names = _input_names(module_or_fn, len(example_inputs), loss is not None)
     with warnings.catch_warnings():
         # torch 2.13's own pytree deprecation notice, raised inside torch.export
         warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+        # nn.RNN/GRU/LSTM re-assign their _flat_weights list while exporting; the
+        # parameters themselves are recorded (torch 2.13's notice)
+        warnings.filterwarnings("ignore", message=".*_flat_weights.*were assigned during export")
         strict = module is not module_or_fn
         exported = _lowered(_export(module, example_inputs, strict=strict))
-    return _build(exported, example_inputs, name or _name(module_or_fn), names)
+    token = OPTIONS.set({"dropout": dropout, "seed": int(seed)})
+    try:
+        return _build(exported, example_inputs, name or _name(module_or_fn), names)
+    finally:
+        OPTIONS.reset(token)
 
 
 def _input_names(fn, n, with_target):
