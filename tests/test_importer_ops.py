@@ -29,7 +29,8 @@ NEW_ROWS = set(CMP) | {
     "aten.logical_xor.default", "aten.logical_not.default", "aten.bitwise_and.Tensor",
     "aten.bitwise_or.Tensor", "aten.bitwise_xor.Tensor", "aten.bitwise_not.default",
     "aten._to_copy.default", "aten._assert_tensor_metadata.default", "aten.full_like.default",
-    "aten.prod.default", "aten.native_dropout.default", "aten.where.self"}
+    "aten.prod.default", "aten.native_dropout.default", "aten.where.self",
+    "aten.linalg_vector_norm.default"}
 # aten.gru.input, aten.rnn_tanh.input, aten.rnn_relu.input: tests/test_import_models.py
 
 
@@ -66,7 +67,9 @@ def masks_fn(x, y):
     w = torch.where(m, torch.exp(x), y * 3.0).masked_fill(x.eq(y) | x.ne(x) | y.lt(-2.0), 0.0)
     w = w + x.eq(1.0)
     v = k.to(x.dtype) * x + (y.le(x) * y) + torch.ones_like(x) * (x.ge(0.0) * y.gt(0.0))
-    return (w * v).sum() + x.prod() + F.leaky_relu(x, 0.2).sum()
+    n = torch.linalg.vector_norm(x, dim=1, keepdim=True) + x.norm() + x.norm(p=1, dim=0).sum()
+    return (w * v / n).sum() + x.prod() + F.leaky_relu(x, 0.2).sum() \
+        + torch.linalg.vector_norm(y, ord=float("inf"))
 
 
 def _inputs_layers():

@@ -148,6 +148,12 @@ ROWS = [
     Row("aten.amin.default", "amin", lower="reduce"),
     Row("aten.prod.dim_int", "prod", lower="reduce", require={"dtype": (None,)}),
     Row("aten.prod.default", "prod", lower="reduce", require={"dtype": (None,)}),
+    Row("aten.linalg_vector_norm.default", "sum", lower="vector_norm",
+        needs=("square", "sqrt", "abs", "amax", "reshape"), require={"dtype": (None,)},
+        convention="ord 2 -> sqrt(sum(square(x))) (three roundings: squares, the correctly "
+        "rounded sum, the root); ord 1 -> sum(abs); ord inf -> amax(abs).  torch's "
+        "weight_norm parametrization exports to this norm, a div and a mul (eps = 0, not "
+        "refrt's fused weight_norm with TorchLean's eps)"),
     Row("aten.logsumexp.default", "logsumexp", lower="reduce"),
     Row("aten.var.correction", "var", lower="reduce", require={"correction": (0, 0.0)},
         convention="population variance (correction=0) only: refrt's var divides by n"),

@@ -146,6 +146,39 @@ def _values_only(row, b, node):
     return (y, None)
 
 
+def _vector_norm(row, b, node):
+    """torch.linalg.vector_norm for ord 2 (sqrt of the correctly rounded sum of squares:
+    each square rounded, the sum rounded once, then the root), 1 (sum of |x|) and inf
+    (max |x|), over ``dim`` (all axes when None), with keepdim.  What torch's
+    weight_norm parametrization exports to (with the div and mul around it)."""
+    x = b["self"]
+    shape = _shape(x)
+    n = max(len(shape), 1)
+    dim = b.get("dim")
+    dims = list(range(len(shape))) if dim is None or (isinstance(dim, (list, tuple))
+                                                       and not dim) else \
+        sorted({d % n for d in ([dim] if isinstance(dim, int) else dim)})
+    order = float(b.get("ord", 2))
+    y = ops.square(x) if order == 2 else ops.abs(x)
+    reduce = ops.amax if order == np.inf else ops.sum
+    if len(dims) == len(shape):
+        y = reduce(y, axis=None)
+    else:
+        for d in reversed(dims):
+            y = reduce(y, axis=d)
+    if order == 2:
+        y = ops.sqrt(y)
+    if b.get("keepdim"):
+        y = ops.reshape(y, shape=tuple(1 if i in dims else s for i, s in enumerate(shape)))
+    return y
+
+
+def _vector_norm_support(row, b):
+    if float(b.get("ord", 2)) not in (1.0, 2.0, np.inf):
+        return f"ord={b.get('ord')} (refrt maps the 1, 2 and inf norms)"
+    return None
+
+
 # -------------------------------------------------------------- comparisons, masks
 def _compare_support(row, b):
     for a in row.arrays:
@@ -269,7 +302,8 @@ def _dropout_support(row, b):
 LOWERINGS = {"recurrent": _recurrent, "index_select": _index_select, "index": _index,
              "pad": _pad, "values_only": _values_only,
              "mask": _mask, "to_copy": _to_copy, "nothing": _nothing,
-             "full_like": _full_like, "dropout": _dropout}
+             "full_like": _full_like, "dropout": _dropout, "vector_norm": _vector_norm}
 SUPPORT = {"recurrent": _recurrent_support, "index": _index_support, "pad": _pad_support,
            "compare": _compare_support, "mask": _mask_support,
-           "to_copy": _to_copy_support, "dropout": _dropout_support}
+           "to_copy": _to_copy_support, "dropout": _dropout_support,
+           "vector_norm": _vector_norm_support}
