@@ -30,7 +30,8 @@ NEW_ROWS = set(CMP) | {
     "aten.bitwise_or.Tensor", "aten.bitwise_xor.Tensor", "aten.bitwise_not.default",
     "aten._to_copy.default", "aten._assert_tensor_metadata.default", "aten.full_like.default",
     "aten.prod.default", "aten.native_dropout.default", "aten.where.self",
-    "aten.linalg_vector_norm.default"}
+    "aten.linalg_vector_norm.default", "aten.max.default", "aten.min.default",
+    "aten.max.dim", "aten.min.dim"}
 # aten.gru.input, aten.rnn_tanh.input, aten.rnn_relu.input: tests/test_import_models.py
 
 
@@ -55,7 +56,8 @@ def indexing_fn(x, src, index, ids, ids2, ids3):
     s = x.scatter_add(2, index, src)
     a = torch.index_select(x, 0, ids2) * 1.5
     b = torch.index_select(x, 2, ids)
-    return (g * s[..., :2]).sum() + a.sum() + (b * b).sum() + x[:, ids3].prod()
+    m = x.max(dim=1).values.sum() + x.min(2, keepdim=True)[0].pow(2).sum() + x.max() - x.min()
+    return (g * s[..., :2]).sum() + a.sum() + (b * b).sum() + x[:, ids3].prod() + m
 
 
 def masks_fn(x, y):
@@ -227,7 +229,8 @@ def test_unsupported_arguments_of_the_new_rows_are_reported_with_reasons():
         b = x[x > 0].sum()                                     # bool-mask indexing
         c = (ids > 1).float().sum()                            # integer comparison
         d = ids[:2]                                            # integer slice
-        return a.sum() + b + c + x[0, d].sum()
+        e = x.max(dim=1)                                       # indices used
+        return a.sum() + b + c + x[0, d].sum() + e.values.sum() * e.indices.sum()
     with pytest.raises(UnsupportedOpError) as info:
         refrt.from_torch(AsModule(fn), torch.randn(3, 4, dtype=torch.float64),
                          torch.tensor([0, 2, 3]))
@@ -236,3 +239,4 @@ def test_unsupported_arguments_of_the_new_rows_are_reported_with_reasons():
     assert "a_1 of dtype torch.int64 (refrt's comparisons take float arrays" in msg or \
         "self of dtype torch.int64 (refrt's comparisons take float arrays" in msg
     assert "self is an integer tensor (torch.int64)" in msg
+    assert "aten.max.dim at " in msg and "(it has no argmax op)" in msg

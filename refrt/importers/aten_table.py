@@ -148,6 +148,16 @@ ROWS = [
     Row("aten.amin.default", "amin", lower="reduce"),
     Row("aten.prod.dim_int", "prod", lower="reduce", require={"dtype": (None,)}),
     Row("aten.prod.default", "prod", lower="reduce", require={"dtype": (None,)}),
+    Row("aten.max.default", "amax", lower="reduce",
+        convention="tied maxima share the gradient equally (as torch's max())"),
+    Row("aten.min.default", "amin", lower="reduce",
+        convention="tied minima share the gradient equally (as torch's min())"),
+    Row("aten.max.dim", "amax", lower="values_only", params={"axis": "dim"},
+        convention="the values (x.max(dim).values); tied maxima share the gradient "
+        "equally, where torch routes it to the one index it returns; using the indices "
+        "is reported"),
+    Row("aten.min.dim", "amin", lower="values_only", params={"axis": "dim"},
+        convention="as max.dim"),
     Row("aten.linalg_vector_norm.default", "sum", lower="vector_norm",
         needs=("square", "sqrt", "abs", "amax", "reshape"), require={"dtype": (None,)},
         convention="ord 2 -> sqrt(sum(square(x))) (three roundings: squares, the correctly "

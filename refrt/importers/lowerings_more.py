@@ -143,7 +143,24 @@ def _values_only(row, b, node):
     integer outputs with no refrt value (a model that reads them is reported)."""
     y = getattr(ops, row.op)(*[b[a] for a in row.arrays],
                              **{k: v for k, v in _params(row, b).items() if v is not None})
+    if b.get("keepdim") and "axis" in row.params:
+        shape = _shape(b["self"])
+        axis = int(b[row.params["axis"]]) % len(shape)
+        y = ops.reshape(y, shape=shape[:axis] + (1,) + shape[axis + 1:])
     return (y, None)
+
+
+def _indices_used(node):
+    """True when the FX node's second result (the indices) is read."""
+    import operator
+    return any(u.target is operator.getitem and u.args[1] == 1 for u in node.users)
+
+
+def _values_only_support(row, b, node=None):
+    if node is not None and _indices_used(node):
+        return ("the indices (second result) are used: refrt computes the values only "
+                "(it has no argmax op)")
+    return None
 
 
 def _vector_norm(row, b, node):
@@ -303,7 +320,7 @@ LOWERINGS = {"recurrent": _recurrent, "index_select": _index_select, "index": _i
              "pad": _pad, "values_only": _values_only,
              "mask": _mask, "to_copy": _to_copy, "nothing": _nothing,
              "full_like": _full_like, "dropout": _dropout, "vector_norm": _vector_norm}
-SUPPORT = {"recurrent": _recurrent_support, "index": _index_support, "pad": _pad_support,
+SUPPORT = {"recurrent": _recurrent_support, "values_only": _values_only_support, "index": _index_support, "pad": _pad_support,
            "compare": _compare_support, "mask": _mask_support,
            "to_copy": _to_copy_support, "dropout": _dropout_support,
            "vector_norm": _vector_norm_support}

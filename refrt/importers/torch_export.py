@@ -281,7 +281,12 @@ def _why_unsupported(node):
     if why is not None:
         return why
     check = SUPPORT.get(row.lower)
-    return check(row, bound) if check is not None else None
+    if check is None:
+        return None
+    return check(row, bound, node) if row.lower in _NODE_CHECKS else check(row, bound)
+
+
+_NODE_CHECKS = ("values_only",)     # support checks that also read the node's users
 
 
 # ATen arguments that hold integers or bools by design, and the rows that read masks
