@@ -42,12 +42,13 @@ def rel(a, b):
 
 
 def layers_fn(x, w):
-    """conv_transpose2d (stride, padding, output_padding, groups, dilation), pad, and an
-    adaptive max pool with bins that overlap (5 -> 3)."""
+    """conv_transpose2d (stride, padding, output_padding, groups, dilation), pad, and
+    adaptive max/avg pools with bins that overlap (7 -> 3, 7 x 9 -> 4 x 5)."""
     y = F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1, groups=2)
     y = F.pad(torch.tanh(y), (1, 2, 0, 1), value=0.25)
     z = F.conv_transpose2d(x, w[:, :1], dilation=2)                        # no bias
-    return F.adaptive_max_pool2d(y, (3, 2)).sum() + F.adaptive_max_pool2d(z, 3).pow(2).mean()
+    return (F.adaptive_max_pool2d(y, (3, 2)).sum() + F.adaptive_max_pool2d(z, 3).pow(2).mean()
+            + F.adaptive_avg_pool2d(y, (4, 5)).pow(2).sum())              # 7x9 -> 4x5 bins
 
 
 def indexing_fn(x, src, index, ids, ids2, ids3):
@@ -230,13 +231,15 @@ def test_unsupported_arguments_of_the_new_rows_are_reported_with_reasons():
         c = (ids > 1).float().sum()                            # integer comparison
         d = ids[:2]                                            # integer slice
         e = x.max(dim=1)                                       # indices used
-        return a.sum() + b + c + x[0, d].sum() + e.values.sum() * e.indices.sum()
+        f = F.embedding(ids, x, padding_idx=0)                 # padding_idx
+        return a.sum() + b + c + x[0, d].sum() + e.values.sum() * e.indices.sum() + f.sum()
     with pytest.raises(UnsupportedOpError) as info:
         refrt.from_torch(AsModule(fn), torch.randn(3, 4, dtype=torch.float64),
-                         torch.tensor([0, 2, 3]))
+                         torch.tensor([0, 2, 1]))
     msg = str(info.value)
     assert "negative widths crop" in msg
     assert "a_1 of dtype torch.int64 (refrt's comparisons take float arrays" in msg or \
         "self of dtype torch.int64 (refrt's comparisons take float arrays" in msg
     assert "self is an integer tensor (torch.int64)" in msg
     assert "aten.max.dim at " in msg and "(it has no argmax op)" in msg
+    assert "aten.embedding.default at " in msg and "padding_idx=0" in msg
