@@ -15,6 +15,16 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 BACKEND_DTYPE = {"f32": np.dtype(np.float32), "f64": np.dtype(np.float64)}
 
 
+def _is_mask(a):
+    """A float (or mp object) array whose entries are all exactly 0 or 1."""
+    if a.dtype.kind not in "fO":
+        return False
+    try:
+        return bool(np.all((a == 0) | (a == 1)))
+    except (TypeError, ValueError):
+        return False
+
+
 def _as_array(spec, arg, value):
     # ndarray subclasses (np.matrix, masked arrays, memmaps, user subclasses) become the
     # plain ndarray view at the boundary: np.matrix keeps every result 2-d and makes
@@ -151,8 +161,13 @@ def prepare(spec, values, params, backend=None, cast=False):
                 raise bad_value(spec.name, arg.name, "indices below 2^63", int(a.max()))
             continue
         if arg.role == "condition":
-            if a.dtype.kind != "b":
-                raise bad_type(spec.name, arg.name, "a bool array", f"dtype {a.dtype}")
+            # a float mask of exact 0s and 1s (what refrt's comparisons eq/lt/... return,
+            # TorchLean's Float masks) is the same condition; converted exactly below
+            if a.dtype.kind != "b" and not _is_mask(a):
+                raise bad_type(spec.name, arg.name, "a bool array (or a float mask of 0s "
+                               "and 1s, as refrt's comparisons return)", f"dtype {a.dtype}"
+                               + (" with values other than 0 and 1" if a.dtype.kind in "fO"
+                                  else ""))
             continue
         if a.dtype.kind not in "f" or a.dtype.itemsize not in (4, 8):
             if cast and (a.dtype.kind in "fiu" or a.dtype.name == "bfloat16"):

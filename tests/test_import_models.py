@@ -332,6 +332,141 @@ def test_lstm_classifier_matches_torch(lstm):
     assert report.nodes == len(graph.nodes)
 
 
+# ------------------------------------------------------- GRU and RNN classifiers
+class GRUClassifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(3, 5, batch_first=True)
+        self.fc = nn.Linear(5, 2)
+
+    def forward(self, x, y):
+        _, h = self.gru(x)
+        return nn.functional.cross_entropy(self.fc(h[-1]), y)
+
+
+def gru_refrt(w_ih, w_hh, b_ih, b_hh, fw, fb, x, y):
+    n, steps, _ = x.shape
+    h = np.zeros((n, w_hh.shape[1]), x.dtype)
+    for t in range(steps):
+        h = ops.gru_cell(ops.select(x, axis=1, index=t), h, w_ih, w_hh, b_ih, b_hh)
+    return ops.cross_entropy(ops.linear(h, fw, fb), y)
+
+
+class RNNClassifier(nn.Module):
+    """A 2-layer tanh RNN (sequence first) feeding a relu RNN without biases."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.RNN(3, 4, num_layers=2)
+        self.rnn_relu = nn.RNN(4, 4, nonlinearity="relu", bias=False)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x, y):
+        out, _ = self.rnn(x)
+        _, h = self.rnn_relu(out)
+        return nn.functional.cross_entropy(self.fc(h[-1]), y)
+
+
+def rnn_refrt(w_ih0, w_hh0, b_ih0, b_hh0, w_ih1, w_hh1, b_ih1, b_hh1, r_ih, r_hh, fw, fb,
+              x, y):
+    steps, n, _ = x.shape
+    seq = [ops.select(x, axis=0, index=t) for t in range(steps)]
+    for w_ih, w_hh, b_ih, b_hh, act in ((w_ih0, w_hh0, b_ih0, b_hh0, "tanh"),
+                                        (w_ih1, w_hh1, b_ih1, b_hh1, "tanh"),
+                                        (r_ih, r_hh, None, None, "relu")):
+        h = np.zeros((n, w_hh.shape[1]), x.dtype)
+        zero = np.zeros(w_hh.shape[0], x.dtype)
+        out = []
+        for t in range(steps):
+            h = ops.rnn_cell(seq[t], h, w_ih, w_hh, zero if b_ih is None else b_ih,
+                             zero if b_hh is None else b_hh, nonlinearity=act)
+            out.append(h)
+        seq = out
+    return ops.cross_entropy(ops.linear(h, fw, fb), y)
+
+
+@pytest.fixture(scope="module")
+def gru():
+    torch.manual_seed(5)
+    module = GRUClassifier().double()
+    x = torch.randn(3, 4, 3, dtype=torch.float64)
+    y = torch.tensor([0, 1, 1])
+    return module, refrt.from_torch(module, x, y), (x, y)
+
+
+@pytest.fixture(scope="module")
+def rnn():
+    torch.manual_seed(6)
+    module = RNNClassifier().double()
+    x = torch.randn(4, 3, 3, dtype=torch.float64)                 # (steps, batch, features)
+    y = torch.tensor([1, 0, 1])
+    return module, refrt.from_torch(module, x, y), (x, y)
+
+
+@pytest.mark.parametrize("case", ["gru", "rnn"])
+def test_gru_and_rnn_classifiers_match_torch(case, request):
+    module, graph, inputs = request.getfixturevalue(case)
+    cells = [n for n in graph.nodes if n.op.endswith("_cell")]
+    if case == "gru":
+        assert [n.op for n in cells] == ["gru_cell"] * 4
+    else:            # 2 tanh layers x 4 steps, then the relu RNN's 4 steps
+        assert [n.params["nonlinearity"] for n in cells] == ["tanh"] * 8 + ["relu"] * 4
+        assert graph.parameter_names[8:10] == ("rnn_relu.weight_ih_l0",
+                                               "rnn_relu.weight_hh_l0")
+    res = agreement(module, graph, inputs)
+    check_agreement(res)
+    params = [a for a, k in zip(res["full"], graph.input_kinds) if k == "parameter"]
+    direct = refrt.trace(gru_refrt if case == "gru" else rnn_refrt, *params, *res["full"][-2:])
+    assert rel(direct.evaluate(*params, *res["full"][-2:], backend="f64"), res["value"]) \
+        <= EXACT_REL
+    check_layers(graph, res["full"])
+    report = refrt.check(graph, *res["full"], budget=1.0)
+    assert report.nodes == len(graph.nodes)
+
+
+# ------------------------------------------------------- conv autoencoder
+class ConvAutoencoder(nn.Module):
+    """conv (stride 2) -> relu -> conv transpose (stride 2, output_padding 1) -> sigmoid,
+    reconstruction MSE."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = nn.Conv2d(1, 3, 3, stride=2, padding=1)
+        self.dec = nn.ConvTranspose2d(3, 1, 3, stride=2, padding=1, output_padding=1)
+
+    def forward(self, x):
+        z = torch.relu(self.enc(x))
+        return nn.functional.mse_loss(torch.sigmoid(self.dec(z)), x)
+
+
+def autoencoder_refrt(ew, eb, dw, db, x):
+    z = ops.relu(ops.conv2d(x, ew, eb, stride=2, padding=1))
+    y = ops.conv_transpose2d(z, dw, db, stride=2, padding=1, output_padding=1)
+    return ops.mse_loss(ops.sigmoid(y), x)
+
+
+@pytest.fixture(scope="module")
+def autoencoder():
+    torch.manual_seed(7)
+    module = ConvAutoencoder().double()
+    x = torch.rand(2, 1, 6, 6, dtype=torch.float64)
+    return module, refrt.from_torch(module, x), (x,)
+
+
+def test_conv_autoencoder_matches_torch(autoencoder):
+    module, graph, inputs = autoencoder
+    assert [n.op for n in graph.nodes] == ["conv2d", "relu", "conv_transpose2d", "sigmoid",
+                                           "mse_loss"]
+    assert graph.layers[2] == "dec (ConvTranspose2d)"
+    res = agreement(module, graph, inputs)
+    check_agreement(res)
+    direct = refrt.trace(autoencoder_refrt, *res["full"])
+    assert rel(direct.evaluate(*res["full"], backend="f64"), res["value"]) <= EXACT_REL
+    check_layers(graph, res["full"])
+    report = refrt.check(graph, *res["full"], budget=1.0)
+    assert report.nodes == len(graph.nodes)
+
+
 # ------------------------------------------------------------------------ GCN
 class GCN(nn.Module):
     """Two GCN layers A relu(A X W1 + b1) W2 + b2 (A: the symmetric-normalised adjacency
@@ -388,7 +523,9 @@ def figures():
     cases = [("MLP", mlp.__wrapped__), ("CNN", cnn.__wrapped__),
              ("TransformerEncoderLayer", encoder.__wrapped__), ("LSTM classifier",
                                                                 lstm.__wrapped__),
-             ("GCN (2 layers)", gcn.__wrapped__)]
+             ("GCN (2 layers)", gcn.__wrapped__), ("GRU classifier", gru.__wrapped__),
+             ("RNN classifier (tanh x2, relu)", rnn.__wrapped__),
+             ("Conv autoencoder", autoencoder.__wrapped__)]
     for name, make in cases:
         module, graph, inputs = make()
         res = agreement(module, graph, inputs)

@@ -50,6 +50,11 @@ def _binary(aten, op, **kw):
 
 
 MEAN = (1,)          # at::Reduction::Mean
+DROPOUT = ("eval mode (train=False) or p=0: the identity.  Training mode is an error: "
+           "torch's mask comes from torch's generator and refrt's dropout is TorchLean's "
+           "SplitMix64 mask, which cannot match it; from_torch(..., dropout='splitmix64') "
+           "maps it to refrt's dropout (seed=, counter = the call's position), a different "
+           "mask")
 
 ROWS = [
     # -- elementwise ------------------------------------------------------------------
@@ -110,10 +115,30 @@ ROWS = [
     _unary("aten.alias.default", "", lower="identity"),
     _unary("aten.contiguous.default", "", lower="identity"),
     _unary("aten.lift_fresh_copy.default", "", lower="identity"),
-    Row("aten.dropout.default", "", arrays=("input",), lower="identity",
-        require={"train": (False,)},
-        convention="eval-mode dropout is the identity (training dropout: refrt's "
-        "fixed_inverted_dropout takes an explicit mask)"),
+    Row("aten.dropout.default", "dropout", arrays=("input",), lower="dropout",
+        preserved=True, convention=DROPOUT),
+    Row("aten.native_dropout.default", "dropout", arrays=("input",), lower="dropout",
+        convention=DROPOUT),
+    Row("aten._to_copy.default", "", lower="to_copy", needs=("ne",),
+        convention="refrt evaluates a graph in one float dtype (the backend's): a float "
+        "cast (x.double()) is the identity, bool -> float too (refrt's masks are 0/1 "
+        "floats); float -> bool is x != 0"),
+    Row("aten._assert_tensor_metadata.default", "", arrays=("a",), lower="nothing",
+        convention="export's dtype assertion: no value"),
+    Row("aten.full_like.default", "", lower="full_like",
+        convention="a constant of the input's shape (folded at import)"),
+    # -- comparisons and masks: refrt's comparisons return 0/1 float masks --------------
+    *[Row(f"aten.{c}.{v}", c, arrays=("self", "other"), lower="compare",
+          convention="a 0/1 float mask (torch: bool); where() takes it as a condition, "
+          "arithmetic as the numbers 0 and 1")
+      for c in ("eq", "ne", "lt", "le", "gt", "ge") for v in ("Tensor", "Scalar")],
+    *[Row(f"aten.{a}", op, arrays=("self", "other"), lower="mask",
+          convention=f"on bool masks (refrt's 0/1 floats): {op}, exact on {{0, 1}}")
+      for a, op in (("logical_and.default", "mul"), ("logical_or.default", "maximum"),
+                    ("logical_xor.default", "ne"), ("bitwise_and.Tensor", "mul"),
+                    ("bitwise_or.Tensor", "maximum"), ("bitwise_xor.Tensor", "ne"))],
+    *[Row(f"aten.{a}", "eq", lower="mask", convention="on a bool mask: eq(m, 0)")
+      for a in ("logical_not.default", "bitwise_not.default")],
     # -- reductions and softmax ------------------------------------------------------
     Row("aten.sum.dim_IntList", "sum", lower="reduce", require={"dtype": (None,)}),
     Row("aten.sum.default", "sum", lower="reduce", require={"dtype": (None,)}),
@@ -122,6 +147,23 @@ ROWS = [
     Row("aten.amax.default", "amax", lower="reduce"),
     Row("aten.amin.default", "amin", lower="reduce"),
     Row("aten.prod.dim_int", "prod", lower="reduce", require={"dtype": (None,)}),
+    Row("aten.prod.default", "prod", lower="reduce", require={"dtype": (None,)}),
+    Row("aten.max.default", "amax", lower="reduce",
+        convention="tied maxima share the gradient equally (as torch's max())"),
+    Row("aten.min.default", "amin", lower="reduce",
+        convention="tied minima share the gradient equally (as torch's min())"),
+    Row("aten.max.dim", "amax", lower="values_only", params={"axis": "dim"},
+        convention="the values (x.max(dim).values); tied maxima share the gradient "
+        "equally, where torch routes it to the one index it returns; using the indices "
+        "is reported"),
+    Row("aten.min.dim", "amin", lower="values_only", params={"axis": "dim"},
+        convention="as max.dim"),
+    Row("aten.linalg_vector_norm.default", "sum", lower="vector_norm",
+        needs=("square", "sqrt", "abs", "amax", "reshape"), require={"dtype": (None,)},
+        convention="ord 2 -> sqrt(sum(square(x))) (three roundings: squares, the correctly "
+        "rounded sum, the root); ord 1 -> sum(abs); ord inf -> amax(abs).  torch's "
+        "weight_norm parametrization exports to this norm, a div and a mul (eps = 0, not "
+        "refrt's fused weight_norm with TorchLean's eps)"),
     Row("aten.logsumexp.default", "logsumexp", lower="reduce"),
     Row("aten.var.correction", "var", lower="reduce", require={"correction": (0, 0.0)},
         convention="population variance (correction=0) only: refrt's var divides by n"),
@@ -232,11 +274,38 @@ ROWS = [
         require={"padding_idx": (-1,)}, preserved=True),
     Row("aten.select.int", "select", lower="select", convention="select(x, dim, index)"),
     Row("aten.slice.Tensor", "slice", lower="slice"),
-    Row("aten.lstm.input", "lstm_cell", arrays=("input",), lower="lstm", preserved=True,
-        needs=("linear", "reshape"),
-        require={"has_biases": (True,), "dropout": (0.0, 0), "bidirectional": (False,)},
-        convention="unrolled over time into lstm_cell nodes (PyTorch's i, f, g, o gate "
-        "layout), one per layer and step"),
+    *[Row(f"aten.{a}.input", cell, arrays=("input",), lower="recurrent", preserved=True,
+          needs=("select", "concat", "reshape"), params=extra,
+          require={"dropout": (0.0, 0), "bidirectional": (False,)},
+          convention=f"unrolled over time into {cell} nodes (PyTorch's gate layout "
+          f"{gates}), one per layer and step; has_biases=False -> zero biases")
+      for a, cell, extra, gates in (
+          ("lstm", "lstm_cell", {}, "i, f, g, o"), ("gru", "gru_cell", {}, "r, z, n"),
+          ("rnn_tanh", "rnn_cell", {"nonlinearity": Fixed("tanh")}, "tanh"),
+          ("rnn_relu", "rnn_cell", {"nonlinearity": Fixed("relu")}, "relu"))],
+    Row("aten.conv_transpose2d.input", "conv_transpose2d", arrays=("input", "weight"),
+        lower="optional", preserved=True,
+        params={"bias": "bias", "stride": "stride", "padding": "padding",
+                "output_padding": "output_padding", "groups": "groups",
+                "dilation": "dilation"}),
+    Row("aten.adaptive_max_pool2d.default", "adaptive_max_pool2d", lower="values_only",
+        params={"output_size": "output_size"},
+        convention="the values; the argmax indices (second result) have no refrt value"),
+    Row("aten.gather.default", "gather", arrays=("self", "index"), params={"axis": "dim"},
+        require={"sparse_grad": (False,)}),
+    Row("aten.scatter_add.default", "scatter_add", arrays=("self", "index", "src"),
+        params={"axis": "dim"}),
+    Row("aten.index_select.default", "embedding", arrays=("self", "index"),
+        lower="index_select", needs=("reshape", "permute", "transpose"),
+        convention="the indexed axis moved to the front and the rest flattened: refrt's "
+        "embedding row lookup (exact), axes put back"),
+    Row("aten.index.Tensor", "embedding", arrays=("self",), lower="index",
+        needs=("reshape", "permute", "transpose"),
+        convention="x[..., ids, ...] with one integer index tensor (any shape) as "
+        "index_select; bool masks (data-dependent sizes) are not supported"),
+    Row("aten.constant_pad_nd.default", "pad", lower="pad",
+        convention="F.pad constant mode (torch's pad order: last axis first); negative "
+        "widths (cropping) are not supported"),
 ]
 
 TABLE = {row.aten: row for row in ROWS}

@@ -12,8 +12,9 @@ SPECS = [
     OpSpec(
         name="where", signature="where(cond, x, y) -> z", kind="select",
         args=(Arg("cond", differentiable=False, role="condition"), Arg("x"), Arg("y")),
-        doc="x where cond else y, elementwise (cond a bool array of the same shape; the "
-            "selected element is copied bit for bit, the other branch is never read)",
+        doc="x where cond else y, elementwise (cond a bool array of the same shape, or a "
+            "float mask of exact 0s and 1s as eq/lt/... return; the selected element is "
+            "copied bit for bit, the other branch is never read)",
         tol=Tol(float32=0, float64=0),
         special_cases=(Case((True, 1.5, NAN), 1.5), Case((False, NAN, 2.0), 2.0),
                        Case((True, -0.0, 1.0), -0.0), Case((False, 1.0, -INF), -INF)),
