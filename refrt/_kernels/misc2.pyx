@@ -19,9 +19,10 @@ c) clip_gradients: N^2 = sum g_i^2 is formed on g_i 2^-e, e = exponent of max|g_
    sum), as a double word S = sh + sl: each square is TwoProduct(x, x) by fma, the
    running sum TwoSum (Ogita-Rump-Oishi Sum2 on positive terms: relative error
    <= n u^2).  The branch N^2 > m^2 compares S with TwoProduct(m 2^-e, m 2^-e); the
-   factor q = |m| / sqrt(S) is a double word (sqrt by one Newton correction of the
-   residual sh - nh^2 + sl, division by one residual fma), and y_i = (g_i 2^-e) q by
-   one fma: |y| <= |m| never overflows, one rounding.  NaN anywhere: the comparison is
+   factor q = fm / sqrt(S), |m| = fm 2^em, is a double word (sqrt by one Newton
+   correction of the residual sh - nh^2 + sl, division by one residual fma), and
+   y_i = 2^em (g_i 2^-e) q by one fma and one ldexp: |y| <= |m| never overflows, one
+   rounding (two where y is subnormal).  NaN anywhere: the comparison is
    false, g is returned; inf: N = inf, every element times 0 (inf * 0 = NaN), as the
    catalog's Float semantics give.
 d) quantize: rnd(x / s) of the real quotient, round half to even.  k = rint(fl(x / s))
@@ -112,13 +113,14 @@ def uniform_fill(uint64_t seed, uint64_t counter, floating[::1] out):
 
 # ---- clip_gradients (Design c) ---------------------------------------------------------
 
-cdef int _clip_state(const floating[::1] g, floating m, int *e_out, floating *qh,
-                     floating *ql, floating *nh, floating *nl) noexcept nogil:
-    """0: not clipped (return g); 1: clipped with y = (g 2^-e) (qh + ql); 2: N = inf
-    (y = g * 0).  nh + nl = sqrt(S) of the scaled g."""
+cdef int _clip_state(const floating[::1] g, floating m, int *e_out, int *em_out,
+                     floating *qh, floating *ql, floating *nh, floating *nl) noexcept nogil:
+    """0: not clipped (return g); 1: clipped with y = 2^em (g 2^-e) (qh + ql); 2: N = inf
+    (y = g * 0).  nh + nl = sqrt(S) of the scaled g; qh + ql = fm / (nh + nl) with
+    |m| = fm 2^em (frexp: a subnormal max_norm keeps its full precision in q)."""
     cdef Py_ssize_t i, n = g.shape[0]
-    cdef floating amax = 0, v, x, p, ep, sh = 0, sl = 0, es, mm, mp, emp, d, r
-    cdef int e
+    cdef floating amax = 0, v, x, p, ep, sh = 0, sl = 0, es, mm, mp, emp, d, r, fm
+    cdef int e, em
     for i in range(n):
         v = f_abs(g[i])
         if isnan(v):
@@ -151,19 +153,21 @@ cdef int _clip_state(const floating[::1] g, floating m, int *e_out, floating *qh
     # sqrt(sh + sl) = nh + (sh - nh^2 + sl) / (2 nh) + O(u^2): the residual by fma
     r = f_fma(-nh[0], nh[0], sh) + sl
     nl[0] = r / (2 * nh[0])
-    # q = |m| / (nh + nl): qh = fl(|m| / nh), ql = (|m| - qh nh - qh nl) / nh
-    qh[0] = f_abs(m) / nh[0]
-    ql[0] = (f_fma(-qh[0], nh[0], f_abs(m)) - qh[0] * nl[0]) / nh[0]
+    # q = fm / (nh + nl): qh = fl(fm / nh), ql = (fm - qh nh - qh nl) / nh
+    fm = f_frexp(f_abs(m), &em)
+    qh[0] = fm / nh[0]
+    ql[0] = (f_fma(-qh[0], nh[0], fm) - qh[0] * nl[0]) / nh[0]
     e_out[0] = e
+    em_out[0] = em
     return 1
 
 
 def clip_norm(const floating[::1] g, floating m, floating[::1] out):
     cdef Py_ssize_t i
-    cdef int e = 0, state
+    cdef int e = 0, em = 0, state
     cdef floating qh = 0, ql = 0, nh = 0, nl = 0, x, zero = 0
     with nogil:
-        state = _clip_state(g, m, &e, &qh, &ql, &nh, &nl)
+        state = _clip_state(g, m, &e, &em, &qh, &ql, &nh, &nl)
         for i in range(g.shape[0]):
             if state == 0:
                 out[i] = g[i]
@@ -171,7 +175,7 @@ def clip_norm(const floating[::1] g, floating m, floating[::1] out):
                 out[i] = g[i] * zero
             else:
                 x = f_ldexp(g[i], -e)
-                out[i] = f_fma(x, qh, x * ql)
+                out[i] = f_ldexp(f_fma(x, qh, x * ql), em)
     return state
 
 
@@ -182,10 +186,10 @@ def clip_norm_vjp(const floating[::1] g, floating m,
     N_s = N 2^-e, c = q 2^-e, it is 2^-e q (gbar - x <x, gbar> / N_s^2); <x, gbar> is a
     compensated dot (TwoProduct + TwoSum)."""
     cdef Py_ssize_t i, n = g.shape[0]
-    cdef int e = 0, state
+    cdef int e = 0, em = 0, state
     cdef floating qh = 0, ql = 0, nh = 0, nl = 0, x, p, ep, dh = 0, dl = 0, es, t = 0, s2, zero = 0
     with nogil:
-        state = _clip_state(g, m, &e, &qh, &ql, &nh, &nl)
+        state = _clip_state(g, m, &e, &em, &qh, &ql, &nh, &nl)
         if state == 1:
             for i in range(n):
                 x = f_ldexp(g[i], -e)
@@ -203,7 +207,7 @@ def clip_norm_vjp(const floating[::1] g, floating m,
                 out[i] = gbar[i] * zero
             else:
                 x = f_ldexp(g[i], -e)
-                out[i] = f_ldexp(qh * f_fma(-x, t, gbar[i]), -e)
+                out[i] = f_ldexp(qh * f_fma(-x, t, gbar[i]), em - e)
 
 
 # ---- clip_by_percentile's clamp --------------------------------------------------------
