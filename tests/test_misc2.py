@@ -249,3 +249,76 @@ def test_tensor_foldl_is_a_traced_function_of_refrt_ops():
     assert gx.tolist() == [[1.5 ** 3, 1.5 ** 2], [1.5, 1.0]]
     gx_o, gc_o = oracle.grad(foldl, x, c, argnums=(0, 1))
     assert np.array_equal(gx, gx_o) and np.array_equal(gc, gc_o)
+
+
+# ---- the models these ops close (catalog §4) ------------------------------------------------
+
+def _vqvae_loss(x, w_enc, codebook, w_dec, positions):
+    """VqVae: z = x W_enc^T; quantizeAt = the nearest codebook row (argmin of squared
+    distances) as a one-hot product; the decoder sees z + detach(z_q - z) (straight
+    through); loss = recon + codebook + 0.25 commitment (van den Oord et al. 2017)."""
+    N, K = x.shape[0], codebook.shape[0]
+    z = ops.matmul(x, ops.transpose(w_enc))                          # (N, D)
+    zz = ops.sum(ops.mul(z, z), axis=1)                              # |z|^2
+    ee = ops.sum(ops.mul(codebook, codebook), axis=1)                # |e|^2
+    cross = ops.matmul(z, ops.transpose(codebook))                   # (N, K)
+    d = ops.add(ops.sub(ops.broadcast_to(ops.reshape(zz, shape=(N, 1)), shape=(N, K)),
+                        ops.scale(cross, c=2.0)), ops.broadcast_to(ee, shape=(N, K)))
+    idx = ops.argmin(d, axis=1)                                      # positions, floats
+    onehot = ops.eq(ops.broadcast_to(ops.reshape(idx, shape=(N, 1)), shape=(N, K)), positions)
+    zq = ops.matmul(onehot, codebook)
+    st = ops.add(z, ops.detach(ops.sub(zq, z)))
+    recon = ops.matmul(st, ops.transpose(w_dec))
+    return ops.add(ops.add(ops.mse_loss(recon, x), ops.mse_loss(zq, ops.detach(z))),
+                   ops.scale(ops.mse_loss(z, ops.detach(zq)), c=0.25))
+
+
+def test_vqvae_straight_through_gradients_match_the_oracle():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 3))
+    w_enc, w_dec = rng.standard_normal((2, 3)), rng.standard_normal((3, 2))
+    codebook = rng.standard_normal((4, 2))
+    positions = np.broadcast_to(np.arange(4.0), (5, 4)).copy()
+    args = (x, w_enc, codebook, w_dec, positions)
+    got = refrt.grad(_vqvae_loss, argnums=(1, 2, 3))(*args)
+    want = oracle.grad(_vqvae_loss, *args, argnums=(1, 2, 3))
+    for g, w in zip(got, want):
+        assert np.allclose(g, w, rtol=1e-13, atol=1e-15)
+    # the encoder's gradient passes the quantizer only through the straight-through path
+    assert np.abs(got[0]).max() > 0
+    torch = pytest.importorskip("torch")
+    T = [torch.tensor(a, requires_grad=True) for a in args[:4]]
+    z = T[0] @ T[1].T
+    idx = torch.argmin(torch.cdist(z, T[2]) ** 2, dim=1)
+    zq = T[2][idx]
+    recon = (z + (zq - z).detach()) @ T[3].T
+    F = torch.nn.functional
+    loss = F.mse_loss(recon, T[0]) + F.mse_loss(zq, z.detach()) + 0.25 * F.mse_loss(z, zq.detach())
+    tg = torch.autograd.grad(loss, [T[1], T[2], T[3]])
+    for g, t in zip(got, tg):
+        assert np.allclose(g, t.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def _s4(xs, w_in, a, bvec, c, dvec, w_out, h0):
+    """DiagonalS4Spec.runArray: u_t = x_t W_in, h_t = A h_(t-1) + B u_t (diagonal_scan),
+    y_t = (C h_t + D u_t) W_out."""
+    T = xs.shape[0]
+    u = ops.matmul(xs, w_in)                                         # (T, S)
+    S = u.shape[1]
+    h = ops.diagonal_scan(ops.broadcast_to(a, shape=(T, S)),
+                          ops.mul(ops.broadcast_to(bvec, shape=(T, S)), u), h0)
+    r = ops.add(ops.mul(ops.broadcast_to(c, shape=(T, S)), h),
+                ops.mul(ops.broadcast_to(dvec, shape=(T, S)), u))
+    return ops.sum(ops.matmul(r, w_out))
+
+
+def test_diagonal_s4_layer_gradients_match_the_oracle():
+    rng = np.random.default_rng(6)
+    T, I, S, O = 6, 3, 4, 2
+    args = (rng.standard_normal((T, I)), rng.standard_normal((I, S)),
+            rng.uniform(0.5, 0.99, S), rng.standard_normal(S), rng.standard_normal(S),
+            rng.standard_normal(S), rng.standard_normal((S, O)), np.zeros(S))
+    got = refrt.grad(_s4, argnums=(1, 2, 3))(*args)
+    want = oracle.grad(_s4, *args, argnums=(1, 2, 3))
+    for g, w in zip(got, want):
+        assert np.allclose(g, w, rtol=1e-13, atol=1e-14)
