@@ -322,3 +322,20 @@ def test_diagonal_s4_layer_gradients_match_the_oracle():
     want = oracle.grad(_s4, *args, argnums=(1, 2, 3))
     for g, w in zip(got, want):
         assert np.allclose(g, w, rtol=1e-13, atol=1e-14)
+
+
+def test_torch_adapter_rows_agree_on_well_conditioned_inputs():
+    """The differential tester's torch rows for these ops (adapters/torch_misc2.py) run and
+    agree with refrt within 4 bits on N(0, 9) float64 inputs, gradients included."""
+    pytest.importorskip("torch")
+    from refrt.difftest import campaign
+    names = ["logical_not", "any", "argmax", "detach", "clip_gradients", "clip_by_percentile",
+             "diagonal_scan", "quantize", "dequantize"]
+    recs = campaign(["torch"], ops=names, dtypes=["float64"], families=["normal"],
+                    variants=[""])
+    assert sorted(r["op"] for r in recs) == sorted(names)
+    for r in recs:
+        assert not r["error"], r
+        assert r["max_bits"] <= 4, (r["op"], r["max_bits"])
+        if r["grad"]:
+            assert r["grad"]["max_bits"] <= 4, (r["op"], r["grad"])
