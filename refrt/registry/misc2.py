@@ -341,7 +341,7 @@ SPECS = [
                           Case(((-0.0, 0.0),), 0.0, note="-0 == +0: the first wins"),
                           Case(((-INF, -INF),), 0.0)),
            shape=_argext, families=("normal", "extremal", "subnormal"),
-           torchlean="argmax (VqVae nearest-codebook, Hopfield retrieval)"),
+           torchlean="torch.argmax (the max counterpart of VqVae's argmin; no TorchLean spec name)"),
     OpSpec(name="argmin", signature="argmin(x, axis=None) -> index", kind="reduction",
            args=(Arg("x"),),
            doc="position of the first minimum along axis (None: flattened), as an exact "
@@ -351,5 +351,5 @@ SPECS = [
            special_cases=(Case(((3.0, 1.0, 1.0),), 1.0), Case(((1.0, 3.0, NAN),), 2.0),
                           Case(((INF, INF),), 0.0)),
            shape=_argext, families=("normal", "extremal", "subnormal"),
-           torchlean="argmin (VqVae quantizeAt: nearest codebook entry)"),
+           torchlean="VqVae quantizeAt (nearest codebook entry: argmin of distances)"),
 ]
