@@ -28,13 +28,7 @@ from cython cimport floating
 from libc.stdint cimport uint64_t, int64_t
 from libc.math cimport exp, log, sin, cos, fma, isfinite
 from ._scalar cimport two_sum
-
-
-cdef inline uint64_t _splitmix64(uint64_t x) noexcept nogil:
-    cdef uint64_t z = x + <uint64_t>0x9e3779b97f4a7c15ULL
-    z = (z ^ (z >> 30)) * <uint64_t>0xbf58476d1ce4e5b9ULL
-    z = (z ^ (z >> 27)) * <uint64_t>0x94d049bb133111ebULL
-    return z ^ (z >> 31)
+from ._splitmix cimport splitmix64 as _splitmix64
 
 
 def splitmix64(uint64_t x):

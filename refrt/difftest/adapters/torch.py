@@ -20,6 +20,7 @@ import numpy as np
 from . import torch_indexing
 from ._base import Adapter, ByDesign, Entry, Fix, as_float, empty_mean, kink, py_literal
 from .torch_conv import entries as _conv_entries
+from .torch_misc2 import entries as _misc2_entries
 
 BCE_GRAD_CLAMP = ByDesign(
     ("bits", "overflow", "nan", "underflow"), "by design: torch's BCE backward divides by "
@@ -158,6 +159,7 @@ def entries(torch):
                     params=("axis",)),
         **torch_indexing.entries(torch),
         **_conv_entries(torch),
+        **_misc2_entries(torch),
     }
 
 
