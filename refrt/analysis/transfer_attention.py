@@ -7,6 +7,8 @@ over the input box, ``(lo, hi, nan)``; the driver widens them by the op's tolera
   greatest upper bound of v over the keys; a row that may be fully masked also reaches 0
   (the hard-masked softmax gives zeros).  NaN is possible wherever an input of the batch
   may be NaN or unbounded (inf - inf in the scores).
+* hard_masked_softmax: weights in [0, 1]; exactly 0 where the mask (a point box) blocks;
+  NaN possible on a row whose scores may be NaN or unbounded (+inf, or all -inf).
 * the norm2 ops: y = xhat * gamma + beta with |xhat| <= sqrt(n - 1) for a centred set of n
   elements (Samuelson's bound; eps > 0 only shrinks it), |xhat| <= sqrt(n) for rms_norm
   and |xhat| <= 1 for weight_norm (a component of a unit vector).
@@ -47,6 +49,19 @@ def _sdpa(ins, p, shape):
     return lo, hi, nan
 
 
+def _hms(ins, p, shape):
+    x, m = ins
+    shape = x.lo.shape
+    allowed = np.broadcast_to(m.point.astype(bool), shape) if m.is_point else np.ones(shape, bool)
+    lo = np.zeros(shape)
+    hi = np.where(allowed, 1.0, 0.0)
+    u = _unbounded(x) & allowed
+    if len(shape):
+        ax = p["axis"]
+        u = np.broadcast_to(u.any(axis=ax, keepdims=True), shape)
+    return lo, hi, u & allowed
+
+
 def _norm(name):
     beta_in = HAS_BETA[name]
 
@@ -69,5 +84,5 @@ def _norm(name):
     return transfer
 
 
-INTERVAL_ATTN = {"scaled_dot_product_attention": _sdpa}
+INTERVAL_ATTN = {"scaled_dot_product_attention": _sdpa, "hard_masked_softmax": _hms}
 INTERVAL_ATTN.update({name: _norm(name) for name in HAS_BETA})
