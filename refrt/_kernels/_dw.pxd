@@ -3,6 +3,9 @@
 # (refrt/_kernels/attention.pyx: scaled dot-product attention, Design (a)-(c) there;
 # refrt/_kernels/mha.pyx: multi-head attention on double-word projections).
 # One fused type; float32 runs float32 arithmetic (fmaf, float32 double-words).
+# Divisions are IEEE (@cython.cdivision: a .pxd does not inherit the including
+# module's directives), so they never raise.
+cimport cython
 from cython cimport floating
 from libc.math cimport rint
 from ._scalar cimport f_fma, two_sum, f_ldexp
@@ -38,6 +41,7 @@ cdef inline void dw_add(floating ah, floating al, floating bh, floating bl,
     sh[0] = fast_two_sum(s, e, sl)
 
 
+@cython.cdivision(True)
 cdef inline void dw_div(floating ah, floating al, floating bh, floating bl,
                         floating *qh, floating *ql) noexcept nogil:
     # q1 = a / b rounded; a - q1 b = (ah - q1 bh) + al - q1 bl with q1 bh = p + pe exact
@@ -90,6 +94,7 @@ cdef inline floating exp_floor(floating x) noexcept nogil:
 
 
 # Design (c): exp of a double-word argument, double-word result.
+@cython.cdivision(True)
 cdef inline void exp_dw(floating th, floating tl, floating *eh, floating *el) noexcept nogil:
     cdef floating n, p1, e1, rh, rl, uh, ul, ph, pl, sh, sl
     cdef int k, deg, ni

@@ -230,7 +230,9 @@ cdef Py_ssize_t row_weights(const floating *qi, const floating *ks, const floati
             th = fast_two_sum(th, tl, &tl)
             th = f_ldexp(th, shift)
             tl = f_ldexp(tl, shift)
-        if j == jm:
+        if j == jm and mh - mh == 0:
+            # the argmax weight is exp(0) = 1 exactly (Design e); a NaN or +inf max
+            # is not skipped: its inf - inf = NaN propagates (IEEE)
             th = 0
             tl = 0
         exp_dw(th, tl, &eh, &el)
