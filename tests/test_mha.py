@@ -251,3 +251,36 @@ def test_hard_masked_softmax_gradient_matches_torch_on_allowed_and_is_zero_on_bl
     (tg,) = torch.autograd.grad(tw[:3], ts, grad_outputs=torch.from_numpy(g[:3]))
     np.testing.assert_allclose(gs[:3], tg.numpy()[:3], rtol=1e-12, atol=1e-15)
     np.testing.assert_array_equal(gs[~m], 0.0)
+
+
+# ------------------------------------------------------------------ analysis
+@pytest.mark.parametrize("name,shapes,params", [
+    ("multi_head_attention", [(2, 3, 4), (2, 5, 4), (2, 5, 4), (4, 4), (4, 4), (4, 4), (4, 4),
+                              (4,), (4,), (4,), (4,)], {"num_heads": 2, "is_causal": True}),
+    ("multi_head_attention", [(3, 4), (3, 4), (3, 4), (4, 2), (4, 2), (4, 2), (2, 3),
+                              (2,), (2,), (2,), (3,)],
+     {"num_heads": 1, "mask": np.array([[True, False, False], [False, False, False],
+                                        [True, True, True]])}),
+    ("hard_masked_softmax", [(3, 5), "mask"], {"axis": -1}),
+])
+def test_interval_transformers_are_sound_on_samples(name, shapes, params):
+    from refrt._prepare import prepare
+    from refrt.analysis.domain import ATensor
+    from refrt.analysis.transfer import INTERVAL
+    from refrt.registry import get
+    rng = np.random.default_rng(7)
+    mask = rng.random((3, 5)) < 0.5
+    mask[1] = False
+    fixed = [None if s != "mask" else mask for s in shapes]
+    shapes = [(3, 5) if s == "mask" else s for s in shapes]
+    los = [rng.standard_normal(s) - 1 if f is None else f.astype(float) for s, f in zip(shapes, fixed)]
+    his = [lo + 2 * rng.random(lo.shape) if f is None else lo for lo, f in zip(los, fixed)]
+    zeros = [np.zeros(s) if f is None else f for s, f in zip(shapes, fixed)]
+    _, full, _, shape = prepare(get(name), zeros, dict(params))
+    lo, hi, nan = INTERVAL[name]([ATensor(a, b) for a, b in zip(los, his)], full, shape)[:3]
+    assert not np.any(nan)
+    for _ in range(100):
+        xs = [a + (b - a) * rng.random(a.shape) if f is None else f
+              for a, b, f in zip(los, his, fixed)]
+        y = ops.evaluate(name, *xs, **params)
+        assert np.all(y >= lo) and np.all(y <= hi)
