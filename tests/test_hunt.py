@@ -49,9 +49,11 @@ KNOWN = {
                  "reproducer in tests/test_indexing_rnn.py",
     "multi_head_attention": "+-max weights: a projection (x W_v) or a product of projections "
                             "overflows to inf where its real value exceeds the format while "
-                            "the output (after W_o) is finite; no power-of-two range scaling "
-                            "in the MHA core (registry/mha.py conventions, as PyTorch); "
-                            "reproducer in tests/test_mha.py",
+                            "the output (after W_o) is finite; scores beyond ~2^(2p-8) need "
+                            "exact score differences (SDPA's exact path; MHA has none); "
+                            "tiny results carry the lo parts' subnormal quantum "
+                            "(registry/mha.py conventions); reproducer and an in-range "
+                            "hunt in tests/test_mha.py",
     "positional_encoding": "float64 x close to -PE: the binary64 table (TorchLean's formula, "
                            "~10 u of angle error) is exposed by the cancellation of x + PE "
                            "(815 ulp); issue 10 note, reproducer in tests/test_indexing_rnn.py",

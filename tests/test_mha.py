@@ -284,3 +284,59 @@ def test_interval_transformers_are_sound_on_samples(name, shapes, params):
               for a, b, f in zip(los, his, fixed)]
         y = ops.evaluate(name, *xs, **params)
         assert np.all(y >= lo) and np.all(y <= hi)
+
+
+# ------------------------------------------------- the hunt inside the claimed range
+HUNT_EXAMPLES = 4          # CI; `pytest -m hunt` runs REFRT_HUNT_EXAMPLES (default 200)
+HUNT_BOUND = {"float32": 1e2, "float64": 1e6}   # |scores| <= ~(3 B^2)^2 << 2^(2p-8)
+
+
+def _in_range_hunt(dtype, n):
+    from hypothesis import HealthCheck, Phase, given, seed, settings
+    from hypothesis import strategies as st
+    import hypothesis.extra.numpy as hnp
+    from refrt.accuracy import MEASURE_MAX_PREC
+    from refrt.autodiff import vjp_errors
+    from refrt.registry import OPS
+    from refrt.testing import strategies as S
+    spec = OPS["multi_head_attention"]
+    dt = np.dtype(dtype)
+    B = HUNT_BOUND[dt.name]
+
+    @st.composite
+    def inputs(draw):
+        shapes, params = spec.shape.draw_example(lambda lo, hi: draw(st.integers(lo, hi)))
+        el = S.adversarial_floats(dt, False, -B, B)
+        arrs = [draw(hnp.arrays(dt, s, elements=el)) for s in shapes]
+        if draw(st.booleans()):
+            params["is_causal"] = True
+        return arrs, params
+
+    @seed(20261201)
+    @settings(max_examples=n, database=None, deadline=None,
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(inputs())
+    def check(inp):
+        arrs, params = inp
+        with np.errstate(all="ignore"):
+            got = np.asarray(ops.evaluate(spec.name, *arrs, **params))
+        want = np.asarray(oracle.evaluate(spec.name, *arrs, dtype=dt, on_undecided="nan",
+                                          max_prec=MEASURE_MAX_PREC, **dict(params)))
+        assert ulp_distance(got, want, dt).max() <= spec.tol[dt], (arrs, params, got, want)
+        for arg, (raw, model) in vjp_errors(spec, arrs, dict(params), dt, key="hunt").items():
+            assert model <= spec.vjp_tol[dt], (arg, raw, model, arrs, params)
+    check()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_hunt_in_the_claimed_range(dtype):
+    """Adversarial floats (specials, subnormals, near-edges) bounded by HUNT_BOUND: forward
+    within 4 ulp and every gradient within the VJP model, against the oracle."""
+    _in_range_hunt(dtype, HUNT_EXAMPLES)
+
+
+@pytest.mark.hunt
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_big_hunt_in_the_claimed_range(dtype):
+    import os
+    _in_range_hunt(dtype, int(os.environ.get("REFRT_HUNT_EXAMPLES", "200")))

@@ -31,6 +31,15 @@ def _mask_param(spec, params, lead, L, S):
         raise bad_type(spec.name, "is_causal", "a bool", f"{type(causal).__name__} {causal!r}")
     params["is_causal"] = bool(causal)
     full = lead + (L, S)
+    tri = np.tri(L, S, dtype=bool)
+    if mask is not None and causal:
+        # the normalised form (prepare stores the causal mask) passes again unchanged, so
+        # prepare is idempotent (a VJP re-prepares its forward's params); any other mask
+        # with is_causal is an error
+        m = np.asarray(mask)
+        if m.dtype == np.bool_ and m.shape == full and np.array_equal(m, np.broadcast_to(tri, full)):
+            params["mask"] = np.ascontiguousarray(m)
+            return _check_scale(spec, params)
     if mask is not None:
         if causal:
             raise bad_value(spec.name, "mask", "mask=None when is_causal=True (as PyTorch: "
@@ -47,8 +56,11 @@ def _mask_param(spec, params, lead, L, S):
         params["mask"] = np.ascontiguousarray(m)
     elif causal:
         # TorchLean causalMask: j <= i (top-left aligned, PyTorch's tril(diagonal=0))
-        params["mask"] = np.ascontiguousarray(
-            np.broadcast_to(np.tri(L, S, dtype=bool), full))
+        params["mask"] = np.ascontiguousarray(np.broadcast_to(tri, full))
+    _check_scale(spec, params)
+
+
+def _check_scale(spec, params):
     if params.get("scale") is not None:
         s = params["scale"]
         if isinstance(s, (bool, np.bool_)) or not isinstance(s, (int, float, np.floating, np.integer)) \

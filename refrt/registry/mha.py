@@ -104,10 +104,16 @@ mha_shape.draw_example = _mha_example
 # softmax's weights sum to 1), so b_k's gradient is 0 in the reals and the key bias
 # drops out of dQ = dS K; dA_j - <A, dA> cancels for near-one-hot weights.  The budget of
 # each component is the magnitude of its terms, built stage by stage from magnitudes
-# (float64 estimates from the exact-enough forward values).
+# (float64 estimates from the exact-enough forward values).  Each stored stage (the
+# projections, dO, dS, dQ, dK, dV, O) is a double-word whose lo part, in the subnormal
+# range, is off by up to its quantum (the smallest subnormal): every stage's budget
+# includes that quantum in units of eps, which the later products scale (as the
+# recurrent cells' budgets do, _terms_recurrent.py).
 
 def _mha_terms(arrays, params, g):
     f = [np.asarray(a, np.float64) for a in arrays]
+    fi = np.finfo(arrays[0].dtype if np.asarray(arrays[0]).dtype.kind == "f" else np.float64)
+    qu = float(fi.smallest_subnormal) / float(fi.eps)
     q, k, v, wq, wk, wv, wo, bq, bk, bv, bo = f
     H = params["num_heads"]
     D = wq.shape[1]
@@ -128,27 +134,27 @@ def _mha_terms(arrays, params, g):
 
     with np.errstate(all="ignore"):
         P = [x @ w + b for x, w, b in zip(xs, (wq, wk, wv), (bq, bk, bv))]
-        Pa = [np.abs(x) @ np.abs(w) + np.abs(b) for x, w, b in zip(xs, (wq, wk, wv), (bq, bk, bv))]
+        Pa = [np.abs(x) @ np.abs(w) + np.abs(b) + qu for x, w, b in zip(xs, (wq, wk, wv), (bq, bk, bv))]
         Q, K, V = heads(P[0], L), heads(P[1], S), heads(P[2], S)
         Qa, Ka, Va = heads(Pa[0], L), heads(Pa[1], S), heads(Pa[2], S)
         s = np.where(m, sc * Q @ K.swapaxes(-1, -2), -np.inf)
         mx = np.max(s, axis=-1, keepdims=True) if S else s
         e = np.where(m, np.exp(s - np.where(np.isfinite(mx), mx, 0.0)), 0.0)
         A = np.nan_to_num(e / e.sum(axis=-1, keepdims=True))
-        O = unheads(A @ V)
+        O = np.abs(unheads(A @ V)) + qu
         g2 = np.abs(np.asarray(g, np.float64)).reshape(-1, wo.shape[1])
-        dOa = heads(g2 @ np.abs(wo).T, L)
+        dOa = heads(g2 @ np.abs(wo).T + qu, L)
         dAa = dOa @ Va.swapaxes(-1, -2)
-        dSa = sc * A * (dAa + (A * dAa).sum(axis=-1, keepdims=True))
-        dQa = unheads(dSa @ Ka)
-        dKa = unheads(dSa.swapaxes(-1, -2) @ Qa)
-        dVa = unheads(A.swapaxes(-1, -2) @ dOa)
+        dSa = sc * A * (dAa + (A * dAa).sum(axis=-1, keepdims=True)) + qu
+        dQa = unheads(dSa @ Ka) + qu
+        dKa = unheads(dSa.swapaxes(-1, -2) @ Qa) + qu
+        dVa = unheads(A.swapaxes(-1, -2) @ dOa) + qu
         out_x, out_w, out_b = [], [], []
         for x, w, d, a in zip(xs, (wq, wk, wv), (dQa, dKa, dVa), (q, k, v)):
             out_x.append((d @ np.abs(w).T).reshape(a.shape))
             out_w.append(np.abs(x).T @ d)
             out_b.append(d.sum(axis=0))
-        return (*out_x, *out_w, np.abs(O).T @ g2, *out_b, g2.sum(axis=0))
+        return (*out_x, *out_w, O.T @ g2, *out_b, g2.sum(axis=0))
 
 
 _ONE = ((1.0,),)
@@ -200,8 +206,12 @@ SPECS = [
             "split in three: refrt.nn.mha_params); biases optional (TorchLean has none); "
             "mask polarity True = may attend (PyTorch's bool attn_mask is the opposite: "
             "True = blocked; key_padding_mask likewise), a fully masked row gives b_o, not "
-            "NaN; no dropout (eval); no power-of-two range scaling: projections and their "
-            "products must be inside the format (an overflowing intermediate is inf/NaN, "
-            "as in PyTorch)",
+            "NaN; no dropout (eval).  Range of the accuracy claim: no power-of-two range "
+            "scaling, so projections and their products must be inside the format (an "
+            "overflowing intermediate is inf/NaN, as in PyTorch); scores |s| well below "
+            "2^(2p-8) (~2^40 float32, ~2^98 float64: beyond, the double-word score's "
+            "absolute error reaches the weights, which an exact score difference would "
+            "need, as SDPA's exact path); results near the underflow threshold carry the "
+            "absolute error of the lo parts' subnormal quantum (~|W_o| 2^emin_sub)",
         torchlean="MultiHeadAttention (forward, MultiHeadAttentionBackward) / mhaDGraph"),
 ]
