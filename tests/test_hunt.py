@@ -43,6 +43,13 @@ KNOWN = {
                 "its real value exceeds the format while r underflows to 0, so r * n_h is "
                 "0 * inf = NaN where the real h' is finite (IEEE intermediate overflow, as "
                 "in PyTorch); issue 10 note, reproducer in tests/test_indexing_rnn.py",
+    "multi_head_attention": "+-max weights: a projection (x W_v) or a product of projections "
+                            "overflows to inf where its real value exceeds the format while "
+                            "the output (after W_o) is finite; scores beyond ~2^(2p-8) need "
+                            "exact score differences (SDPA's exact path; MHA has none); "
+                            "tiny results carry the lo parts' subnormal quantum "
+                            "(registry/mha.py conventions); reproducer and an in-range "
+                            "hunt in tests/test_mha.py",
     "positional_encoding": "float64 x close to -PE: the binary64 table (TorchLean's formula, "
                            "~10 u of angle error) is exposed by the cancellation of x + PE "
                            "(815 ulp); issue 10 note, reproducer in tests/test_indexing_rnn.py",

@@ -7,6 +7,12 @@ over the input box, ``(lo, hi, nan)``; the driver widens them by the op's tolera
   greatest upper bound of v over the keys; a row that may be fully masked also reaches 0
   (the hard-masked softmax gives zeros).  NaN is possible wherever an input of the batch
   may be NaN or unbounded (inf - inf in the scores).
+* multi_head_attention: V = value W_v + b_v (interval matmul bounds), each head's output
+  row a convex combination of V's rows of that head (0 too where a row may be fully
+  masked), then O W_o + b_o by interval matmul bounds; NaN possible on every output of
+  a batch entry with an input that may be NaN or unbounded.
+* hard_masked_softmax: weights in [0, 1]; exactly 0 where the mask (a point box) blocks;
+  NaN possible on a row whose scores may be NaN or unbounded (+inf, or all -inf).
 * the norm2 ops: y = xhat * gamma + beta with |xhat| <= sqrt(n - 1) for a centred set of n
   elements (Samuelson's bound; eps > 0 only shrinks it), |xhat| <= sqrt(n) for rms_norm
   and |xhat| <= 1 for weight_norm (a component of a unit vector).
@@ -18,7 +24,7 @@ import math
 import numpy as np
 
 from ..registry._norm2_layout import HAS_BETA, layout
-from .transfer import _mul_bounds
+from .transfer import _matmul_bounds, _mul_bounds
 
 
 def _unbounded(box):
@@ -47,6 +53,49 @@ def _sdpa(ins, p, shape):
     return lo, hi, nan
 
 
+def _mha(ins, p, shape):
+    q, k, v, wq, wk, wv, wo, bq, bk, bv, bo = ins
+    batched = q.lo.ndim == 3
+    N = q.lo.shape[0] if batched else 1
+    L, S, D, H = q.lo.shape[-2], k.lo.shape[-2], wq.lo.shape[1], p["num_heads"]
+    hd = D // H
+    vl, vh = (a.reshape(N, S, -1) for a in (v.lo, v.hi))
+    Vl, Vh, _ = _matmul_bounds(vl, vh, wv.lo[None], wv.hi[None])
+    Vl, Vh = Vl + bv.lo, Vh + bv.hi
+    if S:
+        ol = np.broadcast_to(Vl.min(axis=1, keepdims=True), (N, L, D)).copy()
+        oh = np.broadcast_to(Vh.max(axis=1, keepdims=True), (N, L, D)).copy()
+    else:
+        ol, oh = np.zeros((N, L, D)), np.zeros((N, L, D))
+    mask = p.get("mask")
+    if mask is not None and S:
+        empty = ~np.asarray(mask).reshape(N, H, L, S).any(axis=-1)        # (N, H, L)
+        empty = np.repeat(empty.transpose(0, 2, 1), hd, axis=-1)           # (N, L, D)
+        ol, oh = np.where(empty, np.minimum(ol, 0.0), ol), np.where(empty, np.maximum(oh, 0.0), oh)
+    lo, hi, _ = _matmul_bounds(ol, oh, wo.lo[None], wo.hi[None])
+    lo, hi = lo + bo.lo, hi + bo.hi
+    bad = np.zeros(N, bool)
+    for box in (q, k, v):
+        bad |= _unbounded(box).reshape(N, -1).any(axis=-1) if box.lo.size else False
+    anyw = any(_unbounded(b).any() for b in (wq, wk, wv, wo, bq, bk, bv, bo))
+    nan = np.broadcast_to((bad | anyw)[:, None, None], lo.shape) | np.isnan(lo) | np.isnan(hi)
+    lo, hi = np.where(np.isnan(lo), -np.inf, lo), np.where(np.isnan(hi), np.inf, hi)
+    return lo.reshape(shape), hi.reshape(shape), nan.reshape(shape)
+
+
+def _hms(ins, p, shape):
+    x, m = ins
+    shape = x.lo.shape
+    allowed = np.broadcast_to(m.point.astype(bool), shape) if m.is_point else np.ones(shape, bool)
+    lo = np.zeros(shape)
+    hi = np.where(allowed, 1.0, 0.0)
+    u = _unbounded(x) & allowed
+    if len(shape):
+        ax = p["axis"]
+        u = np.broadcast_to(u.any(axis=ax, keepdims=True), shape)
+    return lo, hi, u & allowed
+
+
 def _norm(name):
     beta_in = HAS_BETA[name]
 
@@ -69,5 +118,6 @@ def _norm(name):
     return transfer
 
 
-INTERVAL_ATTN = {"scaled_dot_product_attention": _sdpa}
+INTERVAL_ATTN = {"scaled_dot_product_attention": _sdpa, "hard_masked_softmax": _hms,
+                 "multi_head_attention": _mha}
 INTERVAL_ATTN.update({name: _norm(name) for name in HAS_BETA})

@@ -14,6 +14,7 @@ import numpy as np
 
 from .._kernels import attention as K
 from . import float_impl, float_vjp
+from .float_reductions import SM, _as_rows, _from_rows
 
 _DUMMY = np.ones(1, dtype=np.uint8)
 
@@ -75,3 +76,44 @@ def sdpa_vjp(arrays, params, out, g, threads):
         K.sdpa_vjp(_flat(q), _flat(k), _flat(v), m, has, hi, lo, B, L, S, E, Ev, g,
                    gq.reshape(-1), gk.reshape(-1), gv.reshape(-1), threads)
     return gq, gk, gv
+
+
+# ---- hard-masked softmax (TorchLean hardMaskedSoftmaxSpec) ---------------------------------
+# SDPA's rule on given scores: blocked entries become -inf (data movement) and the rows go
+# through refrt's softmax row kernel (refrt/_kernels/softmax.pyx: max shift, one exp per
+# entry, exp(-inf) = 0 exactly); a row whose every entry is blocked comes back NaN from it
+# (all -inf) and every blocked entry is then set to +0, which gives that row zeros.
+
+def _hms_rows(x, m, axis):
+    x1 = x.reshape(1) if x.ndim == 0 else x
+    m1 = np.broadcast_to(m, x.shape).reshape(x1.shape)
+    ax = x1.ndim - 1 if x.ndim == 0 else axis
+    rows, moved = _as_rows(np.where(m1, x1, x1.dtype.type(-np.inf)), ax)
+    mrows, _ = _as_rows(np.ascontiguousarray(m1), ax)
+    return rows, mrows, moved, ax, x1
+
+
+@float_impl("hard_masked_softmax")
+def hard_masked_softmax(arrays, params, threads):
+    x, m = arrays
+    rows, mrows, moved, ax, x1 = _hms_rows(x, m, params["axis"])
+    y = np.empty_like(rows)
+    with np.errstate(invalid="ignore"):
+        SM.softmax_rows(rows, y, threads)
+    y = np.where(mrows, y, x.dtype.type(0))
+    return _from_rows(y, moved, ax, x1.ndim).reshape(x.shape)
+
+
+@float_vjp("hard_masked_softmax")
+def hard_masked_softmax_vjp(arrays, params, out, g, threads):
+    """softmax's VJP kernel y (g - <y, g>) with g set to 0 on blocked entries (their y is
+    0: they add nothing to <y, g>, and an inf cotangent there is never read)."""
+    x, m = arrays
+    _, mrows, moved, ax, x1 = _hms_rows(x, m, params["axis"])
+    y, _ = _as_rows(np.asarray(out, x.dtype).reshape(x1.shape), ax)
+    g2, _ = _as_rows(np.asarray(g, x.dtype).reshape(x1.shape), ax)
+    g2 = np.where(mrows, g2, x.dtype.type(0))
+    gx = np.empty_like(y)
+    SM.softmax_vjp(np.ascontiguousarray(y), np.ascontiguousarray(g2), gx, threads)
+    gx = np.where(mrows, gx, x.dtype.type(0))
+    return _from_rows(gx, moved, ax, x1.ndim).reshape(x.shape), None

@@ -11,7 +11,8 @@ import mpmath
 import numpy as np
 
 from . import mp_impl, mp_vjp
-from .mp_reductions import _fsum
+from .mp_reductions import _fsum, _softmax_row, _softmax_rule
+from .mpctx import along
 
 
 # |d| above 2^24 in exp(d): a weight below e^-(2^24) ~ 10^-7e6, which rounds to 0 in every
@@ -117,3 +118,39 @@ def sdpa_vjp(ctx, arrays, params, out, g):
         return res
     return (gq.reshape(arrays[0].shape), total(gk, (B, S, E)).reshape(arrays[1].shape),
             total(gv, (B, S, Ev)).reshape(arrays[2].shape))
+
+
+# ---- hard-masked softmax ---------------------------------------------------------------------
+# TorchLean hardMaskedSoftmaxVecSpec: the softmax of the allowed entries (mp_reductions'
+# row formula and VJP rule, with its IEEE rows), exactly 0 on blocked ones; no allowed
+# entry: zeros.
+
+def _hms_apply(ctx, rule, x, m, axis, *more):
+    x1 = x.reshape(1) if x.ndim == 0 else x
+    ax = 0 if x.ndim == 0 else axis
+    m1 = np.broadcast_to(np.asarray(m, dtype=bool), x.shape).reshape(x1.shape)
+    more = [np.asarray(a, dtype=object).reshape(x1.shape) for a in more]
+
+    def row(xr, mr, *rest):
+        idx = [j for j, ok in enumerate(mr) if ok]
+        res = [ctx.zero] * len(xr)
+        if idx:
+            sub = rule([xr[j] for j in idx], *[[r[j] for j in idx] for r in rest])
+            for j, v in zip(idx, sub):
+                res[j] = v
+        return res
+    return along(row, x1, ax, m1, *more).reshape(x.shape)
+
+
+@mp_impl("hard_masked_softmax")
+def hard_masked_softmax(ctx, arrays, params):
+    x, m = arrays
+    return _hms_apply(ctx, lambda r: _softmax_row(ctx, r), x, m, params["axis"])
+
+
+@mp_vjp("hard_masked_softmax")
+def hard_masked_softmax_vjp(ctx, arrays, params, out, g):
+    x, m = arrays
+    gx = _hms_apply(ctx, lambda xr, yr, gr: _softmax_rule(ctx, yr, gr, xr), x, m,
+                    params["axis"], out, g)
+    return gx, None
