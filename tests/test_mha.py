@@ -231,8 +231,12 @@ def test_hard_masked_softmax_axis_broadcast_mask_and_0d():
     np.testing.assert_allclose(w.sum(axis=0), 1.0, rtol=1e-15)
     assert float(ops.hard_masked_softmax(np.array(5.0), np.array(True))) == 1.0
     assert float(ops.hard_masked_softmax(np.array(5.0), np.array(False))) == 0.0
+    # a float mask of exact 0s and 1s (what refrt's comparisons return) is the same
+    # condition; any other float values are an error
+    np.testing.assert_array_equal(ops.hard_masked_softmax(s, np.ones((3, 4))),
+                                  ops.hard_masked_softmax(s, np.ones((3, 4), bool)))
     with pytest.raises(RefrtTypeError, match="hard_masked_softmax: argument 'mask'"):
-        ops.hard_masked_softmax(s, np.ones((3, 4)))
+        ops.hard_masked_softmax(s, np.full((3, 4), 0.5))
     with pytest.raises(RefrtError, match="hard_masked_softmax: argument 'mask'.*broadcastable"):
         ops.hard_masked_softmax(s, np.ones((4, 3), bool))
 
