@@ -41,7 +41,7 @@ from cython.parallel cimport prange
 from libc.math cimport isfinite, isnan, NAN
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
-from ._scalar cimport (f_exp, f_fma, f_ldexp, f_frexp, f_abs, f_sqrt, two_sum, exp_diff,
+from ._scalar cimport (f_exp, f_expm1, f_fma, f_ldexp, f_frexp, f_abs, f_sqrt, two_sum, exp_diff,
                        mul_add_scaled)
 
 
@@ -164,20 +164,23 @@ cdef void lsm_jvp_row(const floating *y, const floating *dx, floating *out,
         m = 0
     for j in range(n):
         acc_prod(exp_diff(y[j], m), dx[j], 0, &sh, &sl)
-    sh = fast_two_sum(sh, sl, &sl)
-    if m != 0:
-        # s = exp(m) (sh + sl): one more rounding (exp's); +-inf where it overflows
-        em = f_exp(m)
-        th = em * sh
-        tl = f_fma(em, sh, -th) + em * sl
-        if not isfinite(th) or th == 0:
-            for i in range(n):
-                out[i] = dx[i] - th
-            return
-        sh = fast_two_sum(th, tl, &sl)
+    em = f_exp(m)
     for i in range(n):
-        d = two_sum(dx[i], -sh, &t)
-        out[i] = d + (t - sl)
+        # Design c: out_i = -dx_i expm1(y_i) - sum_{j != i} exp(y_j) dx_j; the rest is
+        # (T - e_i dx_i) exp(m), T - e_i dx_i exact in double-words (the same rounded
+        # e_i, TwoProd), so the rounding of exp(y_i) does not meet the 1 it cancels
+        e = exp_diff(y[i], m)
+        th = e * dx[i]
+        dw_add(sh, sl, -th, -f_fma(e, dx[i], -th), &th, &tl)
+        if m != 0:
+            dw_mul(th, tl, em, 0, &th, &tl)
+        e = f_expm1(y[i])
+        d = -(e * dx[i])
+        t = -f_fma(e, dx[i], d)
+        dw_add(d, t, -th, -tl, &d, &t)
+        out[i] = d + t
+        if not isfinite(out[i]):
+            out[i] = dx[i] - em * (sh + sl)
 
 
 def lsm_jvp(const floating[:, ::1] y,    # IN  log_softmax output, (rows, n)
@@ -268,8 +271,16 @@ cdef void rownorm_jvp_row(const floating *x, const floating *gam, const floating
     for i in range(D):
         xhat_dw(x[i], sc, st, &wh[i], &wl[i])
         acc(dx[i], &s1, &c1)
-        acc_prod(dx[i], wh[i], wl[i], &s2, &c2)
     dw_div_n(s1, c1, <floating>D, &m1h, &m1l)
+    # mean(dx xhat) = mean((dx - m1) xhat), as sum(xhat) = 0 in the reals: the centred
+    # form drops dx's common part c, whose c sum(xhat) is only 0 to xhat's rounding
+    # (u^2 |mean(x)| / std per element, times |c|: 1e-5 relative under large_mean rows
+    # of float32 x and dx, measured 2063 ulp before)
+    for i in range(D):
+        dw_add(dx[i], 0, -m1h, -m1l, &ah, &al)
+        dw_mul(ah, al, wh[i], wl[i], &ph, &pl)
+        acc(ph, &s2, &c2)
+        c2 = c2 + pl
     dw_div_n(s2, c2, <floating>D, &m2h, &m2l)
     for i in range(D):
         # t = (dx_i - m1) - xhat_i m2, dxhat = t (rh + rl) 2^-k
@@ -318,16 +329,15 @@ cdef inline floating dw_mean(floating s, floating c, Py_ssize_t D) noexcept nogi
 
 cdef void rownorm_jvp_vjp_row(const floating *x, const floating *gam, const floating *dx,
                               const floating *dg, const floating *g, Py_ssize_t D,
-                              floating eps, floating *gx, floating *ph, floating *pl,
-                              floating *wh, floating *wl, floating *au,
+                              floating eps, floating *gx, floating *gdx, floating *ph,
+                              floating *pl, floating *wh, floating *wl, floating *au,
                               floating *bu) noexcept nogil:
-    cdef int k, ka, ku, kb
+    cdef int k, ka, ku, kb, kg
     cdef floating st[4]
     cdef floating sc, s, s2, xh, uu, aa, bb, z, yv, p
     cdef floating su = 0, cu = 0, sa = 0, ca = 0, sb = 0, cb = 0
     cdef floating sxu = 0, cxu = 0, sxa = 0, cxa = 0, sxb = 0, cxb = 0, sau = 0, cau = 0
-    cdef floating mu_, ma, mb, m_u, m_a, m_b, cov, s1 = 0, c1 = 0, s3 = 0, c3 = 0
-    cdef floating m1, m3, dxh
+    cdef floating mu_, ma, mb, m_u, m_a, m_b, cov, dxh
     cdef Py_ssize_t i
     if D == 0:
         return
@@ -335,58 +345,63 @@ cdef void rownorm_jvp_vjp_row(const floating *x, const floating *gam, const floa
             and all_finite(dg, D)) or not ln_stats(x, D, eps, &k, st):
         for i in range(D):
             gx[i] = NAN
+            gdx[i] = NAN
             ph[i] = NAN
             pl[i] = 0
         return
     sc = f_ldexp(<floating>1, -k)
-    for i in range(D):
-        au[i] = g[i] * gam[i]
-        bu[i] = g[i] * dg[i]
-    # Design e: scaled copies a / 2^ka, u / 2^ku, b / 2^kb (exact, but for underflow of
-    # entries 2^(emax - emin) below the largest, which do not count)
-    ka = row_exponent(au, D)
-    kb = row_exponent(bu, D)
+    # Design e: scaled copies a / 2^ka = (g / 2^kg)(gamma / 2^kgam), u / 2^ku, b / 2^kb
+    # (each factor scaled by its own row exponent, exact but for underflow of entries
+    # 2^(emax - emin) below the row's largest, which do not count; scaling the product
+    # instead would lose a subnormal product's bits, scaling g alone would overflow)
+    kg = row_exponent(g, D)
+    ka = row_exponent(gam, D)
+    kb = row_exponent(dg, D)
     ku = row_exponent(dx, D)
     for i in range(D):
         xhat_dw(x[i], sc, st, &wh[i], &wl[i])
-        xh = wh[i]
-        aa = f_ldexp(g[i], -ka) * gam[i]
-        bb = f_ldexp(g[i], -kb) * dg[i]
-        au[i] = aa
-        bu[i] = bb
-        uu = f_ldexp(dx[i], -ku)
-        acc(uu, &su, &cu)
-        acc(aa, &sa, &ca)
-        acc(bb, &sb, &cb)
-        acc(xh * uu, &sxu, &cxu)
-        acc(xh * aa, &sxa, &cxa)
-        acc(xh * bb, &sxb, &cxb)
-        acc(aa * uu, &sau, &cau)
-        # first-order pieces for gamma's gradient: dxhat = s (u - m(u) - xhat m(xhat u))
-        acc(dx[i], &s1, &c1)
-        acc_prod(dx[i], wh[i], wl[i], &s3, &c3)
+        au[i] = f_ldexp(g[i], -kg) * f_ldexp(gam[i], -ka)
+        bu[i] = f_ldexp(g[i], -kg) * f_ldexp(dg[i], -kb)
+        acc(f_ldexp(dx[i], -ku), &su, &cu)
+        acc(au[i], &sa, &ca)
+        acc(bu[i], &sb, &cb)
+    ka = ka + kg
+    kb = kb + kg
     m_u = dw_mean(su, cu, D)
     m_a = dw_mean(sa, ca, D)
     m_b = dw_mean(sb, cb, D)
+    # the means of products with xhat in the centred form (sum(xhat) = 0 in the reals,
+    # as in rownorm_jvp_row), cov(a, u) = mean(P a P u)
+    for i in range(D):
+        xh = wh[i]
+        au[i] = au[i] - m_a
+        bu[i] = bu[i] - m_b
+        uu = f_ldexp(dx[i], -ku) - m_u
+        acc(xh * uu, &sxu, &cxu)
+        acc(xh * au[i], &sxa, &cxa)
+        acc(xh * bu[i], &sxb, &cxb)
+        acc(au[i] * uu, &sau, &cau)
     mu_ = dw_mean(sxu, cxu, D)
     ma = dw_mean(sxa, cxa, D)
     mb = dw_mean(sxb, cxb, D)
-    cov = dw_mean(sau, cau, D) - m_a * m_u
-    m1 = dw_mean(s1, c1, D)
-    m3 = dw_mean(s3, c3, D)
+    cov = dw_mean(sau, cau, D)
     s = st[2] + st[3]                  # 1/std in the scaled units (2^k of the input's)
     s2 = s * s
     for i in range(D):
         xh = wh[i]
-        uu = f_ldexp(dx[i], -ku)
-        z = (3 * mu_ * ma - cov) * xh - ma * (uu - m_u) - mu_ * (au[i] - m_a)
-        yv = (bu[i] - m_b) - xh * mb
+        uu = f_ldexp(dx[i], -ku) - m_u
+        z = (3 * mu_ * ma - cov) * xh - ma * uu - mu_ * au[i]
+        yv = bu[i] - xh * mb
         gx[i] = f_ldexp(s2 * z, ka + ku - 2 * k) + f_ldexp(s * yv, kb - k)
-        dxh = f_ldexp(s * ((dx[i] - m1) - xh * m3), -k)
-        # g dxhat as an exact TwoProd (the bindings sum hi and lo words)
+        # dx's gradient (the primal's, the Jacobian being symmetric): s (P a - xhat ma)
+        gdx[i] = f_ldexp(s * (au[i] - xh * ma), ka - k)
+        # dxhat / 2^(ku - k) = s (P u - xhat mu) in u's scaled units; g dxhat as a TwoProd
+        # there, scaled back word by word (the bindings sum hi and lo words): a subnormal
+        # dx is not rounded at its own scale before the product with s ~ 1/sqrt(eps)
+        dxh = s * (uu - xh * mu_)
         p = g[i] * dxh
-        ph[i] = p
-        pl[i] = f_fma(g[i], dxh, -p)
+        ph[i] = f_ldexp(p, ku - k)
+        pl[i] = f_ldexp(f_fma(g[i], dxh, -p), ku - k)
 
 
 def rownorm_jvp_vjp(const floating[::1] x,       # IN  (R, D) flat
@@ -396,6 +411,7 @@ def rownorm_jvp_vjp(const floating[::1] x,       # IN  (R, D) flat
                     const floating[::1] g,       # IN  upstream (R, D) flat
                     floating eps, Py_ssize_t D,
                     floating[::1] gx,            # OUT x's gradient (R, D)
+                    floating[::1] gdx,           # OUT dx's gradient (R, D)
                     floating[::1] ph,            # OUT g dxhat, high words (R, D)
                     floating[::1] pl,            # OUT g dxhat, low words (R, D)
                     int threads=1):
@@ -408,7 +424,8 @@ def rownorm_jvp_vjp(const floating[::1] x,       # IN  (R, D) flat
             work = <floating *> malloc(4 * D * sizeof(floating))
             if work != NULL:
                 rownorm_jvp_vjp_row(&x[r * D], &gamma[r * D], &dx[r * D], &dgamma[r * D],
-                                    &g[r * D], D, eps, &gx[r * D], &ph[r * D], &pl[r * D],
+                                    &g[r * D], D, eps, &gx[r * D], &gdx[r * D], &ph[r * D],
+                                    &pl[r * D],
                                     work, work + D, work + 2 * D, work + 3 * D)
                 free(work)
 

@@ -99,19 +99,21 @@ def _bind_norm(name):
         xr = _c(rows(x), dt)
         R, D = xr.shape
         g = np.asarray(g, dt).reshape(x.shape)
-        # the tangents' gradients: the primal's VJP (beta does not enter it)
+        # dgamma's and dbeta's gradients: the primal's VJP (sum g xhat, sum g; beta does
+        # not enter it); dx's is the kernel's s (P a - xhat ma) in row-scaled units (the
+        # primal's x gradient rounds subnormal products, registry losses.NORM_FAMILIES)
         pp = {"eps": params["eps"]}
         if name != "layer_norm_jvp":
             pp["channel_axis"] = params["channel_axis"]
-        gdx, gdgamma, gdbeta = FLOAT_VJP[_primal(name)](
+        _, gdgamma, gdbeta = FLOAT_VJP[_primal(name)](
             [x, gamma, np.zeros_like(gamma)], pp, None, g, threads)
-        gx = np.zeros((R, D), dt)
+        gx, gdx = np.zeros((R, D), dt), np.zeros((R, D), dt)
         ph, pl = np.zeros((R, D), dt), np.zeros((R, D), dt)
         if x.size:
             flat = [_c(a, dt).reshape(-1) for a in
                     (xr, expand(gamma), rows(dx), expand(dgamma), rows(g))]
             K.rownorm_jvp_vjp(*flat, dt.type(params["eps"]), D, gx.reshape(-1),
-                              ph.reshape(-1), pl.reshape(-1), threads)
+                              gdx.reshape(-1), ph.reshape(-1), pl.reshape(-1), threads)
         # gamma's gradient: the correctly rounded sum of the exact products g dxhat
         if name == "layer_norm_jvp":
             both = np.concatenate([ph, pl], axis=0).T           # (D, 2R): per column
@@ -123,7 +125,7 @@ def _bind_norm(name):
         else:
             ggamma = np.zeros_like(gamma)
         return (np.ascontiguousarray(unrows(gx)), ggamma.astype(dt),
-                np.ascontiguousarray(gdx, dt), np.ascontiguousarray(gdgamma, dt),
+                np.ascontiguousarray(unrows(gdx)), np.ascontiguousarray(gdgamma, dt),
                 np.ascontiguousarray(gdbeta, dt))
 
     fwd.__name__, vjp.__name__ = name, name + "_vjp"
