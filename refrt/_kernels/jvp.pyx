@@ -172,15 +172,21 @@ cdef void lsm_jvp_row(const floating *y, const floating *dx, floating *out,
         e = exp_diff(y[i], m)
         th = e * dx[i]
         dw_add(sh, sl, -th, -f_fma(e, dx[i], -th), &th, &tl)
-        if m != 0:
+        # a zero factor times exp(m) or expm1(y_i) is 0 (the reals' e^m is finite; the
+        # rounded one may be inf, and 0 * inf would be a NaN the exact value has not)
+        if m != 0 and th != 0:
             dw_mul(th, tl, em, 0, &th, &tl)
-        e = f_expm1(y[i])
-        d = -(e * dx[i])
-        t = -f_fma(e, dx[i], d)
+        d = 0
+        t = 0
+        if dx[i] != 0:
+            e = f_expm1(y[i])
+            d = -(e * dx[i])
+            t = -f_fma(e, dx[i], d)
         dw_add(d, t, -th, -tl, &d, &t)
         out[i] = d + t
         if not isfinite(out[i]):
-            out[i] = dx[i] - em * (sh + sl)
+            # overflow: +-inf from the dominant term, as the real value's rounding
+            out[i] = dx[i] - (em * (sh + sl) if sh + sl != 0 else 0)
 
 
 def lsm_jvp(const floating[:, ::1] y,    # IN  log_softmax output, (rows, n)
@@ -198,7 +204,7 @@ def lsm_jvp(const floating[:, ::1] y,    # IN  log_softmax output, (rows, n)
 cdef void lsm_jvp_vjp_row(const floating *y, const floating *dx, const floating *g,
                           floating *gy, floating *gdx, Py_ssize_t n) noexcept nogil:
     # gdx_j = g_j - exp(y_j) G, gy_j = -exp(y_j) dx_j G, G = sum(g) as a double-word
-    cdef floating s = 0, c = 0, G, Gl, e, p
+    cdef floating s = 0, c = 0, G, Gl, e, p, t
     cdef Py_ssize_t j
     for j in range(n):
         acc(g[j], &s, &c)
@@ -211,10 +217,12 @@ cdef void lsm_jvp_vjp_row(const floating *y, const floating *dx, const floating 
         p = e * G
         if isfinite(p):
             gdx[j] = (g[j] - p) - (f_fma(e, G, -p) + e * Gl)
-            gy[j] = -(p * dx[j] + (f_fma(e, G, -p) + e * Gl) * dx[j])
+            t = p * dx[j]
+            # the residual's product only where p dx did not overflow (else inf - inf)
+            gy[j] = -(t + (f_fma(e, G, -p) + e * Gl) * dx[j]) if isfinite(t) else -t
         else:
             gdx[j] = g[j] - p
-            gy[j] = -(p * dx[j])
+            gy[j] = -(p * dx[j]) if dx[j] != 0 else 0
 
 
 def lsm_jvp_vjp(const floating[:, ::1] y, const floating[:, ::1] dx,   # IN  (rows, n)
@@ -257,7 +265,7 @@ cdef void rownorm_jvp_row(const floating *x, const floating *gam, const floating
                           const floating *dg, const floating *db, Py_ssize_t D,
                           floating eps, floating *out, floating *wh,
                           floating *wl) noexcept nogil:
-    cdef int k
+    cdef int k, ku
     cdef floating st[4]
     cdef floating sc, s1 = 0, c1 = 0, s2 = 0, c2 = 0, m1h, m1l, m2h, m2l
     cdef floating ah, al, ph, pl, th, tl, qh, ql, uh, ul, vh, vl, dxh
@@ -268,37 +276,41 @@ cdef void rownorm_jvp_row(const floating *x, const floating *gam, const floating
         plain_jvp_row(x, gam, dx, dg, db, D, eps, out)
         return
     sc = f_ldexp(<floating>1, -k)
+    # dx in units of 2^ku (ku its row exponent): (dx - m1) xhat and its sums cannot
+    # overflow for +-max tangents, and a subnormal tangent row is formed in the normal
+    # range; the power of two goes back on dxhat (fast path) or into mul_add_scaled
+    ku = row_exponent(dx, D)
     for i in range(D):
         xhat_dw(x[i], sc, st, &wh[i], &wl[i])
-        acc(dx[i], &s1, &c1)
+        acc(f_ldexp(dx[i], -ku), &s1, &c1)
     dw_div_n(s1, c1, <floating>D, &m1h, &m1l)
     # mean(dx xhat) = mean((dx - m1) xhat), as sum(xhat) = 0 in the reals: the centred
     # form drops dx's common part c, whose c sum(xhat) is only 0 to xhat's rounding
     # (u^2 |mean(x)| / std per element, times |c|: 1e-5 relative under large_mean rows
     # of float32 x and dx, measured 2063 ulp before)
     for i in range(D):
-        dw_add(dx[i], 0, -m1h, -m1l, &ah, &al)
+        dw_add(f_ldexp(dx[i], -ku), 0, -m1h, -m1l, &ah, &al)
         dw_mul(ah, al, wh[i], wl[i], &ph, &pl)
         acc(ph, &s2, &c2)
         c2 = c2 + pl
     dw_div_n(s2, c2, <floating>D, &m2h, &m2l)
     for i in range(D):
-        # t = (dx_i - m1) - xhat_i m2, dxhat = t (rh + rl) 2^-k
-        dw_add(dx[i], 0, -m1h, -m1l, &ah, &al)
+        # t = (dx_i - m1) - xhat_i m2, dxhat = t (rh + rl) 2^(ku - k)
+        dw_add(f_ldexp(dx[i], -ku), 0, -m1h, -m1l, &ah, &al)
         dw_mul(wh[i], wl[i], m2h, m2l, &ph, &pl)
         dw_add(ah, al, -ph, -pl, &th, &tl)
-        dw_mul(th, tl, st[2], st[3], &qh, &ql)
-        qh = f_ldexp(qh, -k)
-        ql = f_ldexp(ql, -k)
+        dw_mul(th, tl, st[2], st[3], &th, &tl)
+        qh = f_ldexp(th, ku - k)
+        ql = f_ldexp(tl, ku - k)
         dw_mul(qh, ql, gam[i], 0, &uh, &ul)
         dw_mul(wh[i], wl[i], dg[i], 0, &vh, &vl)
         dw_add(uh, ul, vh, vl, &uh, &ul)
         dw_add(uh, ul, db[i], 0, &uh, &ul)
         out[i] = uh + ul
-        if not isfinite(out[i]) and isfinite(gam[i]) and isfinite(dg[i]) and isfinite(db[i]):
+        if (not isfinite(out[i]) or not isfinite(qh)) and isfinite(gam[i]) \
+                and isfinite(dg[i]) and isfinite(db[i]):
             # Design d: the scaled path
-            dxh = mul_add_scaled(th, tl, st[2], st[3], -k, 0)
-            out[i] = mul_add_scaled(dxh, 0, gam[i], 0, 0,
+            out[i] = mul_add_scaled(th, tl, gam[i], 0, ku - k,
                                     mul_add_scaled(wh[i], wl[i], dg[i], 0, 0, db[i]))
 
 
@@ -337,7 +349,7 @@ cdef void rownorm_jvp_vjp_row(const floating *x, const floating *gam, const floa
     cdef floating sc, s, s2, xh, uu, aa, bb, z, yv, p
     cdef floating su = 0, cu = 0, sa = 0, ca = 0, sb = 0, cb = 0
     cdef floating sxu = 0, cxu = 0, sxa = 0, cxa = 0, sxb = 0, cxb = 0, sau = 0, cau = 0
-    cdef floating mu_, ma, mb, m_u, m_a, m_b, cov, dxh
+    cdef floating mu_, ma, mb, m_u, m_a, m_b, l_u, l_a, l_b, cov, dxh
     cdef Py_ssize_t i
     if D == 0:
         return
@@ -367,16 +379,18 @@ cdef void rownorm_jvp_vjp_row(const floating *x, const floating *gam, const floa
         acc(bu[i], &sb, &cb)
     ka = ka + kg
     kb = kb + kg
-    m_u = dw_mean(su, cu, D)
-    m_a = dw_mean(sa, ca, D)
-    m_b = dw_mean(sb, cb, D)
+    # the means as double-words: P u = (u - m_uh) - m_ul is exact-ish where u has a large
+    # common part (tangents at 1e12 +- O(1): rounding m_u cost 1e-4 relative, 3e13 ulp)
+    dw_div_n(su, cu, <floating>D, &m_u, &l_u)
+    dw_div_n(sa, ca, <floating>D, &m_a, &l_a)
+    dw_div_n(sb, cb, <floating>D, &m_b, &l_b)
     # the means of products with xhat in the centred form (sum(xhat) = 0 in the reals,
     # as in rownorm_jvp_row), cov(a, u) = mean(P a P u)
     for i in range(D):
         xh = wh[i]
-        au[i] = au[i] - m_a
-        bu[i] = bu[i] - m_b
-        uu = f_ldexp(dx[i], -ku) - m_u
+        au[i] = (au[i] - m_a) - l_a
+        bu[i] = (bu[i] - m_b) - l_b
+        uu = (f_ldexp(dx[i], -ku) - m_u) - l_u
         acc(xh * uu, &sxu, &cxu)
         acc(xh * au[i], &sxa, &cxa)
         acc(xh * bu[i], &sxb, &cxb)
@@ -389,7 +403,7 @@ cdef void rownorm_jvp_vjp_row(const floating *x, const floating *gam, const floa
     s2 = s * s
     for i in range(D):
         xh = wh[i]
-        uu = f_ldexp(dx[i], -ku) - m_u
+        uu = (f_ldexp(dx[i], -ku) - m_u) - l_u
         z = (3 * mu_ * ma - cov) * xh - ma * uu - mu_ * au[i]
         yv = bu[i] - xh * mb
         gx[i] = f_ldexp(s2 * z, ka + ku - 2 * k) + f_ldexp(s * yv, kb - k)

@@ -697,6 +697,8 @@ from .transfer_conv import INTERVAL_CONV  # noqa: E402  (conv and pooling, same 
 INTERVAL.update(INTERVAL_CONV)
 from .transfer_attention import INTERVAL_ATTN  # noqa: E402  (attention and norm2 ops)
 INTERVAL.update(INTERVAL_ATTN)
+from .transfer_jvp import INTERVAL_JVP  # noqa: E402  (forward-mode JVP ops)
+INTERVAL.update(INTERVAL_JVP)
 INTERVAL.update({
     "inv": _inv, "safe_inv": _safe_inv, "add": _add, "sub": _sub, "mul": _mul,
     "div": _div, "safe_div": _safe_div, "minimum": _minmax(np.minimum),
