@@ -141,10 +141,46 @@ cdef inline bint all_finite(const floating *a, Py_ssize_t n) noexcept nogil:
 
 # ---------------------------------------------------------------- log_softmax_jvp
 
+cdef inline void mul_dw1(floating th, floating tl, floating h, floating *rh,
+                         floating *rl) noexcept nogil:
+    # (th + tl) h as a double-word; +-inf (low word 0) where the product overflows
+    cdef floating p = th * h
+    if not isfinite(p):
+        rh[0] = p
+        rl[0] = 0
+        return
+    dw_mul(th, tl, h, 0, rh, rl)
+
+
+cdef inline void mul_exp(floating th, floating tl, floating m, floating em, floating *rh,
+                         floating *rl) noexcept nogil:
+    # (th + tl) exp(m), em = fl(exp(m)): 0 for a zero factor (the real e^m is finite, the
+    # rounded one may be inf); where em overflows, two factors exp(m / 2) (m / 2 exact),
+    # so a finite product of a small T and a huge e^m stays finite (one more rounding)
+    cdef floating h
+    if th == 0:
+        rh[0] = 0
+        rl[0] = 0
+    elif m == 0:
+        rh[0] = th
+        rl[0] = tl
+    elif isfinite(em):
+        mul_dw1(th, tl, em, rh, rl)
+    else:
+        h = f_exp(m / 2)
+        if not isfinite(h):
+            rh[0] = th * h
+            rl[0] = 0
+            return
+        mul_dw1(th, tl, h, rh, rl)
+        mul_dw1(rh[0], rl[0], h, rh, rl)
+
+
 cdef void lsm_jvp_row(const floating *y, const floating *dx, floating *out,
                       Py_ssize_t n) noexcept nogil:
     cdef Py_ssize_t i, j
     cdef floating m, sh = 0, sl = 0, e, em, th, tl, d, t
+    cdef bint first
     cdef bint finite = all_finite(y, n) and all_finite(dx, n)
     if n == 0:
         return
@@ -156,37 +192,46 @@ cdef void lsm_jvp_row(const floating *y, const floating *dx, floating *out,
         for i in range(n):
             out[i] = dx[i] - sh
         return
-    m = y[0]
-    for j in range(1, n):
-        if y[j] > m:
+    # m = the largest y_j whose dx_j is not zero: the terms with dx_j = 0 are exactly 0,
+    # and shifting by a larger y would flush the nonzero terms to 0 (y = (1378, 379),
+    # dx = (0, 80): exp(379 - 1378) underflows, the real sum is e^379 80, +inf in float32)
+    m = 0
+    first = True
+    for j in range(n):
+        if dx[j] != 0 and (first or y[j] > m):
             m = y[j]
+            first = False
     if -32 <= m <= 0:
         m = 0
     for j in range(n):
-        acc_prod(exp_diff(y[j], m), dx[j], 0, &sh, &sl)
+        if dx[j] != 0:          # exactly 0 (exp(y_j - m) may overflow there: inf * 0)
+            acc_prod(exp_diff(y[j], m), dx[j], 0, &sh, &sl)
     em = f_exp(m)
     for i in range(n):
-        # Design c: out_i = -dx_i expm1(y_i) - sum_{j != i} exp(y_j) dx_j; the rest is
-        # (T - e_i dx_i) exp(m), T - e_i dx_i exact in double-words (the same rounded
-        # e_i, TwoProd), so the rounding of exp(y_i) does not meet the 1 it cancels
-        e = exp_diff(y[i], m)
-        th = e * dx[i]
-        dw_add(sh, sl, -th, -f_fma(e, dx[i], -th), &th, &tl)
-        # a zero factor times exp(m) or expm1(y_i) is 0 (the reals' e^m is finite; the
-        # rounded one may be inf, and 0 * inf would be a NaN the exact value has not)
-        if m != 0 and th != 0:
-            dw_mul(th, tl, em, 0, &th, &tl)
-        d = 0
+        # Design c: for y_i <= 1, out_i = -dx_i expm1(y_i) - sum_{j != i} exp(y_j) dx_j;
+        # the rest is (T - e_i dx_i) exp(m), T - e_i dx_i exact in double-words (the
+        # same rounded e_i, TwoProd), so the rounding of exp(y_i) does not meet the 1 it
+        # cancels.  For y_i > 1 (no such 1 to cancel; expm1 could overflow) the plain
+        # dx_i - exp(m) T.
+        th = sh
+        tl = sl
+        if dx[i] != 0 and y[i] <= 1:
+            e = exp_diff(y[i], m)
+            th = e * dx[i]
+            dw_add(sh, sl, -th, -f_fma(e, dx[i], -th), &th, &tl)
+        mul_exp(th, tl, m, em, &th, &tl)
+        d = dx[i]
         t = 0
-        if dx[i] != 0:
+        if dx[i] != 0 and y[i] <= 1:
             e = f_expm1(y[i])
             d = -(e * dx[i])
             t = -f_fma(e, dx[i], d)
         dw_add(d, t, -th, -tl, &d, &t)
         out[i] = d + t
-        if not isfinite(out[i]):
+        if isnan(out[i]):
             # overflow: +-inf from the dominant term, as the real value's rounding
-            out[i] = dx[i] - (em * (sh + sl) if sh + sl != 0 else 0)
+            mul_exp(sh, sl, m, em, &th, &tl)
+            out[i] = dx[i] - th
 
 
 def lsm_jvp(const floating[:, ::1] y,    # IN  log_softmax output, (rows, n)
