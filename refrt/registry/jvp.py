@@ -220,12 +220,12 @@ SPECS = [
                           Case((((1.0, NAN),), (1.0, 1.0), ((1.0, 1.0),), (0.0, 0.0),
                                 (0.0, 0.0)), NAN)),
            vjp=NORM_VJP, vjp_tol=Tol(float32=8, float64=8),
-           vjp_terms=_norm_terms("layer_norm_jvp"), vjp_floor=16.0,
+           vjp_terms=_norm_terms("layer_norm_jvp"),
            shape=ln_jvp_shape, families=LN_JVP_FAMILIES,
            example_shapes=((3, 6), (6,), (3, 6), (6,), (6,)),
            conventions="beta does not enter (the JVP does not depend on it); dgamma and dbeta "
-           "are the tangents of gamma and beta.  The dx gradient is layer_norm's own VJP "
-           "kernel (its absolute floor of 16 eps max|grad|, registry layer_norm, applies)",
+           "are the tangents of gamma and beta.  The dgamma and dbeta gradients are "
+           "layer_norm's own VJP sums (sum g xhat, sum g)",
            torchlean="layerNormJvp"),
     OpSpec(name="batch_norm2d_jvp",
            signature="batch_norm2d_jvp(x, gamma, dx, dgamma, dbeta, eps=1e-06, "
@@ -245,7 +245,7 @@ SPECS = [
                                -2.0, params={"channel_axis": 0, "eps": 0.0},
                                note="TorchLean's (C, H, W) form: xhat dgamma")),
            vjp=NORM_VJP, vjp_tol=Tol(float32=8, float64=8),
-           vjp_terms=_norm_terms("batch_norm2d_jvp"), vjp_floor=16.0,
+           vjp_terms=_norm_terms("batch_norm2d_jvp"),
            shape=bn_jvp_shape, families=NORM_JVP_FAMILIES,
            example_shapes=((2, 3, 4), (3,), (2, 3, 4), (3,), (3,)),
            conventions="the sets of refrt's batch_norm (PyTorch training mode for "
