@@ -55,6 +55,10 @@ def _cases():
     pp = {"kernel_size": 3, "stride": 2, "padding": 1}
     yield ("max_pool2d_jvp", pp, "max_pool2d", pp, [_normal(2, 2, 5, 6)], [_normal(2, 2, 5, 6)],
            lambda p, t: [p[0], t[0]])
+    for beta in (1.5, -2.0):
+        sp = dict(pp, beta=beta)
+        yield ("smooth_max_pool2d_jvp", sp, "smooth_max_pool2d", sp, [_normal(1, 2, 5, 6)],
+               [_normal(1, 2, 5, 6)], lambda p, t: [p[0], t[0]])
 
 
 CASES = list(_cases())
@@ -99,6 +103,8 @@ def test_float64_matches_torch_func_jvp(case):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     name, params, primal, pparams, p, t, build = case
+    if primal == "smooth_max_pool2d":
+        pytest.skip("PyTorch has no smooth max pool")
     T = [torch.tensor(a, dtype=torch.float64) for a in p]
     D = [torch.tensor(a, dtype=torch.float64) for a in t]
     if primal == "log_softmax":
@@ -127,7 +133,7 @@ def test_vjp_wrt_tangents_is_the_primal_vjp(case):
     g = _normal(*out.shape)
     mine = vjp_op(name, args, params, None, g, "f64")
     ref = vjp_op(primal, [np.asarray(a, np.float64) for a in p], pparams, None, g, "mp")
-    k0 = 1 if name in ("log_softmax_jvp", "max_pool2d_jvp") else 2   # first tangent
+    k0 = 1 if name in ("log_softmax_jvp", "max_pool2d_jvp", "smooth_max_pool2d_jvp") else 2
     if name == "log_softmax_jvp":
         # log_softmax's VJP from x: g - softmax(x) sum(g) = the tangent gradient at y
         pairs = [(mine[1], ref[0])]

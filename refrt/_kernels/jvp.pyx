@@ -6,6 +6,7 @@
     rownorm_jvp:  out_i = gamma_i dxhat_i + xhat_i dgamma_i + dbeta_i,
                   dxhat_i = s (dx_i - mean(dx) - xhat_i mean(dx xhat)), s = 1/sqrt(var + eps)
     pool_max_jvp: out = dx at the window's first argmax of x
+    pool_smooth_max_jvp: out = sum_k softmax(beta x_window)_k dx_k (padded cells: 0, 0)
 
 Design:
 a) One fused type; float32 kernels run float32 arithmetic and float32 double-words:
@@ -519,3 +520,113 @@ def pool_max_jvp(const floating[:, :, ::1] x,     # IN  (M, H, W)
                             dm = dx[b, h, v]
                             first = False
                 out[b, oh, ow] = dm
+
+
+# ---------------------------------------------------------------- smooth_max_pool2d_jvp
+
+cdef inline floating _cell0(const floating[:, :, ::1] a, Py_ssize_t b, Py_ssize_t h,
+                            Py_ssize_t v) noexcept nogil:
+    # TorchLean's smooth pool: a padded cell is the value 0 (and its tangent 0)
+    if h < 0 or v < 0 or h >= a.shape[1] or v >= a.shape[2]:
+        return 0
+    return a[b, h, v]
+
+
+cdef inline floating _weight(floating xv, floating p, floating beta) noexcept nogil:
+    # exp(beta (x - p)) with the roundings of x - p (TwoSum) and of beta (x - p)
+    # (TwoProd) compensated: exp(zh + zl) = exp(zh) (1 + zl + O(zl^2))
+    cdef floating dl, zl
+    cdef floating dh = two_sum(xv, -p, &dl)
+    cdef floating zh = beta * dh
+    zl = f_fma(beta, dh, -zh) + beta * dl
+    cdef floating e = f_exp(zh)
+    if not isfinite(zl):
+        return e
+    return f_fma(e, zl, e)
+
+
+cdef floating _smooth_window(const floating[:, :, ::1] x, const floating[:, :, ::1] dx,
+                             Py_ssize_t b, Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t v0,
+                             Py_ssize_t v1, floating beta, floating *pout) noexcept nogil:
+    # returns the pivot; *pout = sum_k w_k dx_k (w the window softmax of beta x), as
+    # (T_h + T_l) / (S_h + S_l) from Dot2 / Sum2 and one double-word division
+    cdef Py_ssize_t h, v
+    cdef floating p = 0, t, sh = 0, sl = 0, th = 0, tl = 0, e, q, dp = 0
+    cdef bint first = True
+    for h in range(h0, h1):
+        for v in range(v0, v1):
+            t = _cell0(x, b, h, v)
+            if first or (isnan(t) and not isnan(p)) or (not isnan(p) and
+                                                        (t > p if beta > 0 else t < p)):
+                p = t
+                dp = _cell0(dx, b, h, v)
+                first = False
+    if isnan(p):
+        pout[0] = p
+        return p
+    if not isfinite(p):
+        # an infinite pivot: the weights are one-hot in the limit (the winner's tangent)
+        pout[0] = dp
+        return p
+    for h in range(h0, h1):
+        for v in range(v0, v1):
+            e = _weight(_cell0(x, b, h, v), p, beta)
+            acc(e, &sh, &sl)
+            acc_prod(e, _cell0(dx, b, h, v), 0, &th, &tl)
+    q = th / sh
+    pout[0] = q + (f_fma(-q, sh, th) + (tl - q * sl)) / sh
+    return p
+
+
+def pool_smooth_max_jvp(const floating[:, :, ::1] x,    # IN  (M, H, W)
+                        const floating[:, :, ::1] dx,   # IN  tangent (M, H, W)
+                        const int64_t[::1] hs, const int64_t[::1] he,   # unclipped windows
+                        const int64_t[::1] ws, const int64_t[::1] we,
+                        floating[:, :, ::1] out,        # OUT (M, Ho, Wo)
+                        double beta_, int threads=1):
+    cdef Py_ssize_t M = x.shape[0], Ho = out.shape[1], Wo = out.shape[2], r, b, oh, ow
+    cdef floating beta = <floating>beta_
+    with nogil:
+        for r in prange(M * Ho, num_threads=threads, schedule="static"):
+            b = r // Ho
+            oh = r % Ho
+            for ow in range(Wo):
+                _smooth_window(x, dx, b, hs[oh], he[oh], ws[ow], we[ow], beta,
+                               &out[b, oh, ow])
+
+
+def pool_smooth_max_jvp_vjp(const floating[:, :, ::1] x,    # IN  (M, H, W)
+                            const floating[:, :, ::1] dx,   # IN  (M, H, W)
+                            const floating[:, :, ::1] g,    # IN  (M, Ho, Wo)
+                            const int64_t[::1] hs, const int64_t[::1] he,
+                            const int64_t[::1] ws, const int64_t[::1] we,
+                            floating[:, :, ::1] gx,         # OUT (M, H, W), zeros
+                            floating[:, :, ::1] comp,       # SCRATCH (M, H, W), zeros
+                            double beta_, int threads=1):
+    # gx_k = sum over windows w holding k of g_w beta w_k (dx_k - out_w) (d w_k / d x_j =
+    # beta w_k (delta_kj - w_j)); windows in order per plane, Sum2 into (gx, comp)
+    cdef Py_ssize_t M = x.shape[0], Ho = g.shape[1], Wo = g.shape[2]
+    cdef Py_ssize_t H = x.shape[1], W = x.shape[2], b, oh, ow, h, v
+    cdef floating beta = <floating>beta_, p, o, s, sl, w, c, err
+    with nogil:
+        for b in prange(M, num_threads=threads, schedule="static"):
+            for oh in range(Ho):
+                for ow in range(Wo):
+                    p = _smooth_window(x, dx, b, hs[oh], he[oh], ws[ow], we[ow], beta, &o)
+                    if not isfinite(p):
+                        continue
+                    s = 0
+                    sl = 0
+                    for h in range(hs[oh], he[oh]):
+                        for v in range(ws[ow], we[ow]):
+                            acc(_weight(_cell0(x, b, h, v), p, beta), &s, &sl)
+                    s = s + sl
+                    for h in range(max(hs[oh], 0), min(he[oh], H)):
+                        for v in range(max(ws[ow], 0), min(we[ow], W)):
+                            w = _weight(x[b, h, v], p, beta) / s
+                            c = g[b, oh, ow] * beta * w * (dx[b, h, v] - o)
+                            gx[b, h, v] = two_sum(gx[b, h, v], c, &err)
+                            comp[b, h, v] = comp[b, h, v] + err
+            for h in range(H):
+                for v in range(W):
+                    gx[b, h, v] = gx[b, h, v] + comp[b, h, v]

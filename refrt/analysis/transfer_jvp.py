@@ -97,5 +97,17 @@ def _pool_jvp(ins, p, shape):
     return np.where(np.isnan(lo), -INF, lo), np.where(np.isnan(hi), INF, hi), nan
 
 
-INTERVAL_JVP = {"log_softmax_jvp": _lsm_jvp, "layer_norm_jvp": _norm_jvp("layer_norm_jvp"),
+def _smooth_jvp(ins, p, shape):
+    """A convex combination of the window's tangents, padded cells' 0 among them: within
+    [min(window dx_lo, 0), max(window dx_hi, 0)] (0 always included: sound, looser)."""
+    lo, hi, nan = _pool_jvp(ins, p, shape)
+    x = ins[0]
+    from .. import ops
+    q = {k: p[k] for k in ("kernel_size", "stride", "padding")}
+    bad = (x.nan | np.isinf(x.lo) | np.isinf(x.hi)).astype(np.float64)
+    nan = nan | (np.asarray(ops.evaluate("max_pool2d", bad, **q)).reshape(shape) > 0)
+    return np.minimum(lo, 0.0), np.maximum(hi, 0.0), nan
+
+
+INTERVAL_JVP = {"smooth_max_pool2d_jvp": _smooth_jvp,"log_softmax_jvp": _lsm_jvp, "layer_norm_jvp": _norm_jvp("layer_norm_jvp"),
                 "batch_norm2d_jvp": _norm_jvp("batch_norm2d_jvp"), "max_pool2d_jvp": _pool_jvp}

@@ -165,3 +165,41 @@ def max_pool2d_jvp_vjp(arrays, params, out, g, threads):
     pp = {k: params[k] for k in ("kernel_size", "stride", "padding")}
     (gdx,) = FLOAT_VJP["max_pool2d"]([x], pp, None, g, threads)
     return np.zeros_like(x), np.ascontiguousarray(gdx, x.dtype)
+
+
+# ---- smooth_max_pool2d_jvp ----------------------------------------------------------------
+
+def _smooth_geometry(params, x):
+    x4 = x if x.ndim == 4 else x[None]
+    n, c, h, w = x4.shape
+    (kh, kw), (sh, sw), (ph, pw) = params["kernel_size"], params["stride"], params["padding"]
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    hs, he, ws, we, _, _ = pool_windows("smooth_max_pool2d", params, h, w, ho, wo)
+    return (n, c, h, w, ho, wo), (hs, he, ws, we)
+
+
+@float_impl("smooth_max_pool2d_jvp")
+def smooth_max_pool2d_jvp(arrays, params, threads):
+    params = pairs(params)
+    x, dx = arrays
+    (n, c, h, w, ho, wo), win = _smooth_geometry(params, x)
+    out = np.empty((n * c, ho, wo), dtype=x.dtype)
+    K.pool_smooth_max_jvp(_c(x, x.dtype).reshape(n * c, h, w),
+                          _c(dx, x.dtype).reshape(n * c, h, w), *win, out,
+                          float(params["beta"]), threads)
+    return out.reshape((n, c, ho, wo) if x.ndim == 4 else (c, ho, wo))
+
+
+@float_vjp("smooth_max_pool2d_jvp")
+def smooth_max_pool2d_jvp_vjp(arrays, params, out, g, threads):
+    params = pairs(params)
+    x, dx = arrays
+    (n, c, h, w, ho, wo), win = _smooth_geometry(params, x)
+    gx = np.zeros((n * c, h, w), x.dtype)
+    K.pool_smooth_max_jvp_vjp(_c(x, x.dtype).reshape(n * c, h, w),
+                              _c(dx, x.dtype).reshape(n * c, h, w),
+                              _c(np.asarray(g, x.dtype), x.dtype).reshape(n * c, ho, wo), *win,
+                              gx, np.zeros_like(gx), float(params["beta"]), threads)
+    pp = {k: params[k] for k in ("kernel_size", "stride", "padding", "beta")}
+    (gdx,) = FLOAT_VJP["smooth_max_pool2d"]([x], pp, None, g, threads)
+    return gx.reshape(x.shape), np.ascontiguousarray(gdx, x.dtype)

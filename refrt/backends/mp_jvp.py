@@ -36,7 +36,7 @@ from .conv_geometry import pairs
 from .mp_conv import _cells, _first_best, _windows
 from .mp_norm2 import _bad, _row_prec, _row_stats
 from .mp_reductions import _fsum
-from .mpctx import along
+from .mpctx import along, is_nan
 from ..registry._norm2_layout import layout
 
 
@@ -228,3 +228,63 @@ def max_pool2d_jvp_vjp(ctx, arrays, params, out, g):
     gx = _obj(x.shape)
     gx.ravel()[:] = [ctx.zero] * x.size
     return gx, gdx
+
+
+# ---- smooth_max_pool2d_jvp ----------------------------------------------------------------
+
+def _smooth_jvp_window(ctx, cells, dcells, beta):
+    """(out, weights or None) of one window: sum_k softmax(beta x)_k dx_k."""
+    k = _first_best(ctx, cells, (lambda a, b: a > b) if beta > 0 else (lambda a, b: a < b))
+    p = cells[k][0]
+    if is_nan(ctx, p):
+        return p, None
+    if not ctx.isfinite(p):
+        return dcells[k], None
+    B = ctx.mpf(beta)
+    e = [ctx.exp(B * (v - p)) for v, _ in cells]
+    S = _fsum(ctx, e)
+    return _fsum(ctx, [a * d for a, d in zip(e, dcells)]) / S, [a / S for a in e]
+
+
+def _smooth_cells(ctx, name, params, x, dx):
+    x4, (ho, wo), (hs, he, ws, we, _, _) = _windows("smooth_max_pool2d", params, x)
+    d4 = dx if dx.ndim == 4 else dx[None]
+    n, c = x4.shape[:2]
+    for s, ch, i, j in itertools.product(range(n), range(c), range(ho), range(wo)):
+        cells = _cells(x4, s, ch, hs[i], he[i], ws[j], we[j], ctx.zero)
+        dcells = [d4[s, ch][pos] if pos is not None else ctx.zero for _, pos in cells]
+        yield (s, ch, i, j), cells, dcells, x4.shape, (n, c, ho, wo)
+
+
+@mp_impl("smooth_max_pool2d_jvp")
+def smooth_max_pool2d_jvp(ctx, arrays, params):
+    params = pairs(params)
+    x, dx = arrays
+    x4, (ho, wo), _ = _windows("smooth_max_pool2d", params, x)
+    out = _obj(x4.shape[:2] + (ho, wo))
+    for idx, cells, dcells, _, oshape in _smooth_cells(ctx, "", params, x, dx):
+        out[idx] = _smooth_jvp_window(ctx, cells, dcells, params["beta"])[0]
+    return out if x.ndim == 4 else out[0]
+
+
+@mp_vjp("smooth_max_pool2d_jvp")
+def smooth_max_pool2d_jvp_vjp(ctx, arrays, params, out, g):
+    params = pairs(params)
+    x, dx = arrays
+    B = ctx.mpf(params["beta"])
+    terms = {}
+    for idx, cells, dcells, _, oshape in _smooth_cells(ctx, "", params, x, dx):
+        gv = np.asarray(g, dtype=object).reshape(oshape)[idx]
+        o, w = _smooth_jvp_window(ctx, cells, dcells, params["beta"])
+        if w is None:
+            continue
+        for (v, pos), wk, dk in zip(cells, w, dcells):
+            if pos is not None:
+                terms.setdefault(idx[:2] + pos, []).append(gv * B * wk * (dk - o))
+    x4 = x if x.ndim == 4 else x[None]
+    gx = _obj(x4.shape)
+    for i in itertools.product(*(range(k) for k in x4.shape)):
+        t = terms.get(i)
+        gx[i] = _fsum(ctx, t) if t else ctx.zero
+    (gdx,) = MP_VJP["smooth_max_pool2d"](ctx, [x], params, None, g)
+    return gx.reshape(x.shape), gdx

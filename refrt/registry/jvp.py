@@ -94,6 +94,53 @@ def pool_jvp_shape(spec, arrays, params):
 pool_jvp_shape.draw_example = _pool_jvp_example
 
 
+def _smooth_jvp_example(ints):
+    shapes, p = _pool_example(ints)
+    p["beta"] = (1.0, -1.0, 0.5, 3.0, -2.0, 1.0, 8.0, 1.0)[p.pop("_draw")]
+    return [shapes[0], shapes[0]], p
+
+
+def smooth_jvp_shape(spec, arrays, params):
+    _same(spec, arrays, ((0, 1),))
+    return pool_shape(spec, arrays[:1], params)
+
+
+smooth_jvp_shape.draw_example = _smooth_jvp_example
+
+
+def _smooth_jvp_terms(arrays, params, g):
+    """gx_k = sum_w g_w beta w_k (dx_k - out_w): terms sum_w |g_w beta| w_k (|dx_k| +
+    |out_w|), float64 (each window's softmax from its pivot); dx's gradient is the smooth
+    max pool's VJP (its own budget: sum_w |g_w| w_k)."""
+    x, dx = (np.asarray(a, np.float64) for a in arrays)
+    x4, d4 = (x, dx) if x.ndim == 4 else (x[None], dx[None])
+    n, c, h, w = x4.shape
+    (kh, kw), (sh, sw), (ph, pw) = params["kernel_size"], params["stride"], params["padding"]
+    beta = params["beta"]
+    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    H, W = max((ho - 1) * sh + kh, h + 2 * ph), max((wo - 1) * sw + kw, w + 2 * pw)
+    xp, dp = np.zeros((n, c, H, W)), np.zeros((n, c, H, W))
+    xp[:, :, ph:ph + h, pw:pw + w] = x4
+    dp[:, :, ph:ph + h, pw:pw + w] = d4
+    gabs = np.abs(np.asarray(g, np.float64)).reshape(n, c, ho, wo) * abs(beta)
+    sl = lambda a, i, j: a[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]  # noqa
+    taps = [(i, j) for i in range(kh) for j in range(kw)]
+    X = np.stack([sl(xp, i, j) for i, j in taps])
+    Dx = np.stack([sl(dp, i, j) for i, j in taps])
+    with np.errstate(all="ignore"):
+        piv = X.max(axis=0) if beta > 0 else X.min(axis=0)
+        e = np.exp(beta * (X - piv))
+        wgt = e / e.sum(axis=0)
+        o = np.abs((wgt * Dx).sum(axis=0))
+    acc = np.zeros(xp.shape)
+    for k, (i, j) in enumerate(taps):
+        acc[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw] += \
+            gabs * wgt[k] * (np.abs(Dx[k]) + o)
+    from .conv import _smooth_terms
+    return (acc[:, :, ph:ph + h, pw:pw + w].reshape(x.shape),
+            _smooth_terms(arrays[:1], params, g)[0])
+
+
 # ---- condition-number budgets of the VJPs (registry/_terms.py's contract) ----------------
 
 def _lsm_terms(arrays, params, g):
@@ -172,6 +219,10 @@ LSM_FAMILIES = ("normal", "wide", "large_spread", "dominant", "margins", "large_
 NORM_JVP_FAMILIES = ("normal", "large_mean", "subnormal")
 LN_JVP_FAMILIES = ("normal", "large_mean")
 POOL_JVP_FAMILIES = ("normal", "wide", "extremal", "large_mean", "subnormal", "cancel_max")
+# extremal is left out: +-inf and +-max cells make the weights' exp(beta (x - pivot)) inf - inf;
+# cancel_max: the forward is within 2 ulp, but the x gradient's dx_k - y_w overflows for
+# +-max tangents of opposite signs (inf where the real value is finite)
+SMOOTH_JVP_FAMILIES = ("normal", "wide", "large_mean", "subnormal")
 IMG = (((1.0, 2.0), (3.0, 4.0)),)
 TAN = (((5.0, 6.0), (7.0, 8.0)),)
 NORM_ARGS = (Arg("x"), Arg("gamma"), Arg("dx"), Arg("dgamma"), Arg("dbeta"))
@@ -276,4 +327,33 @@ SPECS = [
            "kernel / 2); torch.func.jvp of F.max_pool2d picks the same winner except at "
            "ties and NaN",
            torchlean="maxPool*LinearizationSpec (maxPool2d linearization)"),
+    OpSpec(name="smooth_max_pool2d_jvp",
+           signature="smooth_max_pool2d_jvp(x, dx, kernel_size=2, stride=None, padding=0, "
+           "beta=1.0) -> dy",
+           kind="spatial", args=(Arg("x"), Arg("dx")),
+           doc="Spatial input (N, C, H, W) or (C, H, W).  The JVP of smooth_max_pool2d: per "
+           "window, sum_k softmax(beta x)_k dx_k (padded cells: value 0, tangent 0); the "
+           "weights exp(beta (x - pivot)) with the roundings of x - pivot and of the product "
+           "by beta compensated, Dot2 / Sum2 sums, one double-word division; each weight "
+           "keeps exp's own rounding, which mixed-sign tangents amplify by sum w |dx| / "
+           "|dy| (measured 8 ulp float32, 0 float64, normal family)",
+           tol=Tol(float32=16, float64=8),
+           params=POOL_PARAMS + (Param("beta", 1.0, "float", "sharpness, nonzero"),),
+           special_cases=(Case(((((0.0, 0.0), (0.0, 0.0)),), TAN), 6.5,
+                               note="equal values: the mean of the tangents"),
+                          Case(((((0.0, 0.0), (0.0, 0.0)),), TAN), 6.5, params={"beta": -1.0}),
+                          Case(((((1000.0, 0.0), (0.0, 0.0)),), TAN), 5.0,
+                               note="one dominant value: its tangent (no overflow)"),
+                          Case(((((1.0, NAN), (2.0, 3.0)),), TAN), NAN)),
+           vjp="dx: smooth_max_pool2d's VJP (g times the window softmax, summed over the "
+           "windows); x: sum over windows w of g_w beta w_k (dx_k - y_w), y_w this op's "
+           "output (d softmax_k / d x_j = beta w_k (delta_kj - w_j))",
+           vjp_tol=Tol(float32=16, float64=8), vjp_terms=_smooth_jvp_terms,
+           shape=smooth_jvp_shape, families=SMOOTH_JVP_FAMILIES,
+           example_shapes=((1, 2, 4, 5), (1, 2, 4, 5)),
+           conventions="TorchLean's smooth max pool (padded cells take part as the value 0, "
+           "their tangent 0); an infinite pivot gives the winner's tangent (the one-hot limit "
+           "of the weights), a NaN in the window NaN.  PyTorch has no smooth max pool (no "
+           "torch row)",
+           torchlean="smooth-max JVP (smoothMaxPool2d linearization: sum softmax(beta x) dx)"),
 ]
