@@ -50,6 +50,15 @@ KNOWN = {
                             "tiny results carry the lo parts' subnormal quantum "
                             "(registry/mha.py conventions); reproducer and an in-range "
                             "hunt in tests/test_mha.py",
+    "layer_norm_jvp": "subnormal x rows: layer_norm's row statistics (norm_rows.h, reused) "
+                      "round the mean in the subnormal range, as the layer_norm entry above "
+                      "(667 ulp forward, 712 ulp dgamma gradient, float64); issue 10 note, "
+                      "strict-xfail reproducer in tests/test_jvp_ops.py",
+    "batch_norm2d_jvp": "rows with +-max/2 entries beside O(1) ones: dxhat projects dx off 1 "
+                        "and xhat, and the O(1) entries' components cancel far below the "
+                        "double-word's 2^-2p (the wide/cancel_max families are left out for "
+                        "this reason, registry/jvp.py); issue 10 note, strict-xfail "
+                        "reproducer in tests/test_jvp_ops.py",
     "positional_encoding": "float64 x close to -PE: the binary64 table (TorchLean's formula, "
                            "~10 u of angle error) is exposed by the cancellation of x + PE "
                            "(815 ulp); issue 10 note, reproducer in tests/test_indexing_rnn.py",

@@ -699,6 +699,8 @@ from .transfer_attention import INTERVAL_ATTN  # noqa: E402  (attention and norm
 INTERVAL.update(INTERVAL_ATTN)
 from .transfer_misc2 import INTERVAL_MISC2  # noqa: E402  (misc2 ops: masks, clipping, scan, quantizer)
 INTERVAL.update(INTERVAL_MISC2)
+from .transfer_jvp import INTERVAL_JVP  # noqa: E402  (forward-mode JVP ops)
+INTERVAL.update(INTERVAL_JVP)
 INTERVAL.update({
     "inv": _inv, "safe_inv": _safe_inv, "add": _add, "sub": _sub, "mul": _mul,
     "div": _div, "safe_div": _safe_div, "minimum": _minmax(np.minimum),

@@ -7,12 +7,12 @@ an mp formula in ``refrt/backends/mp``; every generic test then picks it up.
 from __future__ import annotations
 
 from ._spec import EPSILON, Arg, Case, OpSpec, Param, Precondition, Tol
-from . import (activations, attention, conv, elementwise, indexing, losses, losses2, math2,
+from . import (activations, attention, conv, elementwise, indexing, jvp, losses, losses2, math2,
                misc, misc2, mha, norm2, recurrent, reductions, select, shape_ops)
 
 OPS: dict = {}
 for _module in (elementwise, activations, reductions, losses, shape_ops, select, math2,
-                losses2, indexing, recurrent, misc, conv, attention, norm2, misc2, mha):
+                losses2, indexing, recurrent, misc, conv, attention, norm2, misc2, mha, jvp):
     for _spec in _module.SPECS:
         if _spec.name in OPS:
             raise RuntimeError(f"op {_spec.name!r} is declared twice")

@@ -194,7 +194,8 @@ def build(torch, device="cpu", name="torch"):
         return f"torch.tensor({py_literal(a)}, dtype=torch.{dt}{dev})"
 
     from .torch_attention import entries as attention_entries
-    table = {**entries(torch), **attention_entries(torch)}
+    from .torch_jvp import entries as jvp_entries
+    table = {**entries(torch), **attention_entries(torch), **jvp_entries(torch)}
     return Adapter(name=name, version=lambda: f"torch {torch.__version__}", entries=table,
                    dtypes=DTYPES, to_backend=to_backend, to_numpy=as_float, literal=literal,
                    header="import torch\nimport torch.nn.functional as F", vjp=vjp, extra="torch",
