@@ -256,6 +256,35 @@ def im2col_kn(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
                         cols[n, g, kk, base + ow] = 0
 
 
+def split2_cols(const double[:, :, :, ::1] b,     # IN  (S, G, K, P)
+                const double[:, :, ::1] c1,        # IN  (S, G, P) 1.5 2^(52 - beta + tau)
+                const double[:, :, ::1] c2,        # IN  (S, G, P) 1.5 2^(52 - 2 beta + tau)
+                double[:, :, :, ::1] b1, double[:, :, :, ::1] rb,   # OUT (S, G, K, P)
+                double[:, :, :, ::1] b2, double[:, :, :, ::1] b3,   # OUT (S, G, K, P)
+                int threads=1):
+    """conv_ozaki Design e, one pass: b = b1 + rb, rb = b2 + b3 with b1 = (b + c1) - c1
+    on its column's grid 2^(tau - beta) and b2 = (rb + c2) - c2 on 2^(tau - 2 beta)
+    (ozaki.py Design a: exact; the build has no -ffast-math and no contraction, so the
+    compiler keeps both roundings)."""
+    cdef Py_ssize_t S = b.shape[0], G = b.shape[1], K = b.shape[2], P = b.shape[3]
+    cdef Py_ssize_t r, s, g, k, q
+    cdef double x, y, u, v
+    with nogil:
+        for r in prange(S * G * K, num_threads=threads, schedule="static"):
+            s = r // (G * K)
+            g = (r // K) % G
+            k = r % K
+            for q in range(P):
+                x = b[s, g, k, q]
+                y = (x + c1[s, g, q]) - c1[s, g, q]
+                u = x - y
+                v = (u + c2[s, g, q]) - c2[s, g, q]
+                b1[s, g, k, q] = y
+                rb[s, g, k, q] = u
+                b2[s, g, k, q] = v
+                b3[s, g, k, q] = u - v
+
+
 def oz_round_rows(const double[:, :, :, ::1] p0,   # IN  (S, G, m, p) leading product
                   const double[:, :, :, ::1] p1,   # IN  (S, G, m, p), float64 only
                   const double[:, :, :, ::1] p2,   # IN  (S, G, m, p), float64 only

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import linalg as LA
 from . import conv as CK
-from .ozaki import TAU_MAX, TINY, _BlasThreads, _beta, _gamma, _gamma2, _norms, _U
+from .ozaki import TAU_MAX, TINY, _BlasThreads, _beta, _gamma, _gamma2, _norms, _split, _U
 
 _NORM_FLOOR = 2.0 ** -530           # ozaki.py Design b: squares below 2^-1074 are lost
 
@@ -40,6 +40,17 @@ def _exponents_cols(x, beta):
     ok = np.isfinite(mx)
     tau = np.frexp(np.where(ok, mx, 0.0))[1].astype(np.intc)
     low = beta - 1072
+    report = np.where(tau < low, TINY, tau).astype(np.intc)
+    return np.maximum(tau, low).astype(np.intc), report, ok
+
+
+def _exps(mx, low):
+    """Design e: tau per row (column) from its max |x| (max < 2^tau), raised to `low` so
+    that the second split's grid 2^(tau - 2 beta) stays >= 2^-1072; the reported exponent
+    is TINY where it was raised (every output of that row is then recomputed), and the
+    finite rows."""
+    ok = np.isfinite(mx)
+    tau = np.frexp(np.where(ok, mx, 0.0))[1].astype(np.intc)
     report = np.where(tau < low, TINY, tau).astype(np.intc)
     return np.maximum(tau, low).astype(np.intc), report, ok
 
@@ -125,31 +136,44 @@ def matmul_kn(a, b, bias, out, threads=1):
             lowest = -2 ** 30
             rows = (a64, na)
         else:
+            # Design e: two-level split, six GEMMs, the first three exact
             beta = _beta(K)
-            from .ozaki import _exponents, _split
-            ta, sa, oka = _exponents(a, beta)
-            tb, sb, okb = _exponents_cols(b, beta)
-            s_a, r_a = _split(a, ta, beta)
-            s_b, r_b = _split_cols(b, tb, beta)
-            p0 = _gemms(s_a, s_b, S)                             # exact
-            p1 = _gemms(s_a, r_b, S)                             # rounded, bounded
-            p2 = _gemms(r_a, b, S)
-            ma, mb = np.ldexp(1.0, ta), np.ldexp(1.0, tb)
-            ra_max, rb_max = np.ldexp(1.0, ta - beta), np.ldexp(1.0, tb - beta)
-            na = np.stack([_row_norms(s_a, ta, ma + ra_max), _row_norms(r_a, ta, ra_max)])
-            nb = np.stack([_col_norms(r_b, tb, rb_max), _col_norms(b, tb, mb)])
-            ea = _gamma(K) * na
-            ea[:, ~oka] = np.inf                                 # ozaki.py Design f
-            eb = nb.copy()
-            eb[:, ~okb] = np.inf
-            lowest = 2 * beta - 1074
-            rows = (s_a, r_a, r_b, na)
-            del s_b
+            low = 2 * beta - 1072
+            ta, sa, oka = _exps(np.maximum(np.max(a, axis=-1), -np.min(a, axis=-1)), low)
+            tb, sb, okb = _exps(np.maximum(np.max(b, axis=-2), -np.min(b, axis=-2)), low)
+            a1, ra = _split(a, ta, beta)
+            a2, a3 = _split(ra, ta - beta, beta)
+            if tb.max(initial=0) <= TAU_MAX:
+                b1, rb, b2, b3 = (np.empty_like(b) for _ in range(4))
+                c1 = 1.5 * np.ldexp(1.0, 52 - beta + tb)
+                CK.split2_cols(b, c1, np.ldexp(c1, -beta), b1, rb, b2, b3, threads)
+            else:                                                # fmod columns
+                b1, rb = _split_cols(b, tb, beta)
+                b2, b3 = _split_cols(rb, tb - beta, beta)
+            p0 = _gemms(a1, b1, S)                               # exact
+            p1 = _gemms(a1, b2, S)                               # exact
+            p1 += _gemms(a2, b1, S)                              # exact sum
+            p2 = _gemms(a1, b3, S)                               # rounded, bounded
+            p2 += _gemms(a2, rb, S)
+            p2 += _gemms(a3, b, S)
+            del b1, b2, b3
+            g = (_gamma(K) + 3 * _U) * (1 + 2.0 ** -30)
+            rk = np.sqrt(K) * (1 + 2.0 ** -40)
+            ea = np.zeros((2, G, M))
+            ea[0] = g * rk * np.ldexp(1.0, ta - 2 * beta)
+            ea[0, ~oka] = np.inf                                 # ozaki.py Design f
+            eb = np.zeros((2, S, G, P))
+            eb[0] = 1.25 * rk * np.ldexp(1.0, tb)
+            eb[0, ~okb] = np.inf
+            lowest = 3 * beta - 1074
+            rows = (a1, ra, rb, ta, tb, beta)
     fbuf, flags = _flag_array(out.shape)
     eabs = 4 * (K + 8) * 2.0 ** -1074
     bad = CK.oz_round_rows(p0, p1, p2, bias, np.ascontiguousarray(ea),
                            np.ascontiguousarray(eb), np.ascontiguousarray(sa),
-                           np.ascontiguousarray(sb), lowest, eabs, out, flags, threads)
+                           np.ascontiguousarray(sb), lowest,
+                           4 * (3 * K + 8) * 2.0 ** -1074 if f64 else eabs, out, flags,
+                           threads)
     if not bad:
         return 0, 0
     # Design d: flag-1 outputs refined in one kernel pass, ordered by patch column
@@ -157,8 +181,12 @@ def matmul_kn(a, b, bias, out, threads=1):
     order = np.lexsort((m_i, k_i, g_i, s_i))
     idx = np.ascontiguousarray(np.stack([s_i, g_i, m_i, k_i], axis=1)[order], dtype=np.int_)
     if f64:
-        s_a, r_a, r_b, na = rows
-        left = CK.oz_refine_cols(idx, b, r_b, s_a, r_a, p0, na, nb, _gamma2(K), eabs, bias,
+        # ozaki.py Design e's refine on the one-level split: exact = A1 B1 + A1 Rb + Ra B
+        a1, ra, rb, ta, tb, beta = rows
+        ma, mb = np.ldexp(1.0, ta), np.ldexp(1.0, tb)
+        na = np.stack([_row_norms(a1, ta, ma), _row_norms(ra, ta, np.ldexp(1.0, ta - beta))])
+        nb = np.stack([_col_norms(rb, tb, np.ldexp(1.0, tb - beta)), _col_norms(b, tb, mb)])
+        left = CK.oz_refine_cols(idx, b, rb, a1, ra, p0, na, nb, _gamma2(K), eabs, bias,
                                  out, flags)
     else:
         a64, na = rows

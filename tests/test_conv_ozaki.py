@@ -1,0 +1,190 @@
+"""conv2d's forward on the Ozaki path (refrt/_kernels/conv_ozaki.py, conv.im2col_kn):
+adversarial inputs against the certified oracle at 0 ulp (the contract: every output of
+finite inputs correctly rounded), inf/NaN outputs bit-equal to the Dot2 path, threads and
+blocking independent.  The path is forced for these small sizes (float_conv.FORCE_OZAKI)."""
+import numpy as np
+import pytest
+
+from refrt import ops, oracle
+from refrt.backends import float_conv
+from refrt.families import gen_dot
+from refrt.metrics import ulp_distance
+
+DTYPES = (np.float32, np.float64)
+
+
+@pytest.fixture
+def forced(monkeypatch):
+    monkeypatch.setattr(float_conv, "FORCE_OZAKI", True)
+
+
+def _both_paths(monkeypatch, *args, **kw):
+    monkeypatch.setattr(float_conv, "FORCE_OZAKI", False)
+    old = ops.conv2d(*args, **kw)
+    monkeypatch.setattr(float_conv, "FORCE_OZAKI", True)
+    return old, ops.conv2d(*args, **kw)
+
+
+def _exact(got, x, w, b, dt, **kw):
+    want = oracle.evaluate("conv2d", x, w, b, dtype=dt, **kw)
+    assert got.dtype == dt and got.shape == want.shape
+    d = ulp_distance(got, want, dt)
+    assert d.max() == 0, (np.argwhere(d > 0)[:5], got[d > 0][:5], want[d > 0][:5])
+    # correct rounding includes the sign of zero
+    assert np.array_equal(np.signbit(got[got == 0]), np.signbit(want[got == 0]))
+
+
+# stride/padding/dilation/groups mixes, with and without bias
+MIXES = [
+    dict(padding=1),
+    dict(stride=(2, 1), padding=(1, 2), dilation=(2, 1), groups=2),
+    dict(stride=2, dilation=2, groups=4),
+    dict(padding=(0, 3), dilation=(1, 3)),
+]
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("kw", MIXES)
+def test_parameter_mixes_are_correctly_rounded(forced, dt, kw):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 4, 7, 8)).astype(dt)
+    w = rng.standard_normal((4, 4 // kw.get("groups", 1), 3, 2)).astype(dt)
+    b = rng.standard_normal(4).astype(dt)
+    _exact(ops.conv2d(x, w, bias=b, **kw), x, w, b, dt, **kw)
+    _exact(ops.conv2d(x, w, **kw), x, w, np.zeros(4, dt), dt, **kw)
+
+
+def _gendot_conv(dt, conds, rng):
+    """A 2x2 / stride 2 conv over 4 channels (16 taps, patches do not overlap): output
+    channel o's weights and the patch at position o are a GenDot pair of condition
+    conds[o]; the other (channel, position) pairs mix them."""
+    q = 3
+    x = np.zeros((1, 4, 2 * q, 2 * q), dt)
+    w = np.zeros((len(conds), 4, 2, 2), dt)
+    for o, c in enumerate(conds):
+        u, v = gen_dot(16, c, dt, rng)
+        i, j = divmod(o, q)
+        x[0, :, 2 * i:2 * i + 2, 2 * j:2 * j + 2] = u.reshape(4, 2, 2)
+        w[o] = v.reshape(4, 2, 2)
+    return x, w
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_ill_conditioned_patches(forced, dt):
+    rng = np.random.default_rng(2)
+    conds = [1e8, 1e16, 1e24, 1e30] + ([1e40] if dt == np.float64 else [])
+    x, w = _gendot_conv(dt, conds, rng)
+    for b in (np.zeros(len(conds), dt), rng.standard_normal(len(conds)).astype(dt)):
+        _exact(ops.conv2d(x, w, bias=b, stride=2), x, w, b, dt, stride=2)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_bias_cancels_the_dot(forced, dt):
+    """bias = -(the dot rounded): the output is the dot's rounding error, exact only if
+    dot and bias are one sum rounded once."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((1, 3, 5, 5)).astype(dt)
+    w = rng.standard_normal((2, 3, 3, 3)).astype(dt)
+    plain = ops.conv2d(x, w)
+    b = -plain[0, :, 1, 2].astype(dt)
+    _exact(ops.conv2d(x, w, bias=b), x, w, b, dt)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_huge_and_subnormal_values(forced, dt):
+    rng = np.random.default_rng(4)
+    fi = np.finfo(dt)
+    sub = fi.smallest_subnormal
+    cases = [
+        # partial sums overflow, the exact value is finite (and sometimes not)
+        (rng.choice([-1.0, 1.0], (1, 2, 5, 5)) * fi.max / 4,
+         rng.choice([-1.0, 1.0, 2.0], (2, 2, 3, 3))),
+        # beyond the split's c range (float64 tau > 970) next to small values
+        (rng.standard_normal((1, 2, 5, 5)) * np.where(rng.random((1, 2, 5, 5)) < 0.3,
+                                                      fi.max / 8, 1.0),
+         rng.standard_normal((2, 2, 3, 3))),
+        # subnormal results and products that underflow
+        (rng.standard_normal((1, 2, 5, 5)) * sub * 64, rng.standard_normal((2, 2, 3, 3))),
+        (rng.standard_normal((1, 2, 5, 5)) * fi.tiny,
+         rng.standard_normal((2, 2, 3, 3)) * 2.0 ** -30),
+        # mixed: one huge tap, the rest tiny (wide range inside one patch)
+        (rng.standard_normal((1, 2, 5, 5)) * np.where(rng.random((1, 2, 5, 5)) < 0.1,
+                                                      2.0 ** 60, 2.0 ** -60),
+         rng.standard_normal((2, 2, 3, 3))),
+    ]
+    for xs, ws in cases:
+        x, w = xs.astype(dt), ws.astype(dt)
+        b = rng.standard_normal(2).astype(dt) * x.max()
+        for bias in (None, b):
+            got = ops.conv2d(x, w, bias=bias, padding=1)
+            _exact(got, x, w, np.zeros(2, dt) if bias is None else bias, dt, padding=1)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_inf_nan_in_one_patch_match_the_dot2_path(monkeypatch, dt):
+    """inf/NaN taps (and 0 * inf from padding-free zero weights) keep Dot2's IEEE bits;
+    the finite outputs elsewhere stay correctly rounded."""
+    rng = np.random.default_rng(5)
+    for bad in (np.inf, -np.inf, np.nan):
+        x = rng.standard_normal((1, 3, 6, 6)).astype(dt)
+        x[0, 1, 2, 3] = bad
+        w = rng.standard_normal((3, 3, 3, 3)).astype(dt)
+        w[1, 1, 1, 1] = 0                       # 0 * inf = NaN in channel 1 only
+        b = rng.standard_normal(3).astype(dt)
+        old, new = _both_paths(monkeypatch, x, w, bias=b, padding=1)
+        assert np.array_equal(old, new, equal_nan=True)
+        fin = np.isfinite(new)
+        assert (~fin).any() and fin.any()
+        want = oracle.evaluate("conv2d", np.nan_to_num(x, nan=0, posinf=0, neginf=0), w, b,
+                               dtype=dt, padding=1)
+        # outputs whose patch does not hold the bad tap are the plain finite conv
+        far = np.ones_like(fin)
+        far[0, :, 1:5, 2:6] = False
+        assert ulp_distance(new[far], want[far], dt).max() == 0
+    # an inf weight and an inf bias
+    x = rng.standard_normal((1, 2, 5, 5)).astype(dt)
+    w = rng.standard_normal((2, 2, 3, 3)).astype(dt)
+    w[0, 0, 0, 0] = np.inf
+    b = np.array([1.0, -np.inf], dt)
+    old, new = _both_paths(monkeypatch, x, w, bias=b)
+    assert np.array_equal(old, new, equal_nan=True)
+
+
+def test_signed_zeros_and_zero_patches(forced):
+    for dt in DTYPES:
+        x = np.zeros((1, 2, 4, 4), dt)
+        x[0, 0, 0, 0] = -0.0
+        w = np.ones((2, 2, 2, 2), dt)
+        w[1] = -1
+        b = np.array([-0.0, 0.0], dt)
+        _exact(ops.conv2d(x, w, bias=b, padding=1), x, w, b, dt, padding=1)
+        _exact(ops.conv2d(-x, w, bias=-b), -x, w, -b, dt)
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_same_bits_as_dot2_path_threads_and_blocks(monkeypatch, dt):
+    """Random mixes: the Ozaki path gives the Dot2 path's bits where both are correctly
+    rounded (normal inputs), for 1 and 2 threads and for blocked positions."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 6, 11, 9)).astype(dt)
+    w = rng.standard_normal((6, 3, 3, 3)).astype(dt)
+    b = rng.standard_normal(6).astype(dt)
+    kw = dict(groups=2, padding=1, stride=(1, 2))
+    old, new = _both_paths(monkeypatch, x, w, bias=b, **kw)
+    assert np.array_equal(old, new)
+    assert np.array_equal(ops.conv2d(x, w, bias=b, threads=2, **kw), new)
+    monkeypatch.setattr(float_conv, "PBLOCK_BYTES", 8 * 2 * 27 * 13)   # 13-position blocks
+    assert np.array_equal(ops.conv2d(x, w, bias=b, **kw), new)
+
+
+def test_default_threshold_takes_the_ozaki_path_at_bench_sizes(monkeypatch):
+    calls = []
+    orig = float_conv.CO.matmul_kn
+    monkeypatch.setattr(float_conv.CO, "matmul_kn",
+                        lambda *a, **k: calls.append(1) or orig(*a, **k))
+    x = np.ones((1, 16, 12, 12), np.float32)
+    ops.conv2d(x, np.ones((16, 16, 3, 3), np.float32))
+    assert calls
+    calls.clear()
+    ops.conv2d(np.ones((1, 2, 4, 4), np.float32), np.ones((2, 2, 3, 3), np.float32))
+    assert not calls
