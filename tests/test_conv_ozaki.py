@@ -188,3 +188,59 @@ def test_default_threshold_takes_the_ozaki_path_at_bench_sizes(monkeypatch):
     calls.clear()
     ops.conv2d(np.ones((1, 2, 4, 4), np.float32), np.ones((2, 2, 3, 3), np.float32))
     assert not calls
+
+
+# ---- conv_transpose2d and conv2d's input gradient: the same map, as a conv2d ----------
+
+CT_MIXES = [
+    dict(),
+    dict(stride=2, padding=1),
+    dict(stride=(2, 3), padding=(2, 0), dilation=(1, 2), output_padding=(1, 2), groups=2),
+    dict(padding=3),                                   # padding > d (k - 1): cropped
+    dict(stride=3, padding=4, dilation=2, output_padding=1),
+]
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("kw", CT_MIXES)
+def test_conv_transpose_as_conv_is_correctly_rounded(forced, dt, kw):
+    rng = np.random.default_rng(7)
+    g = kw.get("groups", 1)
+    x = rng.standard_normal((2, 4, 5, 6)).astype(dt)
+    w = rng.standard_normal((4, 3, 3, 2)).astype(dt)
+    b = rng.standard_normal(3 * g).astype(dt)
+    got = ops.conv_transpose2d(x, w, bias=b, **kw)
+    want = oracle.evaluate("conv_transpose2d", x, w, b, dtype=dt, **kw)
+    assert ulp_distance(got, want, dt).max() == 0
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_conv2d_input_gradient_is_the_correctly_rounded_transpose(forced, dt):
+    """conv2d's VJP for x is conv_transpose2d of g by the weights: one exact sum per
+    element of x (no col2im adds), so it is correctly rounded, also on GenDot data."""
+    from refrt.autodiff import vjp_op
+    rng = np.random.default_rng(8)
+    x, w = _gendot_conv(dt, [1e8, 1e16, 1e24], rng)
+    w = np.ascontiguousarray(w[:, :, ::-1, ::-1])
+    kw = dict(stride=1, padding=1, dilation=1, groups=1)
+    out = ops.conv2d(x, w, padding=1)
+    g = rng.standard_normal(out.shape).astype(dt)
+    gx = vjp_op("conv2d", [x, w, np.zeros(3, dt)], kw, out, g)[0]
+    want = oracle.evaluate("conv_transpose2d", g, w, np.zeros(4, dt), dtype=dt, padding=1)
+    assert ulp_distance(gx, want, dt).max() == 0
+
+
+@pytest.mark.parametrize("dt", DTYPES)
+def test_conv_transpose_non_finite_keeps_the_gathered_semantics(monkeypatch, dt):
+    """An inf weight must not leak NaN (0 * inf) into outputs it never reaches: inputs
+    with inf/NaN take the gathered kernel (same bits as before)."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 2, 4, 4)).astype(dt)
+    w = rng.standard_normal((2, 3, 3, 3)).astype(dt)
+    w[0, 1, 0, 0] = np.inf
+    x[0, 1, 2, 2] = np.nan
+    monkeypatch.setattr(float_conv, "FORCE_OZAKI", False)
+    old = ops.conv_transpose2d(x, w, stride=2)
+    monkeypatch.setattr(float_conv, "FORCE_OZAKI", True)
+    new = ops.conv_transpose2d(x, w, stride=2)
+    assert np.array_equal(old, new, equal_nan=True) and np.isfinite(new).any()

@@ -43,6 +43,14 @@ e) smooth max pool (TorchLean smoothMaxPool2dSpec): pivot p = max (beta > 0) or 
 f) max-pool VJP: every output routes g to its first argmax; overlapping windows add into
    one element, accumulated with TwoSum into a value and a compensation buffer (Sum2),
    combined once at the end.
+g) conv2d on the Ozaki path (refrt/_kernels/conv_ozaki.py has the scheme and the error
+   bounds): ``im2col_kn`` writes the patch matrix transposed, (taps, positions), in float64
+   (exact for float32 data), so one BLAS call per (sample, group) gives the NCHW output
+   block directly; ``split2_cols`` is the float64 two-level split in one pass;
+   ``oz_round_rows`` is ozaki.h's certified rounding per output row with that row's
+   (output channel's) bias in the double-double sum; ``oz_refine_cols`` re-certifies
+   flagged outputs with Dot2 on gathered patch columns (tiles of _TILE columns, one cache
+   line per tap row), as linalg.ozaki_refine(32) does for matmul.
 """
 from cython cimport floating
 from cython.parallel cimport prange, parallel

@@ -1,7 +1,12 @@
 """Bind the conv/pool kernels (``refrt._kernels.conv``) to op names (float32/float64).
 
-conv2d is im2col (conv.im2col) onto the Dot2 matmul (linalg.matmul_nt via
-float_reductions._mm_nt), one product per group with that group's bias slice; its input
+conv2d's forward, from matmul's BLAS threshold on (one group's product over all samples,
+_use_ozaki), is conv.im2col_kn (the patch matrix transposed, in float64) onto
+conv_ozaki.matmul_kn: the Ozaki scheme on NumPy's BLAS, the output written in NCHW order
+directly, the bias of each output channel added inside the certified rounding, so every
+output of finite inputs is correctly rounded (docs/matmul.md's contract; inf/NaN outputs
+keep the Dot2 kernel's bits).  Smaller convs keep im2col (conv.im2col) onto _mm_nt (the
+Dot2 matmul there), one product per group with that group's bias slice; its input
 gradient and conv_transpose2d's forward are conv.conv_transpose (gathered Dot2).  The
 pools pass per-output window index arrays (conv_geometry).  A (C, H, W) input is run as
 (1, C, H, W); the dispatcher reshapes the result.  Transposes here are data movement.
@@ -108,11 +113,56 @@ def _conv_fwd(x4, w, bias, stride, padding, dilation, groups, threads, out_hw=No
 
 def _conv_t(x4, w, bias, stride, padding, dilation, groups, out_hw, threads):
     n = x4.shape[0]
+    if _conv_t_ozaki_ok(x4, w, bias, groups, out_hw):
+        return _conv_t_ozaki(x4, w, bias, stride, padding, dilation, groups, out_hw, threads)
     out = np.empty((n, w.shape[1] * groups) + tuple(out_hw), dtype=x4.dtype)
     CK.conv_transpose(x4, np.ascontiguousarray(w), _NONE[x4.dtype] if bias is None else
                       np.ascontiguousarray(bias), out, *stride, *padding, *dilation, groups,
                       threads)
     return out
+
+
+def _conv_t_ozaki_ok(x4, w, bias, groups, out_hw):
+    """The transposed conv as a conv2d (below) when that conv takes the Ozaki path and
+    every input is finite: the rewritten conv multiplies explicit zeros (the inserted and
+    padded ones) by every weight, so an inf weight would leak NaN (0 * inf) into outputs
+    that the gathered kernel's TorchLean semantics (conv.pyx Design b) never touch."""
+    n, ic = x4.shape[:2]
+    icg, ocg, kh, kw = ic // max(groups, 1), w.shape[1], w.shape[2], w.shape[3]
+    if n * ic * ocg * out_hw[0] * out_hw[1] == 0 or not _use_ozaki(
+            n, icg * kh * kw, ocg, out_hw[0] * out_hw[1], x4.dtype):
+        return False
+    return bool(np.isfinite(w).all() and np.isfinite(x4).all()
+                and (bias is None or np.isfinite(bias).all()))
+
+
+def _conv_t_ozaki(x4, w, bias, stride, padding, dilation, groups, out_hw, threads):
+    """conv_transpose (x (N, IC, h, w) by w (IC, OC/G, kh, kw)) as the conv2d of x with
+    zeros inserted between its rows/columns (stride - 1 of them) and padded by
+    d (k - 1) - p (cropped where negative), by the weights flipped in both spatial axes
+    with the two channel axes swapped per group, stride 1, the same dilation:
+        y[o, t] = sum_{c, i: t = h s - p + i d} x[c, h] w[c, o, i]
+                = sum_{c, i'} xd[c, t + i' d] w[c, o, k - 1 - i']   (xd[lh + h s] = x[h])
+    with lh = d (k - 1) - p.  The inserted zeros add exact zeros, so each output is the
+    same exact sum, rounded once by the Ozaki path (correctly rounded for finite inputs;
+    only called for finite inputs, _conv_t_ozaki_ok)."""
+    n, ic, h, wd = x4.shape
+    icg, ocg, kh, kw = ic // groups, w.shape[1], w.shape[2], w.shape[3]
+    H, W = out_hw
+    hp, wp = H + dilation[0] * (kh - 1), W + dilation[1] * (kw - 1)
+    xd = np.zeros((n, ic, hp, wp), x4.dtype)
+    lh, lw = dilation[0] * (kh - 1) - padding[0], dilation[1] * (kw - 1) - padding[1]
+    sh, sw = stride
+    h0, w0 = max(0, -(lh // sh)), max(0, -(lw // sw))       # first rows/cols inside
+    h1 = min(h, (hp - 1 - lh) // sh + 1) if hp - 1 - lh >= 0 else 0
+    w1 = min(wd, (wp - 1 - lw) // sw + 1) if wp - 1 - lw >= 0 else 0
+    if h1 > h0 and w1 > w0:
+        xd[:, :, lh + h0 * sh:lh + (h1 - 1) * sh + 1:sh,
+           lw + w0 * sw:lw + (w1 - 1) * sw + 1:sw] = x4[:, :, h0:h1, w0:w1]
+    w2 = np.ascontiguousarray(
+        w.reshape(groups, icg, ocg, kh, kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+    ).reshape(groups * ocg, icg, kh, kw)
+    return _conv_fwd(xd, w2, bias, (1, 1), (0, 0), dilation, groups, threads, out_hw=(H, W))
 
 
 def _channel_sums(g4, threads):
