@@ -244,3 +244,35 @@ def test_conv_transpose_non_finite_keeps_the_gathered_semantics(monkeypatch, dt)
     monkeypatch.setattr(float_conv, "FORCE_OZAKI", True)
     new = ops.conv_transpose2d(x, w, stride=2)
     assert np.array_equal(old, new, equal_nan=True) and np.isfinite(new).any()
+
+
+def _exact_weight_grad(x, g, kh, kw, pad):
+    """dW[o, c, i, j] = sum_{n, h, w} g[n, o, h, w] xpad[n, c, h + i, w + j], exactly
+    (Fractions), rounded once to float64."""
+    from fractions import Fraction
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    n, oc, ho, wo = g.shape
+    out = np.empty((oc, x.shape[1], kh, kw))
+    for o in range(oc):
+        for c in range(x.shape[1]):
+            for i in range(kh):
+                for j in range(kw):
+                    win = xp[:, c, i:i + ho, j:j + wo].ravel()
+                    out[o, c, i, j] = float(sum(Fraction(float(u)) * Fraction(float(v))
+                                                for u, v in zip(g[:, o].ravel(), win)))
+    return out
+
+
+def test_float64_weight_gradient_is_correctly_rounded(forced):
+    """conv2d's float64 weight gradient on the two-level split (conv_ozaki.matmul_kn):
+    long dots over samples and positions with cancellation, 0 ulp to the exact value."""
+    from refrt.autodiff import vjp_op
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 2, 5, 6)) * np.where(rng.random((2, 2, 5, 6)) < 0.2,
+                                                      2.0 ** 40, 1.0)
+    w = rng.standard_normal((3, 2, 3, 3))
+    out = ops.conv2d(x, w, padding=1)
+    g = rng.standard_normal(out.shape) * np.where(rng.random(out.shape) < 0.2, 2.0 ** 30, 1)
+    kw = dict(stride=1, padding=1, dilation=1, groups=1)
+    gw = vjp_op("conv2d", [x, w, np.zeros(3)], kw, out, g)[1]
+    assert np.array_equal(gw, _exact_weight_grad(x, g, 3, 3, 1))

@@ -173,11 +173,29 @@ def _channel_sums(g4, threads):
     return _mm_nt(rows, ones, threads)[0, :, 0]
 
 
+# float64 weight gradients with at most this many bytes per copy of the patch matrix go
+# through conv_ozaki.matmul_kn (its split keeps ~5 copies), larger ones through _mm_nt
+KN_GRAD_BYTES = 128 << 20
+
+
 def _group_products(left4, cols, groups, threads):
     """Per group: left (N, Cl, ...) channels of the group, flattened over (N, positions),
-    times the patch matrix cols[g] (N * positions, K) -> (Cl/groups, K) per group."""
+    times the patch matrix cols[g] (N * positions, K) -> (Cl/groups, K) per group.
+
+    float64 products on the BLAS path run conv_ozaki.matmul_kn's two-level split (no
+    refine pass: matmul_nt's one-level split leaves ~5-15% of these long dots, N * Ho * Wo
+    terms, to its Dot2 refine), with the patch matrix as its (taps-last) right operand:
+    a = the gradient's channels (G, Cl/G, N P), b = cols (1, G, N P, K)."""
     n, cl = left4.shape[:2]
     clg = cl // groups
+    npos, k = cols.shape[1] * cols.shape[2], cols.shape[3]
+    if (cols.dtype == np.float64 and npos * k * 8 <= KN_GRAD_BYTES and clg * npos * k
+            and (FORCE_OZAKI or FORCE_OZAKI is None and OZ.use_ozaki(clg, npos, k))):
+        a = np.ascontiguousarray(left4.reshape(n, groups, clg, -1).transpose(1, 2, 0, 3)
+                                 ).reshape(groups, clg, npos)
+        out = np.empty((1, groups, clg, k))
+        CO.matmul_kn(a, cols.reshape(1, groups, npos, k), _NONE[cols.dtype], out, threads)
+        return out.reshape(groups * clg, k)
     out = []
     for g in range(groups):
         a = left4[:, g * clg:(g + 1) * clg].transpose(1, 0, 2, 3).reshape(1, clg, -1)
