@@ -173,7 +173,7 @@ def test_same_bits_as_dot2_path_threads_and_blocks(monkeypatch, dt):
     old, new = _both_paths(monkeypatch, x, w, bias=b, **kw)
     assert np.array_equal(old, new)
     assert np.array_equal(ops.conv2d(x, w, bias=b, threads=2, **kw), new)
-    monkeypatch.setattr(float_conv, "PBLOCK_BYTES", 8 * 2 * 27 * 13)   # 13-position blocks
+    monkeypatch.setattr(float_conv, "COLS_KN_BYTES", 8 * 2 * 27 * 99)   # 1 sample a chunk
     assert np.array_equal(ops.conv2d(x, w, bias=b, **kw), new)
 
 

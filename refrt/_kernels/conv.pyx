@@ -44,9 +44,8 @@ f) max-pool VJP: every output routes g to its first argmax; overlapping windows 
    one element, accumulated with TwoSum into a value and a compensation buffer (Sum2),
    combined once at the end.
 g) conv2d on the Ozaki path (refrt/_kernels/conv_ozaki.py has the scheme and the error
-   bounds): ``im2col_kn`` writes the patch matrix transposed, (taps, positions), in float64
-   (exact for float32 data), so one BLAS call per (sample, group) gives the NCHW output
-   block directly; ``split2_cols`` is the float64 two-level split in one pass;
+   bounds): ``im2col_kn`` writes the patch matrix transposed, (taps, samples x positions), in float64
+   (exact for float32 data), so one BLAS call per group covers a chunk of samples; ``split2_cols`` is the float64 two-level split in one pass;
    ``oz_round_rows`` is ozaki.h's certified rounding per output row with that row's
    (output channel's) bias in the double-double sum; ``oz_refine_cols`` re-certifies
    flagged outputs with Dot2 on gathered patch columns (tiles of _TILE columns, one cache
@@ -217,25 +216,24 @@ cdef extern from "ozaki.h" nogil:
 
 
 def im2col_kn(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
-              double[:, :, :, ::1] cols,           # OUT (N, G, C/G*kh*kw, phi - plo)
+              double[:, :, :, ::1] cols,           # OUT (G, C/G*kh*kw, N, Ho*Wo)
               int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
-              int Ho, int Wo, Py_ssize_t plo, Py_ssize_t phi, int threads=1):
-    """Design g: the transposed patch matrix of the output positions [plo, phi) (row-major
-    over (Ho, Wo)), one row per tap (c, i, j), converted to float64 (exact for float32
-    input); padding as explicit zeros.  Each row is strided copies of input row
-    segments."""
-    cdef Py_ssize_t N = cols.shape[0], G = cols.shape[1], K = cols.shape[2]
+              int Ho, int Wo, int threads=1):
+    """Design g: the transposed patch matrix, one row per tap (c, i, j) over the samples
+    and output positions, converted to float64 (exact for float32 input); padding as
+    explicit zeros.  Each row is strided copies of input row segments."""
+    cdef Py_ssize_t G = cols.shape[0], K = cols.shape[1], N = cols.shape[2]
     cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
     cdef Py_ssize_t Cg = x.shape[1] // G if G else 0
-    cdef Py_ssize_t r, n, g, c, i, j, oh, ow, ih, iw, lo, hi, base, kk, a, e
-    if N * G * K * (phi - plo) == 0:
+    cdef Py_ssize_t r, n, g, c, i, j, oh, ow, ih, iw, lo, hi, base, kk
+    if N * G * K * Ho * Wo == 0:
         return
     with nogil:
-        for r in prange(N * G * Cg * kh, num_threads=threads, schedule="static"):
-            n = r // (G * Cg * kh)
-            g = (r // (Cg * kh)) % G
-            c = (r // kh) % Cg
-            i = r % kh
+        for r in prange(G * Cg * kh * N, num_threads=threads, schedule="static"):
+            g = r // (Cg * kh * N)
+            c = (r // (kh * N)) % Cg
+            i = (r // N) % kh
+            n = r % N
             for j in range(kw):
                 kk = (c * kh + i) * kw + j
                 # output columns whose input column iw = ow sw - pw + j dw is inside [0, W)
@@ -245,23 +243,21 @@ def im2col_kn(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
                 hi = lo
                 while hi < Wo and hi * sw - pw + j * dw < W:
                     hi = hi + 1
-                for oh in range(plo // Wo, (phi - 1) // Wo + 1):
-                    base = oh * Wo - plo
-                    a = max(plo - oh * Wo, 0)
-                    e = min(phi - oh * Wo, Wo)
+                for oh in range(Ho):
+                    base = oh * Wo
                     ih = oh * sh - ph + i * dh
                     if ih < 0 or ih >= H:
-                        for ow in range(a, e):
-                            cols[n, g, kk, base + ow] = 0
+                        for ow in range(Wo):
+                            cols[g, kk, n, base + ow] = 0
                         continue
-                    for ow in range(a, min(lo, e)):
-                        cols[n, g, kk, base + ow] = 0
-                    iw = max(lo, a) * sw - pw + j * dw
-                    for ow in range(max(lo, a), min(hi, e)):
-                        cols[n, g, kk, base + ow] = x[n, g * Cg + c, ih, iw]
+                    for ow in range(lo):
+                        cols[g, kk, n, base + ow] = 0
+                    iw = lo * sw - pw + j * dw
+                    for ow in range(lo, hi):
+                        cols[g, kk, n, base + ow] = x[n, g * Cg + c, ih, iw]
                         iw = iw + sw
-                    for ow in range(max(hi, a), e):
-                        cols[n, g, kk, base + ow] = 0
+                    for ow in range(hi, Wo):
+                        cols[g, kk, n, base + ow] = 0
 
 
 def split2_cols(const double[:, :, :, ::1] b,     # IN  (S, G, K, P)

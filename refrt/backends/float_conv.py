@@ -1,15 +1,18 @@
 """Bind the conv/pool kernels (``refrt._kernels.conv``) to op names (float32/float64).
 
-conv2d's forward, from matmul's BLAS threshold on (one group's product over all samples,
-_use_ozaki), is conv.im2col_kn (the patch matrix transposed, in float64) onto
-conv_ozaki.matmul_kn: the Ozaki scheme on NumPy's BLAS, the output written in NCHW order
-directly, the bias of each output channel added inside the certified rounding, so every
-output of finite inputs is correctly rounded (docs/matmul.md's contract; inf/NaN outputs
-keep the Dot2 kernel's bits).  Smaller convs keep im2col (conv.im2col) onto _mm_nt (the
-Dot2 matmul there), one product per group with that group's bias slice; its input
-gradient and conv_transpose2d's forward are conv.conv_transpose (gathered Dot2).  The
-pools pass per-output window index arrays (conv_geometry).  A (C, H, W) input is run as
-(1, C, H, W); the dispatcher reshapes the result.  Transposes here are data movement.
+conv2d's forward, from matmul's BLAS threshold on (one group's product over all
+samples; float64 also from KN_MIN_TAPS_F64 taps: _use_kn), is conv.im2col_kn (the patch
+matrix transposed, in float64) onto conv_ozaki.matmul_kn: the Ozaki scheme on NumPy's
+BLAS, the bias of each output channel added inside the certified rounding, so every
+output of finite inputs is correctly rounded (docs/matmul.md's contract; inf/NaN
+outputs keep the Dot2 kernel's bits).  Smaller convs keep im2col (conv.im2col) onto
+_mm_nt (Dot2, or ozaki.matmul_nt, there), one product per group with that group's bias
+slice.  conv_transpose2d's forward and conv2d's input gradient (the same map) are that
+conv2d of the zero-inserted input by the flipped weights (_conv_t_ozaki) when BLAS-sized
+and finite, else conv.conv_transpose (gathered Dot2); float64 weight gradients run on
+conv_ozaki.matmul_kn (_group_products).  The pools pass per-output window index arrays
+(conv_geometry).  A (C, H, W) input is run as (1, C, H, W); the dispatcher reshapes the
+result.  Transposes here are data movement.
 """
 from __future__ import annotations
 
@@ -44,46 +47,55 @@ COLS_BYTES = 256 << 20
 
 
 # Design (module docstring): the Ozaki path when one group's product is at least
-# matmul's BLAS threshold (ozaki.OZAKI_MIN_FLOPS, 2 m n p over all samples of a chunk);
-# smaller convs keep im2col + _mm_nt (Dot2 there).  FORCE_OZAKI (tests) overrides.
+# matmul's BLAS threshold (ozaki.OZAKI_MIN_FLOPS, 2 m n p over all samples), smaller
+# convs keep im2col + _mm_nt (Dot2 there).  float64 also needs K >= KN_MIN_TAPS_F64
+# taps: below, matmul_nt's one-level split (3 GEMMs, a Dot2 refine for the few percent
+# of outputs its bound leaves) was as fast or faster than conv_ozaki's six GEMMs
+# (bench_conv / thread clock, 2026-12-01: K = 256 1x1 94 vs 100 ms, K = 576 104 vs 92 ms,
+# K = 1152 1.09 vs 1.45 s).  FORCE_OZAKI (tests) overrides both.
 FORCE_OZAKI = None
+KN_MIN_TAPS_F64 = 640
 
 
 def _use_ozaki(n, k, ocg, hw, dtype):
+    """The product is BLAS-sized (conv_transpose's rewrite, weight gradients)."""
     if FORCE_OZAKI is not None:
         return FORCE_OZAKI and k > 0
     return OZ.use_ozaki(n * hw, k, ocg, dtype) and k > 0
 
 
-# the positions are taken in blocks of at most PBLOCK_BYTES of patch matrix per sample
-# (memory; outputs are independent dots, so blocking changes no bits).  Smaller blocks
-# that stay in cache were measured slower (per-block overheads, smaller GEMMs): 1 MiB
-# blocks 40.9 ms, whole sample 34.6 ms (conv 3x3 64->64 2x56x56 float32, thread time).
-PBLOCK_BYTES = 32 << 20
+def _use_kn(n, k, ocg, hw, dtype):
+    """conv_ozaki.matmul_kn for the forward."""
+    if FORCE_OZAKI is not None:
+        return FORCE_OZAKI and k > 0
+    return _use_ozaki(n, k, ocg, hw, dtype) and (dtype == np.float32 or k >= KN_MIN_TAPS_F64)
+
+
+# samples are taken in chunks of at most COLS_KN_BYTES of patch matrix (memory; the
+# outputs are independent dots, so chunking changes no bits); within a chunk one BLAS
+# call per group covers all its samples (per-sample calls were slower where Ho Wo is
+# small: 1x1 / strided / grouped layers)
+COLS_KN_BYTES = 32 << 20
 
 
 def _conv_fwd_ozaki(x4, wg, bias, kh, kw, stride, padding, dilation, ho, wo, out, threads):
-    """out (N, OC, Ho, Wo) = conv of x4 by wg (G, OC/G, K) (+ bias), per sample and block
-    of output positions: conv.im2col_kn (float64, K-major) then conv_ozaki.matmul_kn."""
+    """out (N, OC, Ho, Wo) = conv of x4 by wg (G, OC/G, K) (+ bias), per chunk of samples:
+    conv.im2col_kn ((G, K, samples, Ho Wo) float64) then conv_ozaki.matmul_kn; the result
+    (G, OC/G, samples, Ho Wo) is transposed into NCHW."""
     n = x4.shape[0]
     groups, ocg, k = wg.shape
     hw = ho * wo
-    pb = max(64, min(hw, PBLOCK_BYTES // (8 * groups * k)))
+    step = max(1, COLS_KN_BYTES // max(1, 8 * groups * k * hw))
     b = _NONE[x4.dtype] if bias is None else np.ascontiguousarray(bias)
     out4 = out.reshape(n, groups, ocg, hw)
-    for s in range(n):
-        xs = x4[s:s + 1]
-        for p0 in range(0, hw, pb):
-            p1 = min(hw, p0 + pb)
-            cols = np.empty((1, groups, k, p1 - p0))
-            CK.im2col_kn(xs, cols, kh, kw, *stride, *padding, *dilation, ho, wo, p0, p1,
-                         threads)
-            if p1 - p0 == hw:
-                CO.matmul_kn(wg, cols, b, out4[s:s + 1], threads)
-            else:
-                blk = np.empty((1, groups, ocg, p1 - p0), out.dtype)
-                CO.matmul_kn(wg, cols, b, blk, threads)
-                out4[s, :, :, p0:p1] = blk[0]
+    for s0 in range(0, n, step):
+        xs = x4[s0:s0 + step]
+        m = xs.shape[0]
+        cols = np.empty((groups, k, m, hw))
+        CK.im2col_kn(xs, cols, kh, kw, *stride, *padding, *dilation, ho, wo, threads)
+        blk = np.empty((1, groups, ocg, m * hw), out.dtype)
+        CO.matmul_kn(wg, cols.reshape(1, groups, k, m * hw), b, blk, threads)
+        out4[s0:s0 + m] = blk.reshape(groups, ocg, m, hw).transpose(2, 0, 1, 3)
     return out
 
 
@@ -95,7 +107,7 @@ def _conv_fwd(x4, w, bias, stride, padding, dilation, groups, threads, out_hw=No
     ocg, k = oc // groups, cg * kh * kw
     wg = np.ascontiguousarray(w).reshape(groups, ocg, k)
     out = np.empty((n, oc, ho, wo), dtype=x4.dtype)
-    if n * oc * ho * wo and _use_ozaki(n, k, ocg, ho * wo, x4.dtype):
+    if n * oc * ho * wo and _use_kn(n, k, ocg, ho * wo, x4.dtype):
         return _conv_fwd_ozaki(x4, wg, bias, kh, kw, stride, padding, dilation, ho, wo,
                                out, threads)
     step = max(1, COLS_BYTES // max(1, c * kh * kw * ho * wo * x4.itemsize))
