@@ -62,6 +62,25 @@ def _cpu():
     return platform.processor() or "unknown CPU"
 
 
+def accuracy():
+    """Max ulp against the certified oracle over each op's registry families (seeds 0, 1),
+    with conv2d's Ozaki path forced (float_conv.FORCE_OZAKI) and with the small-size path."""
+    from refrt.accuracy import measure
+    from refrt.registry import get
+    print(f"{'op':18} {'dtype':8} {'path':7} " + " ".join(f"{f:>11}" for f in
+                                                         get("conv2d").families))
+    for name in ("conv2d", "conv_transpose2d"):
+        spec = get(name)
+        for dt in ("float32", "float64"):
+            for label, force in (("ozaki", True), ("small", False)):
+                float_conv.FORCE_OZAKI = force
+                worst = [max(measure(spec, dt, f, seed).max_ulp for seed in (0, 1))
+                         for f in spec.families]
+                print(f"{name:18} {dt:8} {label:7} " + " ".join(f"{u:11.3g}" for u in worst),
+                      flush=True)
+    float_conv.FORCE_OZAKI = None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="batch 2 instead of 8")
@@ -71,8 +90,13 @@ def main():
     ap.add_argument("--old", action="store_true",
                     help="also time conv2d's previous path (im2col + _mm_nt) in the same run")
     ap.add_argument("--clock", default="wall", choices=("wall", "thread"))
+    ap.add_argument("--accuracy", action="store_true",
+                    help="max ulp vs the certified oracle per family (2 seeds), the Ozaki "
+                         "path forced and the small-size path, instead of timing")
     args = ap.parse_args()
     set_clock(args.clock)
+    if args.accuracy:
+        return accuracy()
     import torch
     torch.set_num_threads(1)
     F = torch.nn.functional
