@@ -183,9 +183,12 @@ def matmul_kn(a, b, bias, out, threads=1):
     if f64:
         # ozaki.py Design e's refine on the one-level split: exact = A1 B1 + A1 Rb + Ra B
         a1, ra, rb, ta, tb, beta = rows
-        ma, mb = np.ldexp(1.0, ta), np.ldexp(1.0, tb)
-        na = np.stack([_row_norms(a1, ta, ma), _row_norms(ra, ta, np.ldexp(1.0, ta - beta))])
-        nb = np.stack([_col_norms(rb, tb, np.ldexp(1.0, tb - beta)), _col_norms(b, tb, mb)])
+        with np.errstate(all="ignore"):          # inf bounds: flag 2 (ozaki.py Design f)
+            ma, mb = np.ldexp(1.0, ta), np.ldexp(1.0, tb)
+            na = np.stack([_row_norms(a1, ta, ma),
+                           _row_norms(ra, ta, np.ldexp(1.0, ta - beta))])
+            nb = np.stack([_col_norms(rb, tb, np.ldexp(1.0, tb - beta)),
+                           _col_norms(b, tb, mb)])
         left = CK.oz_refine_cols(idx, b, rb, a1, ra, p0, na, nb, _gamma2(K), eabs, bias,
                                  out, flags)
     else:
