@@ -16,6 +16,8 @@ result.  Transposes here are data movement.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._kernels import conv as CK
@@ -148,33 +150,60 @@ def _conv_t_ozaki_ok(x4, w, bias, groups, out_hw):
                 and (bias is None or np.isfinite(bias).all()))
 
 
+def _phase_taps(k, s, p, d, phase):
+    """Design of _conv_t_ozaki, one axis: the taps i with i d = phase + p (mod s), in
+    descending order (so that their input offsets c_i = (phase + p - i d) / s ascend by
+    d / gcd(s, d)), the first offset and that spacing."""
+    taps = [i for i in range(k - 1, -1, -1) if (phase + p - i * d) % s == 0]
+    off = (phase + p - taps[0] * d) // s if taps else 0
+    return taps, off, d // math.gcd(s, d)
+
+
+def _pad_crop(a, lo_h, hi_h, lo_w, hi_w):
+    """a (N, C, H, W) with lo/hi rows and columns added as zeros (cropped where < 0)."""
+    n, c, h, w = a.shape
+    out = np.zeros((n, c, h + lo_h + hi_h, w + lo_w + hi_w), a.dtype)
+    src = a[:, :, max(0, -lo_h):h - max(0, -hi_h), max(0, -lo_w):w - max(0, -hi_w)]
+    out[:, :, max(0, lo_h):max(0, lo_h) + src.shape[2],
+        max(0, lo_w):max(0, lo_w) + src.shape[3]] = src
+    return out
+
+
 def _conv_t_ozaki(x4, w, bias, stride, padding, dilation, groups, out_hw, threads):
-    """conv_transpose (x (N, IC, h, w) by w (IC, OC/G, kh, kw)) as the conv2d of x with
-    zeros inserted between its rows/columns (stride - 1 of them) and padded by
-    d (k - 1) - p (cropped where negative), by the weights flipped in both spatial axes
-    with the two channel axes swapped per group, stride 1, the same dilation:
-        y[o, t] = sum_{c, i: t = h s - p + i d} x[c, h] w[c, o, i]
-                = sum_{c, i'} xd[c, t + i' d] w[c, o, k - 1 - i']   (xd[lh + h s] = x[h])
-    with lh = d (k - 1) - p.  The inserted zeros add exact zeros, so each output is the
-    same exact sum, rounded once by the Ozaki path (correctly rounded for finite inputs;
-    only called for finite inputs, _conv_t_ozaki_ok)."""
+    """conv_transpose (x (N, IC, h, w) by w (IC, OC/G, kh, kw)) as s_h s_w conv2ds, one
+    per output phase (sub-pixel form), so that only the taps that reach an output are
+    multiplied.  One axis: y[t] = sum_{h, i: h s - p + i d = t} x[h] w[i]; for
+    t = phase + s m the taps are those with i d = phase + p (mod s), at input h = m + c_i,
+    c_i = (phase + p - i d) / s, which step by d / gcd(s, d) as i steps by
+    s / gcd(s, d):
+        y[phase + s m] = sum_r x[m + c_0 + r d'] w[i_r]     (i_r descending)
+    a stride-1 conv2d with dilation d' of x padded by -c_0 (cropped where c_0 > 0), by the
+    selected taps, channels swapped per group.  Every output is the same exact sum as the
+    gathered kernel's, rounded once by the conv2d path (correctly rounded for finite
+    inputs; only called for finite inputs, _conv_t_ozaki_ok).  A phase without taps is
+    the bias."""
     n, ic, h, wd = x4.shape
-    icg, ocg, kh, kw = ic // groups, w.shape[1], w.shape[2], w.shape[3]
+    icg, ocg = ic // groups, w.shape[1]
     H, W = out_hw
-    hp, wp = H + dilation[0] * (kh - 1), W + dilation[1] * (kw - 1)
-    xd = np.zeros((n, ic, hp, wp), x4.dtype)
-    lh, lw = dilation[0] * (kh - 1) - padding[0], dilation[1] * (kw - 1) - padding[1]
-    sh, sw = stride
-    h0, w0 = max(0, -(lh // sh)), max(0, -(lw // sw))       # first rows/cols inside
-    h1 = min(h, (hp - 1 - lh) // sh + 1) if hp - 1 - lh >= 0 else 0
-    w1 = min(wd, (wp - 1 - lw) // sw + 1) if wp - 1 - lw >= 0 else 0
-    if h1 > h0 and w1 > w0:
-        xd[:, :, lh + h0 * sh:lh + (h1 - 1) * sh + 1:sh,
-           lw + w0 * sw:lw + (w1 - 1) * sw + 1:sw] = x4[:, :, h0:h1, w0:w1]
-    w2 = np.ascontiguousarray(
-        w.reshape(groups, icg, ocg, kh, kw).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
-    ).reshape(groups * ocg, icg, kh, kw)
-    return _conv_fwd(xd, w2, bias, (1, 1), (0, 0), dilation, groups, threads, out_hw=(H, W))
+    out = np.empty((n, groups * ocg, H, W), x4.dtype)
+    wg = w.reshape(groups, icg, ocg, w.shape[2], w.shape[3])
+    for ph in range(min(stride[0], H)):
+        th, oh, dh = _phase_taps(w.shape[2], stride[0], padding[0], dilation[0], ph)
+        mh = -(-(H - ph) // stride[0])
+        for pw in range(min(stride[1], W)):
+            tw, ow, dw = _phase_taps(w.shape[3], stride[1], padding[1], dilation[1], pw)
+            mw = -(-(W - pw) // stride[1])
+            view = out[:, :, ph::stride[0], pw::stride[1]]
+            if not th or not tw:
+                view[...] = 0 if bias is None else bias[None, :, None, None]
+                continue
+            xp = _pad_crop(x4, -oh, (mh - 1) + oh + (len(th) - 1) * dh + 1 - h,
+                           -ow, (mw - 1) + ow + (len(tw) - 1) * dw + 1 - wd)
+            wp = np.ascontiguousarray(wg[:, :, :, th][:, :, :, :, tw].transpose(0, 2, 1, 3, 4)
+                                      ).reshape(groups * ocg, icg, len(th), len(tw))
+            view[...] = _conv_fwd(xp, wp, bias, (1, 1), (0, 0), (dh, dw), groups, threads,
+                                  out_hw=(mh, mw))
+    return out
 
 
 def _channel_sums(g4, threads):
