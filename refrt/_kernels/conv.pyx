@@ -43,13 +43,23 @@ e) smooth max pool (TorchLean smoothMaxPool2dSpec): pivot p = max (beta > 0) or 
 f) max-pool VJP: every output routes g to its first argmax; overlapping windows add into
    one element, accumulated with TwoSum into a value and a compensation buffer (Sum2),
    combined once at the end.
+g) conv2d on the Ozaki path (refrt/_kernels/conv_ozaki.py has the scheme and the error
+   bounds): ``im2col_kn`` writes the patch matrix transposed, (taps, samples x positions), in float64
+   (exact for float32 data), so one BLAS call per group covers a chunk of samples; ``split2_cols`` is the float64 two-level split in one pass;
+   ``oz_round_rows`` is ozaki.h's certified rounding per output row with that row's
+   (output channel's) bias in the double-double sum; ``oz_refine_cols`` re-certifies
+   flagged outputs with Dot2 on gathered patch columns (tiles of _TILE columns, one cache
+   line per tap row), as linalg.ozaki_refine(32) does for matmul.
 """
 from cython cimport floating
 from cython.parallel cimport prange, parallel
-from libc.math cimport isfinite, isnan
+from libc.math cimport isfinite, isnan, fabs
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport int64_t
 from ._scalar cimport two_sum, f_fma, f_abs, f_ldexp, f_exp, f_log1p
+
+
+cdef double _U64 = 1.1102230246251565e-16     # 2^-53
 
 
 cdef extern from "superacc.h" nogil:
@@ -178,6 +188,245 @@ def im2col(const floating[:, :, :, ::1] x,       # IN  (N, C, H, W)
                             else:
                                 cols[g, n, pos, k] = zero
                             k = k + 1
+
+
+# ---- conv2d on the Ozaki path (Design g): K-major patches, per-row certified rounding ----
+
+cdef extern from "ozaki.h" nogil:
+    Py_ssize_t refrt_oz_row_f32_00(const double *p0, const double *p1, const double *p2,
+                                   const float *bias, double ea0, double ea1,
+                                   const double *eb0, const double *eb1, const int *sb,
+                                   int si, double eabs, float *out, signed char *flags,
+                                   Py_ssize_t p)
+    Py_ssize_t refrt_oz_row_f32_01(const double *p0, const double *p1, const double *p2,
+                                   const float *bias, double ea0, double ea1,
+                                   const double *eb0, const double *eb1, const int *sb,
+                                   int si, double eabs, float *out, signed char *flags,
+                                   Py_ssize_t p)
+    Py_ssize_t refrt_oz_row_f64_10(const double *p0, const double *p1, const double *p2,
+                                   const double *bias, double ea0, double ea1,
+                                   const double *eb0, const double *eb1, const int *sb,
+                                   int si, double eabs, double *out, signed char *flags,
+                                   Py_ssize_t p)
+    Py_ssize_t refrt_oz_row_f64_11(const double *p0, const double *p1, const double *p2,
+                                   const double *bias, double ea0, double ea1,
+                                   const double *eb0, const double *eb1, const int *sb,
+                                   int si, double eabs, double *out, signed char *flags,
+                                   Py_ssize_t p)
+
+
+def im2col_kn(const floating[:, :, :, ::1] x,      # IN  (N, C, H, W)
+              double[:, :, :, ::1] cols,           # OUT (G, C/G*kh*kw, N, Ho*Wo)
+              int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+              int Ho, int Wo, int threads=1):
+    """Design g: the transposed patch matrix, one row per tap (c, i, j) over the samples
+    and output positions, converted to float64 (exact for float32 input); padding as
+    explicit zeros.  Each row is strided copies of input row segments."""
+    cdef Py_ssize_t G = cols.shape[0], K = cols.shape[1], N = cols.shape[2]
+    cdef Py_ssize_t H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t Cg = x.shape[1] // G if G else 0
+    cdef Py_ssize_t r, n, g, c, i, j, oh, ow, ih, iw, lo, hi, base, kk
+    if N * G * K * Ho * Wo == 0:
+        return
+    with nogil:
+        for r in prange(G * Cg * kh * N, num_threads=threads, schedule="static"):
+            g = r // (Cg * kh * N)
+            c = (r // (kh * N)) % Cg
+            i = (r // N) % kh
+            n = r % N
+            for j in range(kw):
+                kk = (c * kh + i) * kw + j
+                # output columns whose input column iw = ow sw - pw + j dw is inside [0, W)
+                lo = 0
+                while lo < Wo and lo * sw - pw + j * dw < 0:
+                    lo = lo + 1
+                hi = lo
+                while hi < Wo and hi * sw - pw + j * dw < W:
+                    hi = hi + 1
+                for oh in range(Ho):
+                    base = oh * Wo
+                    ih = oh * sh - ph + i * dh
+                    if ih < 0 or ih >= H:
+                        for ow in range(Wo):
+                            cols[g, kk, n, base + ow] = 0
+                        continue
+                    for ow in range(lo):
+                        cols[g, kk, n, base + ow] = 0
+                    iw = lo * sw - pw + j * dw
+                    for ow in range(lo, hi):
+                        cols[g, kk, n, base + ow] = x[n, g * Cg + c, ih, iw]
+                        iw = iw + sw
+                    for ow in range(hi, Wo):
+                        cols[g, kk, n, base + ow] = 0
+
+
+def split2_cols(const double[:, :, :, ::1] b,     # IN  (S, G, K, P)
+                const double[:, :, ::1] c1,        # IN  (S, G, P) 1.5 2^(52 - beta + tau)
+                const double[:, :, ::1] c2,        # IN  (S, G, P) 1.5 2^(52 - 2 beta + tau)
+                double[:, :, :, ::1] b1, double[:, :, :, ::1] rb,   # OUT (S, G, K, P)
+                double[:, :, :, ::1] b2, double[:, :, :, ::1] b3,   # OUT (S, G, K, P)
+                int threads=1):
+    """conv_ozaki Design e, one pass: b = b1 + rb, rb = b2 + b3 with b1 = (b + c1) - c1
+    on its column's grid 2^(tau - beta) and b2 = (rb + c2) - c2 on 2^(tau - 2 beta)
+    (ozaki.py Design a: exact; the build has no -ffast-math and no contraction, so the
+    compiler keeps both roundings)."""
+    cdef Py_ssize_t S = b.shape[0], G = b.shape[1], K = b.shape[2], P = b.shape[3]
+    cdef Py_ssize_t r, s, g, k, q
+    cdef double x, y, u, v
+    with nogil:
+        for r in prange(S * G * K, num_threads=threads, schedule="static"):
+            s = r // (G * K)
+            g = (r // K) % G
+            k = r % K
+            for q in range(P):
+                x = b[s, g, k, q]
+                y = (x + c1[s, g, q]) - c1[s, g, q]
+                u = x - y
+                v = (u + c2[s, g, q]) - c2[s, g, q]
+                b1[s, g, k, q] = y
+                rb[s, g, k, q] = u
+                b2[s, g, k, q] = v
+                b3[s, g, k, q] = u - v
+
+
+def oz_round_rows(const double[:, :, :, ::1] p0,   # IN  (S, G, m, p) leading product
+                  const double[:, :, :, ::1] p1,   # IN  (S, G, m, p), float64 only
+                  const double[:, :, :, ::1] p2,   # IN  (S, G, m, p), float64 only
+                  const floating[::1] bias,        # IN  (G m,) one per row, or (0,)
+                  const double[:, :, ::1] ea,      # IN  (T, G, m) row error factors
+                  const double[:, :, :, ::1] eb,   # IN  (T, S, G, p) column error factors
+                  const int[:, ::1] sa,            # IN  (G, m) row exponents
+                  const int[:, :, ::1] sb,         # IN  (S, G, p) column exponents
+                  int lowest, double eabs,
+                  floating[:, :, :, ::1] out,      # OUT (S, G, m, p)
+                  signed char[:, :, :, ::1] flags, # OUT (S, G, m, p) 0 kept, 1/2 recompute
+                  int threads=1):
+    """Design g: ozaki.h's certified rounding per output row, with the bias of the row
+    (an output channel) added in the double-double sum; returns the flag count."""
+    cdef Py_ssize_t S = out.shape[0], G = out.shape[1], m = out.shape[2], p = out.shape[3]
+    cdef Py_ssize_t nt = ea.shape[0], r, s, g, i, k
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef Py_ssize_t bad = 0
+    cdef floating *brow
+    if S * G * m * p == 0:
+        return 0
+    with nogil, parallel(num_threads=threads):
+        brow = <floating *> malloc(p * sizeof(floating))
+        for r in prange(S * G * m, schedule="static"):
+            s = r // (G * m)
+            g = (r // m) % G
+            i = r % m
+            if has_bias:
+                for k in range(p):
+                    brow[k] = bias[g * m + i]
+            if floating is float:
+                if has_bias:
+                    bad += refrt_oz_row_f32_01(
+                        &p0[s, g, i, 0], NULL, NULL, brow, ea[0, g, i], 0,
+                        &eb[0, s, g, 0], &eb[nt - 1, s, g, 0], &sb[s, g, 0],
+                        sa[g, i] - lowest, eabs, &out[s, g, i, 0], &flags[s, g, i, 0], p)
+                else:
+                    bad += refrt_oz_row_f32_00(
+                        &p0[s, g, i, 0], NULL, NULL, NULL, ea[0, g, i], 0,
+                        &eb[0, s, g, 0], &eb[nt - 1, s, g, 0], &sb[s, g, 0],
+                        sa[g, i] - lowest, eabs, &out[s, g, i, 0], &flags[s, g, i, 0], p)
+            else:
+                if has_bias:
+                    bad += refrt_oz_row_f64_11(
+                        &p0[s, g, i, 0], &p1[s, g, i, 0], &p2[s, g, i, 0], brow,
+                        ea[0, g, i], ea[nt - 1, g, i], &eb[0, s, g, 0], &eb[nt - 1, s, g, 0],
+                        &sb[s, g, 0], sa[g, i] - lowest, eabs, &out[s, g, i, 0],
+                        &flags[s, g, i, 0], p)
+                else:
+                    bad += refrt_oz_row_f64_10(
+                        &p0[s, g, i, 0], &p1[s, g, i, 0], &p2[s, g, i, 0], NULL,
+                        ea[0, g, i], ea[nt - 1, g, i], &eb[0, s, g, 0], &eb[nt - 1, s, g, 0],
+                        &sb[s, g, 0], sa[g, i] - lowest, eabs, &out[s, g, i, 0],
+                        &flags[s, g, i, 0], p)
+        free(brow)
+    return bad
+
+
+cdef extern from "dot2.h" nogil:
+    void refrt_dot2_init(int allow_v4)
+    void refrt_dot2_panel_f64(const double *a, const double *b, Py_ssize_t mr,
+                              Py_ssize_t nr, Py_ssize_t n, const double *bias, double *out,
+                              Py_ssize_t ldo)
+
+refrt_dot2_init(1)
+
+cdef Py_ssize_t _TILE = 8     # Design g: patch columns gathered per tile
+
+
+def oz_refine_cols(const long[:, ::1] idx,         # IN  (F, 4) flagged (s, g, i, k), sorted by (s, g, k)
+                   const double[:, :, :, ::1] b,   # IN  (S, G, K, P) patches (float64)
+                   const double[:, :, :, ::1] rb,  # IN  (S, G, K, P) their split remainder (float64 outputs)
+                   const double[:, :, ::1] wa,     # IN  (G, M, K) float32: the weights; float64: their head
+                   const double[:, :, ::1] ra,     # IN  (G, M, K) float64: the weights' remainder
+                   const double[:, :, :, ::1] p0,  # IN  (S, G, M, P) exact leading product (float64)
+                   const double[:, :, ::1] na,     # IN  (T, G, M) row norms
+                   const double[:, :, :, ::1] nb,  # IN  (T, S, G, P) column norms
+                   double g2, double eabs,
+                   const floating[::1] bias,       # IN  (G M,) or (0,)
+                   floating[:, :, :, ::1] out,     # OUT the flagged entries
+                   signed char[:, :, :, ::1] flags):  # IN/OUT
+    """Design g: flag-1 outputs again, as linalg.ozaki_refine / ozaki_refine32 do: float32
+    the dot by Dot2 in float64 on the exact products (|err| <= u|q| + g2 ||a|| ||b||),
+    float64 the two rounded parts by Dot2 (u(|q1| + |q2|) + g2 (||sa|| ||rb|| + ||ra|| ||b||)),
+    certified by ozaki.h's row function (one output, the row's bias in the sum).  The
+    patch column is gathered once per run of equal (s, g, k).  Returns the outputs still
+    flagged (for ozaki_fix)."""
+    cdef Py_ssize_t F = idx.shape[0], K = b.shape[2], P = b.shape[3], f, j, s, g, i, k
+    cdef Py_ssize_t ps = -1, pg = -1, pk = -1, left = 0, t, tw
+    cdef bint has_bias = bias.shape[0] > 0
+    cdef double q1, q2, err, zero = 0, one = 1
+    cdef double *col = <double *> malloc(max(K, 1) * _TILE * sizeof(double))
+    cdef double *rcol = <double *> malloc(max(K, 1) * _TILE * sizeof(double))
+    cdef int sb0 = 0
+    cdef floating bi
+    with nogil:
+        for f in range(F):
+            s = idx[f, 0]
+            g = idx[f, 1]
+            i = idx[f, 2]
+            k = idx[f, 3]
+            if flags[s, g, i, k] != 1:
+                left = left + (flags[s, g, i, k] != 0)
+                continue
+            if s != ps or g != pg or k - pk >= _TILE or k < pk:
+                # gather the tile of _TILE columns from k (one cache line per tap row)
+                # transposed: col[t K + j] = b[s, g, j, k + t]
+                tw = min(_TILE, P - k)
+                for j in range(K):
+                    for t in range(tw):
+                        col[t * K + j] = b[s, g, j, k + t]
+                if floating is double:
+                    for j in range(K):
+                        for t in range(tw):
+                            rcol[t * K + j] = rb[s, g, j, k + t]
+                ps = s
+                pg = g
+                pk = k
+            t = k - pk
+            bi = bias[g * wa.shape[1] + i] if has_bias else 0
+            if floating is float:
+                refrt_dot2_panel_f64(&wa[g, i, 0], &col[t * K], 1, 1, K, NULL, &q1, 1)
+                err = (_U64 * fabs(q1) * (1 + 4 * _U64)
+                       + g2 * na[0, g, i] * nb[0, s, g, k])
+                left += refrt_oz_row_f32_01(&q1, NULL, NULL, &bi, one, 0, &err, &zero,
+                                            &sb0, 0, eabs, &out[s, g, i, k],
+                                            &flags[s, g, i, k], 1)
+            else:
+                refrt_dot2_panel_f64(&wa[g, i, 0], &rcol[t * K], 1, 1, K, NULL, &q1, 1)
+                refrt_dot2_panel_f64(&ra[g, i, 0], &col[t * K], 1, 1, K, NULL, &q2, 1)
+                err = (_U64 * (fabs(q1) + fabs(q2)) * (1 + 4 * _U64)
+                       + g2 * (na[0, g, i] * nb[0, s, g, k] + na[1, g, i] * nb[1, s, g, k]))
+                left += refrt_oz_row_f64_11(&p0[s, g, i, k], &q1, &q2, &bi, one, 0, &err,
+                                            &zero, &sb0, 0, eabs, &out[s, g, i, k],
+                                            &flags[s, g, i, k], 1)
+    free(col)
+    free(rcol)
+    return left
 
 
 # ---- transposed convolution: gathered Dot2 (Design b) -----------------------------------
