@@ -133,9 +133,10 @@ def _smooth_jvp_terms(arrays, params, g):
         wgt = e / e.sum(axis=0)
         o = np.abs((wgt * Dx).sum(axis=0))
     acc = np.zeros(xp.shape)
-    for k, (i, j) in enumerate(taps):
-        acc[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw] += \
-            gabs * wgt[k] * (np.abs(Dx[k]) + o)
+    with np.errstate(all="ignore"):         # an overflowing budget is inf: no acceptance
+        for k, (i, j) in enumerate(taps):
+            acc[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw] += \
+                gabs * wgt[k] * (np.abs(Dx[k]) + o)
     from .conv import _smooth_terms
     return (acc[:, :, ph:ph + h, pw:pw + w].reshape(x.shape),
             _smooth_terms(arrays[:1], params, g)[0])
