@@ -204,3 +204,32 @@ def test_batch_norm2d_jvp_max_row_open():
     want = reference(OPS["batch_norm2d_jvp"], args, {"eps": 1e-6, "channel_axis": 1},
                      np.float32)
     assert ulp_distance(got, want, np.float32).max() <= OPS["batch_norm2d_jvp"].tol.float32
+
+
+def test_smooth_max_pool2d_jvp_tail_weight_below_the_normal_range():
+    # an order-dependent draw of the hunt: the window's tail weight e^(8 (4e-299 - 127)) =
+    # e^-1016 underflows in float64, but its tangent 1.8e134 makes the term 1e-307, larger
+    # than the winner's -2.2e-308 (the kernel gave -2.2e-308; Design h of jvp.pyx)
+    from refrt import oracle
+    from refrt.autodiff import vjp_errors, vjp_tolerance
+    x = np.array([[[729.782712893384, -1e-323, 2.3604074270004144e+16, -0.5],
+                   [2.220446049250313e-16, -1.7976931348623151e+308, 127.0, 1.544291812898069e+78],
+                   [-1e-323, -0.0, 4.2652314699250436e-299, -1.5382656429793587e+283],
+                   [1.7859071534304758e+16, -708.3964185322636, 2.0, 6.024215020905017e+16]]])
+    dx = np.array([[[-5e-324, -5e-324, 4.9012898140042e-293, 5e-324],
+                    [-2.225073858507201e-308, -1.7976931348623157e+308, -2.225073858507201e-308,
+                     -6.190311919509039e+16],
+                    [-2.000000000000001, -0.5000000000000002, 1.7832984074580302e+134,
+                     -1.9999999999999998],
+                    [-6.103515625e-05, -2.220446049250313e-16, -92.59940892494942,
+                     1.7976931348623157e+308]]])
+    p = dict(kernel_size=(2, 3), stride=(1, 1), padding=(1, 0), beta=8.0)
+    spec = OPS["smooth_max_pool2d_jvp"]
+    got = ops.smooth_max_pool2d_jvp(x, dx, **p)
+    want = oracle.smooth_max_pool2d_jvp(x, dx, dtype=np.float64, **p)
+    assert ulp_distance(got, want, np.float64).max() <= spec.tol["float64"]
+    assert got[0, 2, 0] == want[0, 2, 0] == 7.961553234900832e-308
+    full = {**{q.name: q.default for q in spec.params}, **p}
+    res = vjp_errors(spec, [x, dx], full, np.dtype(np.float64), key="hunt")
+    ulps, _ = vjp_tolerance(spec, np.float64)
+    assert max(model for _, model in res.values()) <= ulps, res

@@ -36,12 +36,16 @@ e) The second-order VJP (rownorm_jvp_vjp) runs in working precision with double-
 f) Non-finite inputs in a row take the plain formula (IEEE propagation: NaN in, NaN out).
 g) Threads split rows (prange); sums run in index order within a row, so results do not
    depend on the thread count.  ``cdivision=True``: IEEE division.
+h) smooth_max_pool2d_jvp: a tail weight below the normal range multiplies its tangent
+   through the tangent's exponent (_tiny_weight_times), so w d is not lost to exp's
+   underflow where d is large (hunt: e^-1016 * 1.8e134 = 1e-307 gave 0).
 """
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport isfinite, isnan, NAN
 from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
+from ._dw cimport fast_two_sum, dw_add, dw_mul, ln2_hi, ln2_lo
 from ._scalar cimport (f_exp, f_expm1, f_fma, f_ldexp, f_frexp, f_abs, f_sqrt, two_sum, exp_diff,
                        mul_add_scaled)
 
@@ -53,30 +57,8 @@ cdef extern from "norm_rows.h" nogil:
 
 # ---------------------------------------------------------------- scalar helpers
 
-cdef inline floating fast_two_sum(floating a, floating b, floating *err) noexcept nogil:
-    # |a| >= |b| (or a == 0): s + err == a + b exactly (Dekker)
-    cdef floating s = a + b
-    err[0] = b - (s - a)
-    return s
-
-
-cdef inline void dw_add(floating ah, floating al, floating bh, floating bl,
-                        floating *sh, floating *sl) noexcept nogil:
-    # (ah + al) + (bh + bl): TwoSum of the high words, the low words added to its error
-    cdef floating e
-    cdef floating s = two_sum(ah, bh, &e)
-    e = e + (al + bl)
-    sh[0] = fast_two_sum(s, e, sl)
-
-
-cdef inline void dw_mul(floating ah, floating al, floating bh, floating bl,
-                        floating *ph, floating *pl) noexcept nogil:
-    # (ah + al)(bh + bl): TwoProd of the high words by fma, the cross terms added (al bl
-    # is below the double-word's resolution)
-    cdef floating p = ah * bh
-    cdef floating e = f_fma(ah, bh, -p) + (ah * bl + al * bh)
-    ph[0] = fast_two_sum(p, e, pl)
-
+# fast_two_sum, dw_add, dw_mul: the double-word helpers of _dw.pxd (shared with SDPA
+# and multi-head attention)
 
 cdef inline void dw_div_n(floating ah, floating al, floating n, floating *qh,
                           floating *ql) noexcept nogil:
@@ -545,6 +527,37 @@ cdef inline floating _weight(floating xv, floating p, floating beta) noexcept no
     return f_fma(e, zl, e)
 
 
+cdef inline floating _tiny_weight_times(floating xv, floating p, floating beta,
+                                       floating d) noexcept nogil:
+    # w d for a weight w = exp(beta (x - p)) below the normal range (Design h): with
+    # d = m 2^k (frexp), w d = m exp(beta (x - p) + k ln 2), the exponent a double-word
+    # (TwoSum of beta (x - p) and the TwoProd k ln2_hi, plus k ln2_lo), so a tail weight
+    # e^-1016 times a tangent 1.8e134 (a real 1e-307) is not the 0 that exp(-1016) * d
+    # gives.  Cutoff: only for e < the smallest normal (callers), where e itself has lost
+    # bits; above it the plain product is exact to the weight's own rounding.
+    cdef floating dl, zl, zh, dh, m, a, al, t, te, e
+    cdef int k
+    dh = two_sum(xv, -p, &dl)
+    zh = beta * dh
+    zl = f_fma(beta, dh, -zh) + beta * dl
+    if not isfinite(zh) or not isfinite(zl):
+        return f_exp(zh) * d
+    m = f_frexp(d, &k)
+    a = k * ln2_hi(d)
+    al = f_fma(<floating>k, ln2_hi(d), -a) + k * ln2_lo(d)
+    t = two_sum(zh, a, &te)
+    te = te + (zl + al)
+    e = f_exp(t)
+    return f_fma(e, te, e) * m
+
+
+cdef inline floating _tiny(floating x) noexcept nogil:
+    if floating is float:
+        return 1.1754943508222875e-38
+    else:
+        return 2.2250738585072014e-308
+
+
 cdef floating _smooth_window(const floating[:, :, ::1] x, const floating[:, :, ::1] dx,
                              Py_ssize_t b, Py_ssize_t h0, Py_ssize_t h1, Py_ssize_t v0,
                              Py_ssize_t v1, floating beta, floating *pout) noexcept nogil:
@@ -570,9 +583,14 @@ cdef floating _smooth_window(const floating[:, :, ::1] x, const floating[:, :, :
         return p
     for h in range(h0, h1):
         for v in range(v0, v1):
-            e = _weight(_cell0(x, b, h, v), p, beta)
+            t = _cell0(x, b, h, v)
+            e = _weight(t, p, beta)
             acc(e, &sh, &sl)
-            acc_prod(e, _cell0(dx, b, h, v), 0, &th, &tl)
+            q = _cell0(dx, b, h, v)
+            if e < _tiny(e) and q != 0 and isfinite(q):
+                acc(_tiny_weight_times(t, p, beta, q), &th, &tl)
+            else:
+                acc_prod(e, q, 0, &th, &tl)
     q = th / sh
     pout[0] = q + (f_fma(-q, sh, th) + (tl - q * sl)) / sh
     return p
@@ -623,8 +641,12 @@ def pool_smooth_max_jvp_vjp(const floating[:, :, ::1] x,    # IN  (M, H, W)
                     s = s + sl
                     for h in range(max(hs[oh], 0), min(he[oh], H)):
                         for v in range(max(ws[ow], 0), min(we[ow], W)):
-                            w = _weight(x[b, h, v], p, beta) / s
-                            c = g[b, oh, ow] * beta * w * (dx[b, h, v] - o)
+                            w = _weight(x[b, h, v], p, beta)
+                            if w < _tiny(w) and isfinite(dx[b, h, v] - o):
+                                c = g[b, oh, ow] * beta * (_tiny_weight_times(
+                                    x[b, h, v], p, beta, dx[b, h, v] - o) / s)
+                            else:
+                                c = g[b, oh, ow] * beta * (w / s) * (dx[b, h, v] - o)
                             gx[b, h, v] = two_sum(gx[b, h, v], c, &err)
                             comp[b, h, v] = comp[b, h, v] + err
             for h in range(H):

@@ -289,7 +289,8 @@ SPECS = [
         "2-d cross-correlation (kernel not flipped) with zero padding, dilation and groups: "
         "y[n, o, i, j] = bias[o] + sum over c in o's group, kh, kw of x_pad[n, c, i s_h + "
         "kh d_h - p_h, j s_w + kw d_w - p_w] weight[o, c', kh, kw]; each output one "
-        "Dot2-compensated dot product with the bias as its start, rounded once",
+        "dot product with the bias inside, rounded once: on the Ozaki BLAS path for large "
+        "sizes (correctly rounded for finite inputs, docs/conv.md), else Dot2-compensated",
         _with_examples(conv2d_shape, _conv_example),
         (Arg("x"), Arg("weight"), Arg("bias", optional=_bias_shape)), CONV_PARAMS, DOT_TOL,
         [Case((IMG, ((((3.0, 4.0),),),), (0.5,)), 11.5),
@@ -300,8 +301,9 @@ SPECS = [
               note="max - max: an exact zero, no overflow"),
          Case((IMG, ((((1.0, 1.0), (1.0, 1.0)),),), (0.0,)), 1.0, params={"padding": 1},
               note="padding 1: the corner window sees only x[0, 0]")],
-        "x: conv_transpose2d(g, weight) (gathered Dot2 per element); weight: g^T @ "
-        "im2col(x) per group (Dot2); bias: sum(g, (0, 2, 3)) (Dot2 against ones)",
+        "x: conv_transpose2d(g, weight) (per output phase a stride-1 conv2d, Ozaki or "
+        "gathered Dot2); weight: g^T @ im2col(x) per group (Ozaki or Dot2); bias: sum(g, "
+        "(0, 2, 3)) (Dot2 against ones)",
         "ConvSpec / convSpec / conv2dSpec, Conv2D tape node (convKernelDerivSpec, "
         "convBiasDerivSpec, convInputDerivSpec)",
         "TorchLean's convSpec has no dilation and no groups (refrt adds PyTorch's); its "
@@ -314,8 +316,9 @@ SPECS = [
         "output_padding=0, groups=1, dilation=1) -> y",
         "the adjoint of conv2d in x (PyTorch's ConvTranspose2d): y[n, o, i, j] = bias[o] + "
         "sum of x[n, c, (i + p_h - kh d_h) / s_h, (j + p_w - kw d_w) / s_w] weight[c, o', kh, "
-        "kw] over the taps whose indices are integers inside x; each output one gathered "
-        "Dot2 with the bias as its start, rounded once",
+        "kw] over the taps whose indices are integers inside x; each output one dot "
+        "with the bias inside, rounded once (per output phase a stride-1 conv2d on the "
+        "Ozaki path for finite inputs, else a gathered Dot2)",
         _with_examples(conv_transpose2d_shape, _conv_t_example),
         (Arg("x"), Arg("weight"), Arg("bias", optional=_bias_shape_t)),
         (_p("stride", 1, "step (int or pair, >= 1)"),
