@@ -7,6 +7,8 @@
                   dxhat_i = s (dx_i - mean(dx) - xhat_i mean(dx xhat)), s = 1/sqrt(var + eps)
     pool_max_jvp: out = dx at the window's first argmax of x
     pool_smooth_max_jvp: out = sum_k softmax(beta x_window)_k dx_k (padded cells: 0, 0)
+    sdpa_jvp:     out_i = sum_j A_ij (dS_ij - <A_i, dS_i>) v_j + sum_j A_ij dv_j,
+                  dS_ij = scale (<dq_i, k_j> + <q_i, dk_j>), A = SDPA's weights
 
 Design:
 a) One fused type; float32 kernels run float32 arithmetic and float32 double-words:
@@ -36,6 +38,17 @@ e) The second-order VJP (rownorm_jvp_vjp) runs in working precision with double-
 f) Non-finite inputs in a row take the plain formula (IEEE propagation: NaN in, NaN out).
 g) Threads split rows (prange); sums run in index order within a row, so results do not
    depend on the thread count.  ``cdivision=True``: IEEE division.
+h) sdpa_jvp (TorchLean scaledDotProductAttentionJvp): the weights A are SDPA's own
+   row pass (_sdpa_rows.pxd row_weights: range-scaled q and k, Dot2 scores, double-word
+   exp, the exact score-difference path; attention.pyx Design (b)-(e)), divided once
+   (double-word).  The tangents are range-scaled like q and k (frexp of each array's
+   largest magnitude; dv, like v, only as far as v_shift needs), so <dq_i, k_j> is in
+   units 2^(edq + ek) and <q_i, dk_j> in 2^(eq + edk): both are Dot2 double-words, the
+   one in the smaller unit ldexp'd into the larger (an array of zeros does not set the
+   unit).  softmaxBackwardFromWeights A (dS - <A, dS>), its product with v and A dv are
+   double-word sums in their own units, added in the larger unit and rounded once.  A
+   blocked key (A = 0) is not read (its dk, dv may be anything), a row with no allowed
+   key gives 0.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -44,6 +57,9 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport malloc, free
 from ._scalar cimport (f_exp, f_expm1, f_fma, f_ldexp, f_frexp, f_abs, f_sqrt, two_sum, exp_diff,
                        mul_add_scaled)
+# SDPA's row pass and double-word division / products (shared with attention.pyx)
+from ._sdpa_rows cimport max_exp, v_shift, scaled_copy, row_weights, needs_exact
+from ._dw cimport dw_div as dwq_div, acc_prod as dwq_acc_prod, acc_dw_prod as dwq_acc_dw_prod
 
 
 cdef extern from "norm_rows.h" nogil:
@@ -630,3 +646,157 @@ def pool_smooth_max_jvp_vjp(const floating[:, :, ::1] x,    # IN  (M, H, W)
             for h in range(H):
                 for v in range(W):
                     gx[b, h, v] = gx[b, h, v] + comp[b, h, v]
+
+
+# ---------------------------------------------------------------- scaled dot-product attention
+
+cdef inline bint all_zero(const floating *x, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if x[i] != 0:
+            return False
+    return True
+
+
+cdef inline void dw_unit(floating *h, floating *l, int d) noexcept nogil:
+    # (h + l) 2^-d, d >= 0 (into a larger unit)
+    h[0] = f_ldexp(h[0], -d)
+    l[0] = f_ldexp(l[0], -d)
+
+
+cdef void sdpa_jvp_batch(const floating *q, const floating *k, const floating *v,
+                         const floating *dq, const floating *dk, const floating *dv,
+                         const unsigned char *mask, bint has_mask, floating sch,
+                         floating scl, Py_ssize_t L, Py_ssize_t S, Py_ssize_t E,
+                         Py_ssize_t Ev, floating *out) noexcept nogil:
+    cdef Py_ssize_t i, j, c, t
+    cdef bint fin = True
+    cdef int eq = max_exp(q, L * E, &fin), ek = max_exp(k, S * E, &fin)
+    cdef int ev = max_exp(v, S * Ev, &fin), edq = max_exp(dq, L * E, &fin)
+    cdef int edk = max_exp(dk, S * E, &fin), edv = max_exp(dv, S * Ev, &fin)
+    cdef int u1, u2, e1, f1, F
+    cdef bint exact
+    cdef floating dh, dl, ah, al, s, cc, s2, c2, xh, xl, rh, rl, th, tl
+    cdef Py_ssize_t nbuf = 2 * (L * E + S * E + S * Ev) + 6 * S + 4 * Ev + 1
+    cdef floating *buf = <floating *>malloc(nbuf * sizeof(floating))
+    cdef floating *qs = buf
+    cdef floating *ks = qs + L * E
+    cdef floating *vs = ks + S * E
+    cdef floating *dqs = vs + S * Ev
+    cdef floating *dks = dqs + L * E
+    cdef floating *dvs = dks + S * E
+    cdef floating *wh = dvs + S * Ev
+    cdef floating *wl = wh + S
+    cdef floating *Ah = wl + S
+    cdef floating *Al = Ah + S
+    cdef floating *Dh = Al + S                  # dS_j = scale (<dq_i, k_j> + <q_i, dk_j>)
+    cdef floating *Dl = Dh + S
+    cdef floating *na = Dl + S                  # sum_j A_j (dS_j - x) v_j, units 2^(e1 + ev)
+    cdef floating *nc = na + Ev
+    cdef floating *ma = nc + Ev                 # sum_j A_j dv_j, units 2^edv
+    cdef floating *mc = ma + Ev
+    if buf == NULL:
+        return
+    if not fin:
+        eq = ek = ev = edq = edk = edv = 0
+    ev = v_shift(sch, ev, S)
+    edv = v_shift(sch, edv, S)
+    exact = needs_exact(E, sch, eq + ek, fin)
+    scaled_copy(q, qs, L * E, eq)
+    scaled_copy(k, ks, S * E, ek)
+    scaled_copy(v, vs, S * Ev, ev)
+    scaled_copy(dq, dqs, L * E, edq)
+    scaled_copy(dk, dks, S * E, edk)
+    scaled_copy(dv, dvs, S * Ev, edv)
+    # Design (h): the score tangent's unit; a zero tangent array does not set it
+    u1 = edq + ek
+    u2 = eq + edk
+    if all_zero(dq, L * E):
+        u1 = u2
+    elif all_zero(dk, S * E):
+        u2 = u1
+    e1 = u1 if u1 > u2 else u2
+    f1 = e1 + ev
+    for i in range(L):
+        if row_weights(qs + i * E, ks, q + i * E, k, mask + i * S, has_mask, S, E, sch, scl,
+                       eq + ek, exact, wh, wl, &dh, &dl) == 0:
+            for c in range(Ev):
+                out[i * Ev + c] = 0
+            continue
+        xh = 0
+        xl = 0
+        for j in range(S):
+            dwq_div(wh[j], wl[j], dh, dl, &ah, &al)
+            Ah[j] = ah
+            Al[j] = al
+            Dh[j] = 0
+            Dl[j] = 0
+            if ah == 0:
+                continue
+            s = 0
+            cc = 0
+            s2 = 0
+            c2 = 0
+            for t in range(E):
+                dwq_acc_prod(dqs[i * E + t], ks[j * E + t], &s, &cc)
+                dwq_acc_prod(qs[i * E + t], dks[j * E + t], &s2, &c2)
+            s = fast_two_sum(s, cc, &cc)
+            s2 = fast_two_sum(s2, c2, &c2)
+            dw_unit(&s, &cc, e1 - u1)
+            dw_unit(&s2, &c2, e1 - u2)
+            dw_add(s, cc, s2, c2, &rh, &rl)
+            dw_mul(rh, rl, sch, scl, &rh, &rl)
+            Dh[j] = rh
+            Dl[j] = rl
+            dw_mul(ah, al, rh, rl, &th, &tl)
+            dw_add(xh, xl, th, tl, &xh, &xl)
+        for c in range(Ev):
+            na[c] = 0
+            nc[c] = 0
+            ma[c] = 0
+            mc[c] = 0
+        for j in range(S):
+            if Ah[j] == 0:
+                continue
+            # softmaxBackwardFromWeights: A_j (dS_j - <A, dS>)
+            dw_add(Dh[j], Dl[j], -xh, -xl, &rh, &rl)
+            dw_mul(Ah[j], Al[j], rh, rl, &rh, &rl)
+            for c in range(Ev):
+                dwq_acc_dw_prod(rh, rl, vs[j * Ev + c], &na[c], &nc[c])
+                dwq_acc_dw_prod(Ah[j], Al[j], dvs[j * Ev + c], &ma[c], &mc[c])
+        for c in range(Ev):
+            rh = fast_two_sum(na[c], nc[c], &rl)
+            th = fast_two_sum(ma[c], mc[c], &tl)
+            # Design (h): both parts in the larger unit (a zero part does not set it)
+            if th == 0:
+                F = f1
+            elif rh == 0:
+                F = edv
+            else:
+                F = f1 if f1 > edv else edv
+            if rh != 0:
+                dw_unit(&rh, &rl, F - f1)
+            if th != 0:
+                dw_unit(&th, &tl, F - edv)
+            dw_add(rh, rl, th, tl, &rh, &rl)
+            out[i * Ev + c] = f_ldexp(rh + rl, F)
+    free(buf)
+
+
+def sdpa_jvp(const floating[::1] q,              # IN  (B, L, E) flat
+             const floating[::1] k,              # IN  (B, S, E) flat
+             const floating[::1] v,              # IN  (B, S, Ev) flat
+             const floating[::1] dq,             # IN  tangent of q
+             const floating[::1] dk,             # IN  tangent of k
+             const floating[::1] dv,             # IN  tangent of v
+             const unsigned char[::1] mask,      # IN  (B, L, S) flat, 1 = may attend
+             bint has_mask, floating sch, floating scl,  # IN  scale = sch + scl
+             Py_ssize_t B, Py_ssize_t L, Py_ssize_t S, Py_ssize_t E, Py_ssize_t Ev,
+             floating[::1] out,                  # OUT (B, L, Ev) flat
+             int threads=1):
+    cdef Py_ssize_t b
+    for b in prange(B, nogil=True, num_threads=threads, schedule="static"):
+        sdpa_jvp_batch(&q[b * L * E], &k[b * S * E], &v[b * S * Ev], &dq[b * L * E],
+                       &dk[b * S * E], &dv[b * S * Ev],
+                       &mask[b * L * S] if has_mask else &mask[0], has_mask, sch, scl,
+                       L, S, E, Ev, &out[b * L * Ev])
