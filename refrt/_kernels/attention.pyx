@@ -44,6 +44,10 @@ f) VJP (TorchLean scaledDotProductAttentionBackward): dA = g v^T, dS' = A (dA - 
    double-words and round once.  dq and dk multiply dS by the unscaled k and q (a
    scaled copy turns the O(1) entries of a row holding +-max into subnormals).  Sums run in index order (no thread dependence:
    threads split batches).
+f') Those unscaled products can overflow where the real gradient is finite (dS ~ |g v|
+   times k ~ +-max; a tie of two keys then gives inf - inf = NaN for a real 0): the same
+   sums also run on the scaled copies (units 2^(ev + ek), 2^(ev + eq)), and an element
+   whose unscaled result is not finite while every input is takes the scaled one.
 g) ``cdivision=True``: IEEE division, never raises.
 """
 from cython cimport floating
@@ -141,7 +145,7 @@ cdef void sdpa_vjp_batch(const floating *q, const floating *k, const floating *v
     cdef int ev = max_exp(v, S * Ev, &fin)
     cdef floating dh, dl, ah, al, s, cc, bh, bl, xh, xl, rh, rl
     cdef bint exact
-    cdef Py_ssize_t nbuf = L * E + S * E + S * Ev + 6 * S + 2 * E + 2 * S * E + 2 * S * Ev + 1
+    cdef Py_ssize_t nbuf = L * E + S * E + S * Ev + 6 * S + 4 * E + 4 * S * E + 2 * S * Ev + 1
     cdef floating *buf = <floating *>malloc(nbuf * sizeof(floating))
     cdef floating *qs = buf
     cdef floating *ks = qs + L * E
@@ -158,6 +162,11 @@ cdef void sdpa_vjp_batch(const floating *q, const floating *k, const floating *v
     cdef floating *kc = ka + S * E
     cdef floating *va = kc + S * E              # gv accumulators (S, Ev)
     cdef floating *vc = va + S * Ev
+    cdef floating *qa2 = vc + S * Ev            # Design (f'): the same sums on scaled copies
+    cdef floating *qc2 = qa2 + E
+    cdef floating *ka2 = qc2 + E
+    cdef floating *kc2 = ka2 + S * E
+    cdef floating gt
     if buf == NULL:
         return
     if not fin:
@@ -172,6 +181,8 @@ cdef void sdpa_vjp_batch(const floating *q, const floating *k, const floating *v
     for j in range(S * E):
         ka[j] = 0
         kc[j] = 0
+        ka2[j] = 0
+        kc2[j] = 0
     for j in range(S * Ev):
         va[j] = 0
         vc[j] = 0
@@ -208,18 +219,30 @@ cdef void sdpa_vjp_batch(const floating *q, const floating *k, const floating *v
         for t in range(E):
             qa[t] = 0
             qc[t] = 0
+            qa2[t] = 0
+            qc2[t] = 0
         for j in range(S):
             if Ah[j] == 0:
                 continue
             for t in range(E):
                 acc_dw_prod(Sh[j], Sl[j], k[j * E + t], &qa[t], &qc[t])
                 acc_dw_prod(Sh[j], Sl[j], q[i * E + t], &ka[j * E + t], &kc[j * E + t])
+                if fin:
+                    acc_dw_prod(Sh[j], Sl[j], ks[j * E + t], &qa2[t], &qc2[t])
+                    acc_dw_prod(Sh[j], Sl[j], qs[i * E + t], &ka2[j * E + t],
+                                &kc2[j * E + t])
             for c in range(Ev):
                 acc_dw_prod(Ah[j], Al[j], g[i * Ev + c], &va[j * Ev + c], &vc[j * Ev + c])
         for t in range(E):
-            gq[i * E + t] = f_ldexp(qa[t] + qc[t], ev)
+            gt = f_ldexp(qa[t] + qc[t], ev)
+            if fin and not isfinite(gt):
+                gt = f_ldexp(qa2[t] + qc2[t], ev + ek)
+            gq[i * E + t] = gt
     for j in range(S * E):
-        gk[j] = f_ldexp(ka[j] + kc[j], ev)
+        gt = f_ldexp(ka[j] + kc[j], ev)
+        if fin and not isfinite(gt):
+            gt = f_ldexp(ka2[j] + kc2[j], ev + eq)
+        gk[j] = gt
     for j in range(S * Ev):
         gv[j] = va[j] + vc[j]
     free(buf)
