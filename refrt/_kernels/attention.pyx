@@ -47,7 +47,11 @@ f) VJP (TorchLean scaledDotProductAttentionBackward): dA = g v^T, dS' = A (dA - 
 f') Those unscaled products can overflow where the real gradient is finite (dS ~ |g v|
    times k ~ +-max; a tie of two keys then gives inf - inf = NaN for a real 0): the same
    sums also run on the scaled copies (units 2^(ev + ek), 2^(ev + eq)), and an element
-   whose unscaled result is not finite while every input is takes the scaled one.
+   whose unscaled result is not finite while every input is takes the scaled one.  dq's
+   scaled sum is centred: sum_j dS_j = 0 (the rows of softmax's Jacobian sum to 0), so
+   dq = sum_j dS_j (k_j - k_m), m the row's largest weight, k_j - k_m a TwoSum
+   double-word of the scaled copies: a key tied with k_m adds exactly 0 (uncentred, the
+   rounding of dS times +-max keys overflows where the real dq is 0).
 g) ``cdivision=True``: IEEE division, never raises.
 """
 from cython cimport floating
@@ -61,7 +65,7 @@ from ._scalar cimport f_fma, two_sum, f_frexp, f_ldexp
 
 # double-word helpers (fast_two_sum, dw_*, acc_prod, acc_dw_prod, exp_dw): _dw.pxd
 from ._dw cimport (fast_two_sum, dw_norm, dw_mul, dw_add, dw_div, acc_prod, acc_dw_prod,
-                   exp_dw)
+                   acc_dw_dw, exp_dw)
 
 
 from ._sdpa_rows cimport (max_exp, v_shift, scaled_copy, row_weights, needs_exact)
@@ -166,7 +170,8 @@ cdef void sdpa_vjp_batch(const floating *q, const floating *k, const floating *v
     cdef floating *qc2 = qa2 + E
     cdef floating *ka2 = qc2 + E
     cdef floating *kc2 = ka2 + S * E
-    cdef floating gt
+    cdef floating gt, dkh, dkl
+    cdef Py_ssize_t jm
     if buf == NULL:
         return
     if not fin:
@@ -221,6 +226,10 @@ cdef void sdpa_vjp_batch(const floating *q, const floating *k, const floating *v
             qc[t] = 0
             qa2[t] = 0
             qc2[t] = 0
+        jm = 0
+        for j in range(S):
+            if Ah[j] > Ah[jm]:
+                jm = j
         for j in range(S):
             if Ah[j] == 0:
                 continue
@@ -228,7 +237,8 @@ cdef void sdpa_vjp_batch(const floating *q, const floating *k, const floating *v
                 acc_dw_prod(Sh[j], Sl[j], k[j * E + t], &qa[t], &qc[t])
                 acc_dw_prod(Sh[j], Sl[j], q[i * E + t], &ka[j * E + t], &kc[j * E + t])
                 if fin:
-                    acc_dw_prod(Sh[j], Sl[j], ks[j * E + t], &qa2[t], &qc2[t])
+                    dkh = two_sum(ks[j * E + t], -ks[jm * E + t], &dkl)
+                    acc_dw_dw(Sh[j], Sl[j], dkh, dkl, &qa2[t], &qc2[t])
                     acc_dw_prod(Sh[j], Sl[j], qs[i * E + t], &ka2[j * E + t],
                                 &kc2[j * E + t])
             for c in range(Ev):
