@@ -4,7 +4,8 @@
    primal's mp formula along the tangents, at 256 bits (to 2**-100 relative);
 2. refrt float64 against torch.func.jvp of the torch primal (log-probability y for
    log_softmax_jvp, where the catalog's formula is that derivative);
-3. the VJP with respect to the tangents is the primal's VJP;
+3. the VJP with respect to the tangents is the primal's VJP (scaled_dot_product_attention_jvp:
+   SDPA's; q, k, v get none);
 4. bad input names op, argument, expectation and what came;
 5. strict-xfail reproducers of the open hunt cases (tests/test_hunt.py KNOWN).
 """
@@ -59,6 +60,14 @@ def _cases():
         sp = dict(pp, beta=beta)
         yield ("smooth_max_pool2d_jvp", sp, "smooth_max_pool2d", sp, [_normal(1, 2, 5, 6)],
                [_normal(1, 2, 5, 6)], lambda p, t: [p[0], t[0]])
+    mask = np.ones((2, 3, 4), bool)
+    mask[0, 1] = False                                  # a fully blocked row
+    mask[1, :, 2] = False                               # a blocked key
+    for sp in ({}, {"is_causal": True}, {"mask": mask, "scale": 0.7}):
+        shapes = ((2, 3, 2), (2, 4, 2), (2, 4, 3))
+        yield ("scaled_dot_product_attention_jvp", sp, "scaled_dot_product_attention", sp,
+               [_normal(*s) for s in shapes], [_normal(*s) for s in shapes],
+               lambda p, t: list(p) + list(t))
 
 
 CASES = list(_cases())
@@ -116,9 +125,18 @@ def test_float64_matches_torch_func_jvp(case):
             xb = x[None] if params["channel_axis"] == 0 else x
             y = F.batch_norm(xb, None, None, g, b, True, 0.0, 1e-6)
             return y[0] if params["channel_axis"] == 0 else y
+    elif primal == "scaled_dot_product_attention":
+        m = params.get("mask")
+        m = None if m is None else torch.as_tensor(m)
+
+        def fn(q, k, v):
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=m, scale=params.get(
+                "scale"), is_causal=params.get("is_causal", False))
     else:
         fn = lambda x: F.max_pool2d(x, 3, 2, 1)                                # noqa: E731
-    want = torch.func.jvp(fn, tuple(T), tuple(D))[1].numpy()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    with sdpa_kernel(SDPBackend.MATH):                  # the CPU flash kernel has no forward AD
+        want = torch.func.jvp(fn, tuple(T), tuple(D))[1].numpy()
     got = ops.evaluate(name, *build(p, t), **params)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
 
@@ -133,7 +151,8 @@ def test_vjp_wrt_tangents_is_the_primal_vjp(case):
     g = _normal(*out.shape)
     mine = vjp_op(name, args, params, None, g, "f64")
     ref = vjp_op(primal, [np.asarray(a, np.float64) for a in p], pparams, None, g, "mp")
-    k0 = 1 if name in ("log_softmax_jvp", "max_pool2d_jvp", "smooth_max_pool2d_jvp") else 2
+    k0 = {"log_softmax_jvp": 1, "max_pool2d_jvp": 1, "smooth_max_pool2d_jvp": 1,
+          "scaled_dot_product_attention_jvp": 3}.get(name, 2)
     if name == "log_softmax_jvp":
         # log_softmax's VJP from x: g - softmax(x) sum(g) = the tangent gradient at y
         pairs = [(mine[1], ref[0])]
@@ -146,6 +165,47 @@ def test_vjp_wrt_tangents_is_the_primal_vjp(case):
         assert not mine[0].any()                       # x: zero gradient
         assert np.array_equal(mine[1], vjp_op("max_pool2d", args[:1], pparams, None, g,
                                               "f64")[0])
+    if name == "scaled_dot_product_attention_jvp":
+        assert mine[:3] == (None, None, None)          # q, k, v: non-differentiable (contract)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sdpa_jvp_blocked_keys_are_not_read(dtype):
+    """A blocked key's dk and dv (inf, NaN) do not reach the result; a fully blocked row
+    gives +0; the rest is within the registry budget of the certified value."""
+    q, k, v, dq, dk, dv = (_normal(2, 3, 2).astype(dtype), _normal(2, 4, 2).astype(dtype),
+                           _normal(2, 4, 3).astype(dtype), _normal(2, 3, 2).astype(dtype),
+                           _normal(2, 4, 2).astype(dtype), _normal(2, 4, 3).astype(dtype))
+    mask = np.ones((2, 3, 4), bool)
+    mask[:, :, 1] = False
+    mask[1, 2] = False
+    clean = ops.evaluate("scaled_dot_product_attention_jvp", q, k, v, dq, dk, dv, mask=mask)
+    dk[:, 1], dv[:, 1] = np.inf, np.nan
+    got = ops.evaluate("scaled_dot_product_attention_jvp", q, k, v, dq, dk, dv, mask=mask)
+    assert np.array_equal(got, clean)
+    assert not got[1, 2].any() and not np.signbit(got[1, 2]).any()
+    want = reference(OPS["scaled_dot_product_attention_jvp"], [q, k, v, dq, dk, dv],
+                     {"mask": mask, "is_causal": False, "scale": None}, dtype)
+    assert ulp_distance(got, want, dtype).max() <= OPS["scaled_dot_product_attention_jvp"].tol[dtype]
+
+
+def test_sdpa_vjp_tied_max_keys_give_zero_not_nan():
+    """float32 keys (-max, max) twice: the two weights tie at 1/2 and dq = dS_0 (k_0 - k_2)
+    = 0 in the reals; dS times the unscaled +-max keys overflowed to inf - inf = NaN before
+    attention.pyx Design (f') (the JVP's cancel_max draw found it)."""
+    f = np.float32
+    M, H = f(3.4028235e38), f(1.7014117e38)
+    q = np.array([[-H, M]], f)
+    k = np.array([[-M, M], [H, -H], [-M, M]], f)
+    v = np.array([[M, -H], [-M, H], [-M, M]], f)
+    g = np.array([[-0.0084, -2.1]], f)
+    gq, gk, gv = vjp_op("scaled_dot_product_attention", [q, k, v], {}, None, g, "f32")
+    assert gq.tolist() == [[0.0, 0.0]]
+    want = vjp_op("scaled_dot_product_attention", [q, k, v], {}, None, g, "mp")
+    for a, b in ((gq, want[0]), (gk, want[1]), (gv, want[2])):
+        with np.errstate(over="ignore"):
+            b = np.asarray(b, np.float64).astype(f)      # the real dk overflows: +-inf
+        assert np.array_equal(a, b, equal_nan=True), (a, b)
 
 
 def test_log_softmax_jvp_one_hot_and_tied_rows_exact():
@@ -169,6 +229,12 @@ def test_log_softmax_jvp_one_hot_and_tied_rows_exact():
     ("batch_norm2d_jvp", [np.zeros((2, 3, 4)), np.ones(3), np.zeros((2, 3, 4)), np.ones(3),
                           np.ones(3)], {"channel_axis": 2}, "channel_axis"),
     ("max_pool2d_jvp", [np.zeros((1, 4, 4)), np.zeros((1, 4, 5))], {}, "dx"),
+    ("scaled_dot_product_attention_jvp", [np.zeros((3, 2)), np.zeros((4, 2)), np.zeros((4, 1)),
+                                          np.zeros((3, 2)), np.zeros((4, 3)), np.zeros((4, 1))],
+     {}, "dk"),
+    ("scaled_dot_product_attention_jvp", [np.zeros((3, 2)), np.zeros((4, 2)), np.zeros((4, 1)),
+                                          np.zeros((3, 2)), np.zeros((4, 2)), np.zeros((4, 1))],
+     {"mask": np.ones((3, 4), bool), "is_causal": True}, "mask"),
     ("max_pool2d_jvp", [np.zeros((1, 4, 4)), np.zeros((1, 4, 4))], {"kernel_size": 9},
      "kernel_size"),
 ])
