@@ -47,11 +47,13 @@ f) VJP (TorchLean scaledDotProductAttentionBackward): dA = g v^T, dS' = A (dA - 
 f') Those unscaled products can overflow where the real gradient is finite (dS ~ |g v|
    times k ~ +-max; a tie of two keys then gives inf - inf = NaN for a real 0): the same
    sums also run on the scaled copies (units 2^(ev + ek), 2^(ev + eq)), and an element
-   whose unscaled result is not finite while every input is takes the scaled one.  dq's
-   scaled sum is centred: sum_j dS_j = 0 (the rows of softmax's Jacobian sum to 0), so
-   dq = sum_j dS_j (k_j - k_m), m the row's largest weight, k_j - k_m a TwoSum
-   double-word of the scaled copies: a key tied with k_m adds exactly 0 (uncentred, the
-   rounding of dS times +-max keys overflows where the real dq is 0).
+   whose unscaled result is not finite while every input is takes the scaled one.
+f'') dq is centred: sum_j dS_j = 0 (the rows of softmax's Jacobian sum to 0), so dq =
+   sum_j dS_j (k_j - k_m), m the row's largest weight, k_j - k_m a TwoSum double-word
+   (of the scaled copies in (f')'s sum; unscaled, an overflow there takes (f')): a key
+   equal to k_m adds exactly 0.  Uncentred, dS's rounding (~2^-2p |dA|) times |k| is
+   left where the real dq is 0 or small (equal keys: 1e5 keys and values gave 9e8 ulp
+   float32; +-max keys inf - inf = NaN).
 g) ``cdivision=True``: IEEE division, never raises.
 """
 from cython cimport floating
@@ -234,7 +236,9 @@ cdef void sdpa_vjp_batch(const floating *q, const floating *k, const floating *v
             if Ah[j] == 0:
                 continue
             for t in range(E):
-                acc_dw_prod(Sh[j], Sl[j], k[j * E + t], &qa[t], &qc[t])
+                # Design (f''): centred, sum_j dS_j (k_j - k_m)
+                dkh = two_sum(k[j * E + t], -k[jm * E + t], &dkl)
+                acc_dw_dw(Sh[j], Sl[j], dkh, dkl, &qa[t], &qc[t])
                 acc_dw_prod(Sh[j], Sl[j], q[i * E + t], &ka[j * E + t], &kc[j * E + t])
                 if fin:
                     dkh = two_sum(ks[j * E + t], -ks[jm * E + t], &dkl)

@@ -44,9 +44,14 @@ h) sdpa_jvp (TorchLean scaledDotProductAttentionJvp): the weights A are SDPA's o
    (double-word).  The tangents are range-scaled like q and k (frexp of each array's
    largest magnitude; dv, like v, only as far as v_shift needs), so <dq_i, k_j> is in
    units 2^(edq + ek) and <q_i, dk_j> in 2^(eq + edk): both are Dot2 double-words, the
-   one in the smaller unit ldexp'd into the larger (an array of zeros does not set the
-   unit).  softmaxBackwardFromWeights A (dS - <A, dS>), its product with v and A dv are
-   double-word sums in their own units, added in the larger unit and rounded once.  A
+   one in the smaller unit ldexp'd into the larger (per query row; a part that is 0 for
+   every key of the row does not set the unit).  softmaxBackwardFromWeights A (dS -
+   <A, dS>), its product with v and A dv are double-word sums in their own units, added
+   in the larger unit and rounded once.  The product with v is centred: sum_j A_j (dS_j
+   - x) = 0, so it equals sum_j A_j (dS_j - x)(v_j - v_m), m the row's largest weight,
+   v_j - v_m a TwoSum double-word: rows of v equal to v_m add exactly 0 (uncentred, the
+   rounding of A (dS - x) times |v| is left where the real result is 0: 64 ulp at the
+   float32 underflow threshold in the hunt).  A
    blocked key (A = 0) is not read (its dk, dv may be anything), a row with no allowed
    key gives 0.
 """
@@ -59,7 +64,8 @@ from ._scalar cimport (f_exp, f_expm1, f_fma, f_ldexp, f_frexp, f_abs, f_sqrt, t
                        mul_add_scaled)
 # SDPA's row pass and double-word division / products (shared with attention.pyx)
 from ._sdpa_rows cimport max_exp, v_shift, scaled_copy, row_weights, needs_exact
-from ._dw cimport dw_div as dwq_div, acc_prod as dwq_acc_prod, acc_dw_prod as dwq_acc_dw_prod
+from ._dw cimport (dw_div as dwq_div, acc_prod as dwq_acc_prod,
+                   acc_dw_prod as dwq_acc_dw_prod, acc_dw_dw as dwq_acc_dw_dw)
 
 
 cdef extern from "norm_rows.h" nogil:
@@ -650,14 +656,6 @@ def pool_smooth_max_jvp_vjp(const floating[:, :, ::1] x,    # IN  (M, H, W)
 
 # ---------------------------------------------------------------- scaled dot-product attention
 
-cdef inline bint all_zero(const floating *x, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t i
-    for i in range(n):
-        if x[i] != 0:
-            return False
-    return True
-
-
 cdef inline void dw_unit(floating *h, floating *l, int d) noexcept nogil:
     # (h + l) 2^-d, d >= 0 (into a larger unit)
     h[0] = f_ldexp(h[0], -d)
@@ -675,9 +673,10 @@ cdef void sdpa_jvp_batch(const floating *q, const floating *k, const floating *v
     cdef int ev = max_exp(v, S * Ev, &fin), edq = max_exp(dq, L * E, &fin)
     cdef int edk = max_exp(dk, S * E, &fin), edv = max_exp(dv, S * Ev, &fin)
     cdef int u1, u2, e1, f1, F
-    cdef bint exact
+    cdef bint exact, any1, any2
+    cdef Py_ssize_t jm
     cdef floating dh, dl, ah, al, s, cc, s2, c2, xh, xl, rh, rl, th, tl
-    cdef Py_ssize_t nbuf = 2 * (L * E + S * E + S * Ev) + 6 * S + 4 * Ev + 1
+    cdef Py_ssize_t nbuf = 2 * (L * E + S * E + S * Ev) + 10 * S + 4 * Ev + 1
     cdef floating *buf = <floating *>malloc(nbuf * sizeof(floating))
     cdef floating *qs = buf
     cdef floating *ks = qs + L * E
@@ -691,7 +690,11 @@ cdef void sdpa_jvp_batch(const floating *q, const floating *k, const floating *v
     cdef floating *Al = Ah + S
     cdef floating *Dh = Al + S                  # dS_j = scale (<dq_i, k_j> + <q_i, dk_j>)
     cdef floating *Dl = Dh + S
-    cdef floating *na = Dl + S                  # sum_j A_j (dS_j - x) v_j, units 2^(e1 + ev)
+    cdef floating *P1h = Dl + S                 # <dq_i, k_j> (units 2^u1), <q_i, dk_j> (2^u2)
+    cdef floating *P1l = P1h + S
+    cdef floating *P2h = P1l + S
+    cdef floating *P2l = P2h + S
+    cdef floating *na = P2l + S                 # sum_j A_j (dS_j - x) v_j, units 2^(e1 + ev)
     cdef floating *nc = na + Ev
     cdef floating *ma = nc + Ev                 # sum_j A_j dv_j, units 2^edv
     cdef floating *mc = ma + Ev
@@ -708,47 +711,53 @@ cdef void sdpa_jvp_batch(const floating *q, const floating *k, const floating *v
     scaled_copy(dq, dqs, L * E, edq)
     scaled_copy(dk, dks, S * E, edk)
     scaled_copy(dv, dvs, S * Ev, edv)
-    # Design (h): the score tangent's unit; a zero tangent array does not set it
     u1 = edq + ek
     u2 = eq + edk
-    if all_zero(dq, L * E):
-        u1 = u2
-    elif all_zero(dk, S * E):
-        u2 = u1
-    e1 = u1 if u1 > u2 else u2
-    f1 = e1 + ev
     for i in range(L):
         if row_weights(qs + i * E, ks, q + i * E, k, mask + i * S, has_mask, S, E, sch, scl,
                        eq + ek, exact, wh, wl, &dh, &dl) == 0:
             for c in range(Ev):
                 out[i * Ev + c] = 0
             continue
-        xh = 0
-        xl = 0
+        any1 = False
+        any2 = False
+        jm = 0
         for j in range(S):
             dwq_div(wh[j], wl[j], dh, dl, &ah, &al)
             Ah[j] = ah
             Al[j] = al
-            Dh[j] = 0
-            Dl[j] = 0
-            if ah == 0:
-                continue
+            if ah > Ah[jm]:
+                jm = j
             s = 0
             cc = 0
             s2 = 0
             c2 = 0
-            for t in range(E):
-                dwq_acc_prod(dqs[i * E + t], ks[j * E + t], &s, &cc)
-                dwq_acc_prod(qs[i * E + t], dks[j * E + t], &s2, &c2)
-            s = fast_two_sum(s, cc, &cc)
-            s2 = fast_two_sum(s2, c2, &c2)
+            if ah != 0:
+                for t in range(E):
+                    dwq_acc_prod(dqs[i * E + t], ks[j * E + t], &s, &cc)
+                    dwq_acc_prod(qs[i * E + t], dks[j * E + t], &s2, &c2)
+            P1h[j] = fast_two_sum(s, cc, &P1l[j])
+            P2h[j] = fast_two_sum(s2, c2, &P2l[j])
+            any1 = any1 or P1h[j] != 0
+            any2 = any2 or P2h[j] != 0
+        # Design (h): the row's score-tangent unit (a part that is 0 does not set it)
+        e1 = u2 if not any1 else (u1 if not any2 else (u1 if u1 > u2 else u2))
+        f1 = e1 + ev
+        xh = 0
+        xl = 0
+        for j in range(S):
+            Dh[j] = 0
+            Dl[j] = 0
+            if Ah[j] == 0:
+                continue
+            s, cc, s2, c2 = P1h[j], P1l[j], P2h[j], P2l[j]
             dw_unit(&s, &cc, e1 - u1)
             dw_unit(&s2, &c2, e1 - u2)
             dw_add(s, cc, s2, c2, &rh, &rl)
             dw_mul(rh, rl, sch, scl, &rh, &rl)
             Dh[j] = rh
             Dl[j] = rl
-            dw_mul(ah, al, rh, rl, &th, &tl)
+            dw_mul(Ah[j], Al[j], rh, rl, &th, &tl)
             dw_add(xh, xl, th, tl, &xh, &xl)
         for c in range(Ev):
             na[c] = 0
@@ -762,7 +771,9 @@ cdef void sdpa_jvp_batch(const floating *q, const floating *k, const floating *v
             dw_add(Dh[j], Dl[j], -xh, -xl, &rh, &rl)
             dw_mul(Ah[j], Al[j], rh, rl, &rh, &rl)
             for c in range(Ev):
-                dwq_acc_dw_prod(rh, rl, vs[j * Ev + c], &na[c], &nc[c])
+                # Design (h): centred on the largest weight's row of v
+                th = two_sum(vs[j * Ev + c], -vs[jm * Ev + c], &tl)
+                dwq_acc_dw_dw(rh, rl, th, tl, &na[c], &nc[c])
                 dwq_acc_dw_prod(Ah[j], Al[j], dvs[j * Ev + c], &ma[c], &mc[c])
         for c in range(Ev):
             rh = fast_two_sum(na[c], nc[c], &rl)
