@@ -7,6 +7,8 @@
                   dxhat_i = s (dx_i - mean(dx) - xhat_i mean(dx xhat)), s = 1/sqrt(var + eps)
     pool_max_jvp: out = dx at the window's first argmax of x
     pool_smooth_max_jvp: out = sum_k softmax(beta x_window)_k dx_k (padded cells: 0, 0)
+    sdpa_jvp:     out_i = sum_j A_ij (dS_ij - <A_i, dS_i>) v_j + sum_j A_ij dv_j,
+                  dS_ij = scale (<dq_i, k_j> + <q_i, dk_j>), A = SDPA's weights
 
 Design:
 a) One fused type; float32 kernels run float32 arithmetic and float32 double-words:
@@ -36,7 +38,23 @@ e) The second-order VJP (rownorm_jvp_vjp) runs in working precision with double-
 f) Non-finite inputs in a row take the plain formula (IEEE propagation: NaN in, NaN out).
 g) Threads split rows (prange); sums run in index order within a row, so results do not
    depend on the thread count.  ``cdivision=True``: IEEE division.
-h) smooth_max_pool2d_jvp: a tail weight below the normal range multiplies its tangent
+h) sdpa_jvp (TorchLean scaledDotProductAttentionJvp): the weights A are SDPA's own
+   row pass (_sdpa_rows.pxd row_weights: range-scaled q and k, Dot2 scores, double-word
+   exp, the exact score-difference path; attention.pyx Design (b)-(e)), divided once
+   (double-word).  The tangents are range-scaled like q and k (frexp of each array's
+   largest magnitude; dv, like v, only as far as v_shift needs), so <dq_i, k_j> is in
+   units 2^(edq + ek) and <q_i, dk_j> in 2^(eq + edk): both are Dot2 double-words, the
+   one in the smaller unit ldexp'd into the larger (per query row; a part that is 0 for
+   every key of the row does not set the unit).  softmaxBackwardFromWeights A (dS -
+   <A, dS>), its product with v and A dv are double-word sums in their own units, added
+   in the larger unit and rounded once.  The product with v is centred: sum_j A_j (dS_j
+   - x) = 0, so it equals sum_j A_j (dS_j - x)(v_j - v_m), m the row's largest weight,
+   v_j - v_m a TwoSum double-word: rows of v equal to v_m add exactly 0 (uncentred, the
+   rounding of A (dS - x) times |v| is left where the real result is 0: 64 ulp at the
+   float32 underflow threshold in the hunt).  A
+   blocked key (A = 0) is not read (its dk, dv may be anything), a row with no allowed
+   key gives 0.
+i) smooth_max_pool2d_jvp: a tail weight below the normal range multiplies its tangent
    through the tangent's exponent (_tiny_weight_times), so w d is not lost to exp's
    underflow where d is large (hunt: e^-1016 * 1.8e134 = 1e-307 gave 0).
 """
@@ -48,6 +66,10 @@ from libc.stdlib cimport malloc, free
 from ._dw cimport fast_two_sum, dw_add, dw_mul, ln2_hi, ln2_lo
 from ._scalar cimport (f_exp, f_expm1, f_fma, f_ldexp, f_frexp, f_abs, f_sqrt, two_sum, exp_diff,
                        mul_add_scaled)
+# SDPA's row pass and double-word division / products (shared with attention.pyx)
+from ._sdpa_rows cimport max_exp, v_shift, scaled_copy, row_weights, needs_exact
+from ._dw cimport (dw_div as dwq_div, acc_prod as dwq_acc_prod,
+                   acc_dw_prod as dwq_acc_dw_prod, acc_dw_dw as dwq_acc_dw_dw)
 
 
 cdef extern from "norm_rows.h" nogil:
@@ -529,7 +551,7 @@ cdef inline floating _weight(floating xv, floating p, floating beta) noexcept no
 
 cdef inline floating _tiny_weight_times(floating xv, floating p, floating beta,
                                        floating d) noexcept nogil:
-    # w d for a weight w = exp(beta (x - p)) below the normal range (Design h): with
+    # w d for a weight w = exp(beta (x - p)) below the normal range (Design i): with
     # d = m 2^k (frexp), w d = m exp(beta (x - p) + k ln 2), the exponent a double-word
     # (TwoSum of beta (x - p) and the TwoProd k ln2_hi, plus k ln2_lo), so a tail weight
     # e^-1016 times a tangent 1.8e134 (a real 1e-307) is not the 0 that exp(-1016) * d
@@ -652,3 +674,162 @@ def pool_smooth_max_jvp_vjp(const floating[:, :, ::1] x,    # IN  (M, H, W)
             for h in range(H):
                 for v in range(W):
                     gx[b, h, v] = gx[b, h, v] + comp[b, h, v]
+
+
+# ---------------------------------------------------------------- scaled dot-product attention
+
+cdef inline void dw_unit(floating *h, floating *l, int d) noexcept nogil:
+    # (h + l) 2^-d, d >= 0 (into a larger unit)
+    h[0] = f_ldexp(h[0], -d)
+    l[0] = f_ldexp(l[0], -d)
+
+
+cdef void sdpa_jvp_batch(const floating *q, const floating *k, const floating *v,
+                         const floating *dq, const floating *dk, const floating *dv,
+                         const unsigned char *mask, bint has_mask, floating sch,
+                         floating scl, Py_ssize_t L, Py_ssize_t S, Py_ssize_t E,
+                         Py_ssize_t Ev, floating *out) noexcept nogil:
+    cdef Py_ssize_t i, j, c, t
+    cdef bint fin = True
+    cdef int eq = max_exp(q, L * E, &fin), ek = max_exp(k, S * E, &fin)
+    cdef int ev = max_exp(v, S * Ev, &fin), edq = max_exp(dq, L * E, &fin)
+    cdef int edk = max_exp(dk, S * E, &fin), edv = max_exp(dv, S * Ev, &fin)
+    cdef int u1, u2, e1, f1, F
+    cdef bint exact, any1, any2
+    cdef Py_ssize_t jm
+    cdef floating dh, dl, ah, al, s, cc, s2, c2, xh, xl, rh, rl, th, tl
+    cdef Py_ssize_t nbuf = 2 * (L * E + S * E + S * Ev) + 10 * S + 4 * Ev + 1
+    cdef floating *buf = <floating *>malloc(nbuf * sizeof(floating))
+    cdef floating *qs = buf
+    cdef floating *ks = qs + L * E
+    cdef floating *vs = ks + S * E
+    cdef floating *dqs = vs + S * Ev
+    cdef floating *dks = dqs + L * E
+    cdef floating *dvs = dks + S * E
+    cdef floating *wh = dvs + S * Ev
+    cdef floating *wl = wh + S
+    cdef floating *Ah = wl + S
+    cdef floating *Al = Ah + S
+    cdef floating *Dh = Al + S                  # dS_j = scale (<dq_i, k_j> + <q_i, dk_j>)
+    cdef floating *Dl = Dh + S
+    cdef floating *P1h = Dl + S                 # <dq_i, k_j> (units 2^u1), <q_i, dk_j> (2^u2)
+    cdef floating *P1l = P1h + S
+    cdef floating *P2h = P1l + S
+    cdef floating *P2l = P2h + S
+    cdef floating *na = P2l + S                 # sum_j A_j (dS_j - x) v_j, units 2^(e1 + ev)
+    cdef floating *nc = na + Ev
+    cdef floating *ma = nc + Ev                 # sum_j A_j dv_j, units 2^edv
+    cdef floating *mc = ma + Ev
+    if buf == NULL:
+        return
+    if not fin:
+        eq = ek = ev = edq = edk = edv = 0
+    ev = v_shift(sch, ev, S)
+    edv = v_shift(sch, edv, S)
+    exact = needs_exact(E, sch, eq + ek, fin)
+    scaled_copy(q, qs, L * E, eq)
+    scaled_copy(k, ks, S * E, ek)
+    scaled_copy(v, vs, S * Ev, ev)
+    scaled_copy(dq, dqs, L * E, edq)
+    scaled_copy(dk, dks, S * E, edk)
+    scaled_copy(dv, dvs, S * Ev, edv)
+    u1 = edq + ek
+    u2 = eq + edk
+    for i in range(L):
+        if row_weights(qs + i * E, ks, q + i * E, k, mask + i * S, has_mask, S, E, sch, scl,
+                       eq + ek, exact, wh, wl, &dh, &dl) == 0:
+            for c in range(Ev):
+                out[i * Ev + c] = 0
+            continue
+        any1 = False
+        any2 = False
+        jm = 0
+        for j in range(S):
+            dwq_div(wh[j], wl[j], dh, dl, &ah, &al)
+            Ah[j] = ah
+            Al[j] = al
+            if ah > Ah[jm]:
+                jm = j
+            s = 0
+            cc = 0
+            s2 = 0
+            c2 = 0
+            if ah != 0:
+                for t in range(E):
+                    dwq_acc_prod(dqs[i * E + t], ks[j * E + t], &s, &cc)
+                    dwq_acc_prod(qs[i * E + t], dks[j * E + t], &s2, &c2)
+            P1h[j] = fast_two_sum(s, cc, &P1l[j])
+            P2h[j] = fast_two_sum(s2, c2, &P2l[j])
+            any1 = any1 or P1h[j] != 0
+            any2 = any2 or P2h[j] != 0
+        # Design (h): the row's score-tangent unit (a part that is 0 does not set it)
+        e1 = u2 if not any1 else (u1 if not any2 else (u1 if u1 > u2 else u2))
+        f1 = e1 + ev
+        xh = 0
+        xl = 0
+        for j in range(S):
+            Dh[j] = 0
+            Dl[j] = 0
+            if Ah[j] == 0:
+                continue
+            s, cc, s2, c2 = P1h[j], P1l[j], P2h[j], P2l[j]
+            dw_unit(&s, &cc, e1 - u1)
+            dw_unit(&s2, &c2, e1 - u2)
+            dw_add(s, cc, s2, c2, &rh, &rl)
+            dw_mul(rh, rl, sch, scl, &rh, &rl)
+            Dh[j] = rh
+            Dl[j] = rl
+            dw_mul(Ah[j], Al[j], rh, rl, &th, &tl)
+            dw_add(xh, xl, th, tl, &xh, &xl)
+        for c in range(Ev):
+            na[c] = 0
+            nc[c] = 0
+            ma[c] = 0
+            mc[c] = 0
+        for j in range(S):
+            if Ah[j] == 0:
+                continue
+            # softmaxBackwardFromWeights: A_j (dS_j - <A, dS>)
+            dw_add(Dh[j], Dl[j], -xh, -xl, &rh, &rl)
+            dw_mul(Ah[j], Al[j], rh, rl, &rh, &rl)
+            for c in range(Ev):
+                # Design (h): centred on the largest weight's row of v
+                th = two_sum(vs[j * Ev + c], -vs[jm * Ev + c], &tl)
+                dwq_acc_dw_dw(rh, rl, th, tl, &na[c], &nc[c])
+                dwq_acc_dw_prod(Ah[j], Al[j], dvs[j * Ev + c], &ma[c], &mc[c])
+        for c in range(Ev):
+            rh = fast_two_sum(na[c], nc[c], &rl)
+            th = fast_two_sum(ma[c], mc[c], &tl)
+            # Design (h): both parts in the larger unit (a zero part does not set it)
+            if th == 0:
+                F = f1
+            elif rh == 0:
+                F = edv
+            else:
+                F = f1 if f1 > edv else edv
+            if rh != 0:
+                dw_unit(&rh, &rl, F - f1)
+            if th != 0:
+                dw_unit(&th, &tl, F - edv)
+            dw_add(rh, rl, th, tl, &rh, &rl)
+            out[i * Ev + c] = f_ldexp(rh + rl, F)
+    free(buf)
+
+
+def sdpa_jvp(const floating[::1] q,              # IN  (B, L, E) flat
+             const floating[::1] k,              # IN  (B, S, E) flat
+             const floating[::1] v,              # IN  (B, S, Ev) flat
+             const floating[::1] dq,             # IN  tangent of q
+             const floating[::1] dk,             # IN  tangent of k
+             const floating[::1] dv,             # IN  tangent of v
+             const unsigned char[::1] mask,      # IN  (B, L, S) flat, 1 = may attend
+             bint has_mask, floating sch, floating scl,  # IN  scale = sch + scl
+             Py_ssize_t B, Py_ssize_t L, Py_ssize_t S, Py_ssize_t E, Py_ssize_t Ev,
+             floating[::1] out,                  # OUT (B, L, Ev) flat
+             int threads=1):
+    cdef Py_ssize_t b
+    for b in prange(B, nogil=True, num_threads=threads, schedule="static"):
+        sdpa_jvp_batch(&q[b * L * E], &k[b * S * E], &v[b * S * Ev], &dq[b * L * E],
+                       &dk[b * S * E], &dv[b * S * Ev],
+                       &mask[b * L * S] if has_mask else &mask[0], has_mask, sch, scl,
+                       L, S, E, Ev, &out[b * L * Ev])

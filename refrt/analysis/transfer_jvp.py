@@ -10,6 +10,12 @@ input box, ``(lo, hi, nan)``; the driver widens them by the op's tolerance.
   var / (var + eps) <= 1), so |dxhat_i| <= ||dx_row||_2 / sqrt(eps); |xhat_i| <=
   sqrt(D - 1) (Samuelson); out = dxhat gamma + xhat dgamma + dbeta by interval products.
   eps = 0 gives no bound (a constant row is 0/0).
+* scaled_dot_product_attention_jvp: out = sum_j A_j (dS_j - x) v_j + sum_j A_j dv_j with
+  A a convex combination and x = sum_j A_j dS_j.  The second sum lies in the hull of dv's
+  rows (SDPA's own bound, 0 added for a row with no allowed key); since sum_j A_j (dS_j -
+  x) = 0, the first equals sum_j A_j (dS_j - x)(v_j - c) for c the centre of v's row box,
+  so |first| <= (sum_j A_j |dS_j - x|) R <= 2 M R with M = max_j |dS_j| <= |scale|
+  max_j sum_t (|dq_t| |k_jt| + |q_t| |dk_jt|) and R = half the width of v's hull.
 * max_pool2d_jvp: the output is one dx in its window: between the window's least lower and
   greatest upper bound of dx.
 """
@@ -109,5 +115,33 @@ def _smooth_jvp(ins, p, shape):
     return np.minimum(lo, 0.0), np.maximum(hi, 0.0), nan
 
 
-INTERVAL_JVP = {"smooth_max_pool2d_jvp": _smooth_jvp,"log_softmax_jvp": _lsm_jvp, "layer_norm_jvp": _norm_jvp("layer_norm_jvp"),
+def _sdpa_jvp(ins, p, shape):
+    from .transfer_attention import _sdpa
+    q, k, v, dq, dk, dv = ins
+    lo2, hi2, nan = _sdpa((q, k, dv), p, shape)
+    E, S = q.lo.shape[-1], k.lo.shape[-2]
+    mag = lambda b: np.maximum(np.abs(b.lo), np.abs(b.hi))              # noqa: E731
+    sc = p.get("scale")
+    sc = abs(float(sc)) if sc is not None else (1.0 if E == 0 else 1 / math.sqrt(E))
+    with np.errstate(all="ignore"):
+        if S:
+            M = (np.einsum("...it,...jt->...ij", mag(dq), mag(k))
+                 + np.einsum("...it,...jt->...ij", mag(q), mag(dk))).max(axis=-1, keepdims=True)
+            R = (v.hi.max(axis=-2, keepdims=True) - v.lo.min(axis=-2, keepdims=True)) / 2
+        else:
+            M = np.zeros(q.lo.shape[:-1] + (1,))
+            R = np.zeros(q.lo.shape[:-2] + (1, v.lo.shape[-1]))
+        B = 2 * sc * (1 + 2.0 ** -20) * M * R + 1e-300
+        lo, hi = lo2 - B, hi2 + B
+    lead = q.lo.shape[:-2]
+    bad = np.zeros(lead, bool)
+    for box in ins:
+        u = _unbounded(box)
+        bad = bad | (u.reshape(lead + (-1,)).any(axis=-1) if u.size else bad)
+    nan = np.broadcast_to(bad[..., None, None], shape) | np.isnan(lo) | np.isnan(hi)
+    return (np.where(np.isnan(lo), -INF, lo), np.where(np.isnan(hi), INF, hi),
+            np.asarray(nan))
+
+
+INTERVAL_JVP = {"scaled_dot_product_attention_jvp": _sdpa_jvp, "smooth_max_pool2d_jvp": _smooth_jvp,"log_softmax_jvp": _lsm_jvp, "layer_norm_jvp": _norm_jvp("layer_norm_jvp"),
                 "batch_norm2d_jvp": _norm_jvp("batch_norm2d_jvp"), "max_pool2d_jvp": _pool_jvp}

@@ -203,3 +203,28 @@ def smooth_max_pool2d_jvp_vjp(arrays, params, out, g, threads):
     pp = {k: params[k] for k in ("kernel_size", "stride", "padding", "beta")}
     (gdx,) = FLOAT_VJP["smooth_max_pool2d"]([x], pp, None, g, threads)
     return gx.reshape(x.shape), np.ascontiguousarray(gdx, x.dtype)
+
+
+# ---- scaled_dot_product_attention_jvp -----------------------------------------------------
+# SDPA's binding (float_attention: batch flattening, uint8 mask, double-word scale); the
+# gradients with respect to the tangents are SDPA's VJP kernel at (q, k, v).
+
+@float_impl("scaled_dot_product_attention_jvp")
+def sdpa_jvp(arrays, params, threads):
+    from .float_attention import _flat, _mask, dims, scale_dw
+    q, k, v = arrays[:3]
+    B, L, S, E, Ev = dims(q, k, v)
+    out = np.zeros(q.shape[:-1] + (Ev,), dtype=q.dtype)
+    if out.size and S:
+        m, has = _mask(params)
+        hi, lo = scale_dw(E, params.get("scale"), q.dtype)
+        K.sdpa_jvp(*(_flat(a) for a in arrays), m, has, hi, lo, B, L, S, E, Ev,
+                   out.reshape(-1), threads)
+    return out
+
+
+@float_vjp("scaled_dot_product_attention_jvp")
+def sdpa_jvp_vjp(arrays, params, out, g, threads):
+    pp = {k: params.get(k) for k in ("mask", "is_causal", "scale")}
+    grads = FLOAT_VJP["scaled_dot_product_attention"](list(arrays[:3]), pp, None, g, threads)
+    return (None, None, None) + tuple(grads)

@@ -288,3 +288,42 @@ def smooth_max_pool2d_jvp_vjp(ctx, arrays, params, out, g):
         gx[i] = _fsum(ctx, t) if t else ctx.zero
     (gdx,) = MP_VJP["smooth_max_pool2d"](ctx, [x], params, None, g)
     return gx.reshape(x.shape), gdx
+
+
+# ---- scaled_dot_product_attention_jvp -----------------------------------------------------
+# TorchLean scaledDotProductAttentionJvp, over the allowed keys of each query row:
+#     dS_j = scale (<dq_i, k_j> + <q_i, dk_j>),   A = SDPA's weights (mp_attention)
+#     out_i = sum_j A_j (dS_j - sum_l A_l dS_l) v_j + sum_j A_j dv_j
+# with dS_j - sum_l A_l dS_l = sum_l A_l (dS_j - dS_l) (sum A = 1), each dS_j - dS_l one
+# exact sum of products (no cancellation of rounded scores); no allowed key: 0.  The VJP
+# with respect to (dq, dk, dv) is SDPA's VJP at (q, k, v) (the JVP is J (dq, dk, dv));
+# q, k, v are not differentiable here (registry contract).
+
+@mp_impl("scaled_dot_product_attention_jvp")
+def sdpa_jvp(ctx, arrays, params):
+    from .mp_attention import _scale, _split, _weights
+    q, k, v, m, B, L, S, E, Ev = _split(arrays[:3], params)
+    dq = np.asarray(arrays[3], dtype=object).reshape(B, L, E)
+    dk = np.asarray(arrays[4], dtype=object).reshape(B, S, E)
+    dv = np.asarray(arrays[5], dtype=object).reshape(B, S, Ev)
+    scale = _scale(ctx, E, params.get("scale"))
+    out = _obj((B, L, Ev))
+    for b in range(B):
+        for i in range(L):
+            idx, A = _weights(ctx, q[b, i], k[b], m[b, i], scale)
+            prods = [[a * c for a, c in zip(dq[b, i], k[b, j])]
+                     + [a * c for a, c in zip(q[b, i], dk[b, j])] for j in idx]
+            W = [a * _fsum(ctx, [al * _fsum(ctx, pj + [-t for t in pl]) * scale
+                                 for al, pl in zip(A, prods)])
+                 for a, pj in zip(A, prods)]
+            for c in range(Ev):
+                out[b, i, c] = _fsum(ctx, [w * v[b, j, c] for w, j in zip(W, idx)]
+                                     + [a * dv[b, j, c] for a, j in zip(A, idx)]) \
+                    if idx else ctx.zero
+    return out.reshape(arrays[0].shape[:-1] + (Ev,))
+
+
+@mp_vjp("scaled_dot_product_attention_jvp")
+def sdpa_jvp_vjp(ctx, arrays, params, out, g):
+    return (None, None, None) + tuple(MP_VJP["scaled_dot_product_attention"](
+        ctx, list(arrays[:3]), params, None, g))

@@ -12,6 +12,8 @@ tangent of the output (TorchLean's ``...Jvp`` / ``...LinearizationSpec``):
   of refrt's batch_norm: channel_axis=0 TorchLean's (C, H, W), 1 PyTorch's (N, C, H, W)).
 * max_pool2d_jvp(x, dx): the tangent at each window's first argmax of x
   (maxPool*LinearizationSpec).
+* scaled_dot_product_attention_jvp(q, k, v, dq, dk, dv): softmaxBackwardFromWeights(A,
+  dS) v + A dv with dS = scale (dq k^T + q dk^T) (scaledDotProductAttentionJvp).
 
 The ops are linear in the tangents, so their VJP with respect to a tangent is the
 primal's VJP (the transpose of the same Jacobian); with respect to the primal inputs it
@@ -26,6 +28,7 @@ import numpy as np
 
 from ..errors import bad_value
 from . import _shapes
+from .attention import sdpa_shape
 from .conv import POOL_PARAMS, _pool_example, pool_shape
 from ._spec import EPSILON, Arg, Case, OpSpec, Param, Tol
 
@@ -142,6 +145,12 @@ def _smooth_jvp_terms(arrays, params, g):
             _smooth_terms(arrays[:1], params, g)[0])
 
 
+def sdpa_jvp_shape(spec, arrays, params):
+    out = sdpa_shape(spec, arrays[:3], params)
+    _same(spec, arrays, ((0, 3), (1, 4), (2, 5)))
+    return out
+
+
 # ---- condition-number budgets of the VJPs (registry/_terms.py's contract) ----------------
 
 def _lsm_terms(arrays, params, g):
@@ -224,6 +233,7 @@ POOL_JVP_FAMILIES = ("normal", "wide", "extremal", "large_mean", "subnormal", "c
 # cancel_max: the forward is within 2 ulp, but the x gradient's dx_k - y_w overflows for
 # +-max tangents of opposite signs (inf where the real value is finite)
 SMOOTH_JVP_FAMILIES = ("normal", "wide", "large_mean", "subnormal")
+SDPA_JVP_FAMILIES = ("normal", "large_mean", "subnormal", "cancel_max", "wide")
 IMG = (((1.0, 2.0), (3.0, 4.0)),)
 TAN = (((5.0, 6.0), (7.0, 8.0)),)
 NORM_ARGS = (Arg("x"), Arg("gamma"), Arg("dx"), Arg("dgamma"), Arg("dbeta"))
@@ -357,4 +367,47 @@ SPECS = [
            "of the weights), a NaN in the window NaN.  PyTorch has no smooth max pool (no "
            "torch row)",
            torchlean="smooth-max JVP (smoothMaxPool2d linearization: sum softmax(beta x) dx)"),
+    OpSpec(name="scaled_dot_product_attention_jvp",
+           signature="scaled_dot_product_attention_jvp(q, k, v, dq, dk, dv, mask=None, "
+           "is_causal=False, scale=None) -> dout",
+           kind="attention",
+           args=(Arg("q", differentiable=False), Arg("k", differentiable=False),
+                 Arg("v", differentiable=False), Arg("dq"), Arg("dk"), Arg("dv")),
+           doc="the JVP of scaled_dot_product_attention at (q, k, v) along (dq, dk, dv): "
+           "dS = scale (dq k^T + q dk^T), out = A (dS - sum(A dS, -1)) v + A dv, A = SDPA's "
+           "hard-masked weights (TorchLean softmaxBackwardFromWeights: blocked entries 0, a "
+           "row with no allowed key gives 0); shapes, mask, is_causal and scale as "
+           "scaled_dot_product_attention (a tangent has its primal's shape).  The weights "
+           "are SDPA's double-word row pass; dS, its weighted centring and both products "
+           "are double-words, rounded once",
+           tol=Tol(float32=4, float64=4),
+           params=(Param("mask", None, "bool_mask", "bool array, True = may attend"),
+                   Param("is_causal", False, "bool", "causal mask j <= i"),
+                   Param("scale", None, "float_or_none", "score multiplier; None: 1/sqrt(E)")),
+           special_cases=(Case((((1.0, 2.0),), ((3.0, 4.0),), ((5.0,),), ((1.0, 1.0),),
+                                ((1.0, 1.0),), ((7.0,),)), 0.0, params={"mask": ((False,),)},
+                               note="a fully blocked row gives 0"),
+                          Case((((1.0, 2.0),), ((3.0, 4.0),), ((5.0,),), ((9.0, 9.0),),
+                                ((9.0, 9.0),), ((7.0,),)), 7.0,
+                               note="one key: its weight is 1 whatever the score: dv"),
+                          Case((((1000.0,),), ((1.0,), (1.0,)), ((1.0,), (-1.0,)), ((0.0,),),
+                                ((0.0,), (0.0,)), ((2.0,), (4.0,))), 3.0,
+                               note="tied scores, no score tangent: the mean of dv"),
+                          Case((((1.0,), (2.0,)), ((1.0,), (2.0,)), ((3.0,), (5.0,)),
+                                ((1.0,), (1.0,)), ((1.0,), (1.0,)), ((7.0,), (9.0,))), 7.0,
+                               params={"is_causal": True},
+                               note="causal: row 0 sees key 0 only: dv[0]"),
+                          Case((((NAN,),), ((1.0,), (2.0,)), ((3.0,), (5.0,)), ((1.0,),),
+                                ((1.0,), (1.0,)), ((7.0,), (9.0,))), NAN)),
+           vjp="dq, dk, dv: scaled_dot_product_attention's VJP at (q, k, v) (the JVP is "
+           "linear in the tangents with SDPA's Jacobian); q, k, v: non_differentiable (the "
+           "second-order term is not implemented: refrt gives no gradient there)",
+           vjp_tol=Tol(float32=8, float64=8),
+           shape=sdpa_jvp_shape, families=SDPA_JVP_FAMILIES,
+           example_shapes=((3, 2), (3, 2), (3, 2), (3, 2), (3, 2), (3, 2)),
+           conventions="scaled_dot_product_attention's (fully masked rows give 0, mask and "
+           "is_causal together an error, scale=None is 1/sqrt(E)); blocked keys' dk and dv "
+           "are never read; non-finite inputs propagate by IEEE rules through the same "
+           "formula; torch.func.jvp of F.scaled_dot_product_attention is the torch row",
+           torchlean="scaledDotProductAttentionJvp"),
 ]

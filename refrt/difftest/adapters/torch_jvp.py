@@ -1,7 +1,8 @@
 """PyTorch rows for the forward-mode (JVP) ops (merged into torch.py's table).
 
 Each row is ``torch.func.jvp`` of the torch primal at the primal inputs with the tangents,
-except log_softmax_jvp: refrt's op takes the log_softmax *output* y (TorchLean
+(scaled_dot_product_attention_jvp under torch's math SDPA backend: the CPU flash kernel
+has no forward AD), except log_softmax_jvp: refrt's op takes the log_softmax *output* y (TorchLean
 logSoftmaxJvpSpec), so its row evaluates the same formula, dx - (exp(y) dx).sum(dim), in
 torch ops (torch.func.jvp of F.log_softmax at y agrees only where exp(y) sums to 1).
 batch_norm2d_jvp is the JVP of F.batch_norm(training=True) (x given a batch axis for
@@ -36,7 +37,24 @@ def entries(torch):
     def mp(x, dx, kernel_size, stride, padding):
         return jvp(lambda a: F.max_pool2d(a, kernel_size, stride, padding), (x,), (dx,))[1]
 
+    def sdpa(q, k, v, dq, dk, dv, mask=None, is_causal=False, scale=None):
+        import numpy as np
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        m = None if (mask is None or is_causal) else torch.as_tensor(np.asarray(mask))
+        # torch 2.13's CPU flash kernel has no forward AD: the math backend has
+        with sdpa_kernel(SDPBackend.MATH):
+            return jvp(lambda a, b, c: F.scaled_dot_product_attention(
+                a, b, c, attn_mask=m, is_causal=is_causal, scale=scale), (q, k, v),
+                (dq, dk, dv))[1]
+
     return {
+        "scaled_dot_product_attention_jvp": E(
+            sdpa, "torch.func.jvp(lambda a, b, c: F.scaled_dot_product_attention(a, b, c, "
+            "attn_mask=mask, is_causal={is_causal}, scale={scale}), (q, k, v), (dq, dk, "
+            "dv))[1]", params=("mask", "is_causal", "scale"), grad=False,
+            conventions="torch.func.jvp of F.scaled_dot_product_attention under "
+            "sdpa_kernel(SDPBackend.MATH) (the CPU flash kernel has no forward AD); bool "
+            "attn_mask True = may attend, as refrt"),
         "log_softmax_jvp": E(lsm, "dx - (torch.exp(y) * dx).sum({axis}, keepdim=True)",
                              params=("axis",), grad=False,
                              conventions="the formula in torch ops (y is log_softmax's output)"),
