@@ -285,3 +285,17 @@ def test_gradients_are_judged_within_the_registry_condition_budget():
     terms = compare._budget_terms(spec, [x, t], {}, g, np.float64)
     assert compare._grad_errors(spec, got, want, g, np.float64, [x, t]).max() > 0
     assert compare._grad_errors(spec, got, want, g, np.float64, [x, t], terms[0]).max() == 0
+
+
+def test_refrt_rows_of_three_ops_the_default_campaign_misjudged():
+    # found by `refrt check` from a clean clone: normalize_along_dim got the axis variant
+    # as a parameter named axis (its parameter is dim), scatter_add's axis=0 variant made
+    # a special case's indices out of range (the op refuses that input: nothing to
+    # compare), and smooth_max_pool2d_jvp's gradient budget was formed from unvalidated
+    # params (so no budget, and a cancelling component read as 46 bits)
+    recs = campaign(["refrt"], ops=["normalize_along_dim", "scatter_add", "smooth_max_pool2d_jvp"],
+                    dtypes=["float32", "float64"])
+    assert recs and not [r for r in recs if r["error"]], [r["error"] for r in recs if r["error"]]
+    assert not [r for r in recs if r["findings"]], [(r["op"], r["family"]) for r in recs
+                                                     if r["findings"]]
+    assert {r["variant"] for r in recs if r["op"] == "normalize_along_dim"} >= {"", "axis=0"}

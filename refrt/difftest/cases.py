@@ -169,7 +169,9 @@ def apply_variant(spec, arrays, params, variant):
         return arrays, params
     name, value = variant.split("=", 1)
     if name == "axis":
-        return arrays, dict(params, axis=int(value))
+        # the op's axis parameter under its own name (normalize_along_dim calls it dim)
+        pname = next((p.name for p in spec.params if p.kind in ("axis", "axis_or_none")), "axis")
+        return arrays, dict(params, **{pname: int(value)})
     if name == "target" and value == "ids":
         arrays = list(arrays)
         i = next(k for k, a in enumerate(spec.args) if a.role == "class_target")

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import backends
 from ..accuracy import MEASURE_MAX_PREC
+from ..errors import RefrtError
 from ..metrics import ulp_distance
 from ..registry import OPS
 from ..rounding import format_of
@@ -289,6 +290,13 @@ def _budget_terms(spec, arrays, params, g, dtype):
     try:
         cast = [np.asarray(a, dtype) if np.asarray(a).dtype.kind == "f" else np.asarray(a)
                 for a in arrays]
+        # the budgets read validated params (pairs, resolved strides, non-negative axes),
+        # as the kernels do: the raw campaign params raised there and left no budget
+        try:
+            from .._prepare import prepare
+            cast, params = prepare(spec, cast, params)[:2]
+        except Exception:
+            pass
         with np.errstate(all="ignore"):
             return vjp_terms(spec, cast, params, np.asarray(g, dtype))
     except Exception:                        # a budget is an allowance, never a failure
@@ -347,6 +355,14 @@ def run_case(case, adapter=None):
         params0 = params0 or eff
         try:
             want = oracle(spec.name, arrays, eff, case.dtype)
+        except RefrtError as err:
+            # a variant that does not apply to this draw (axis=0 of a special case whose
+            # axis 0 has extent 1 makes its indices out of range): the op refuses the
+            # input with its own error, so there is nothing to compare
+            if case.variant:
+                continue
+            rec["error"] = f"oracle: {type(err).__name__}: {err}"[:300]
+            continue
         except Exception as err:     # the inputs/params are invalid for the op itself
             rec["error"] = f"oracle: {type(err).__name__}: {err}"[:300]
             continue
