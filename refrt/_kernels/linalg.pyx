@@ -245,27 +245,8 @@ cdef inline int _certify(floating *o, double hi, double p1, double p2, double er
     return (1 - ok) * (1 + ((not isfinite(err)) | (not isfinite(bias)) | (not valid)))
 
 
-cdef extern from "ozaki.h" nogil:
-    Py_ssize_t refrt_oz_row_f32_00(const double *p0, const double *p1, const double *p2,
-                                   const float *bias, double ea0, double ea1,
-                                   const double *eb0, const double *eb1, const int *sb,
-                                   int si, double eabs, float *out, signed char *flags,
-                                   Py_ssize_t p)
-    Py_ssize_t refrt_oz_row_f32_01(const double *p0, const double *p1, const double *p2,
-                                   const float *bias, double ea0, double ea1,
-                                   const double *eb0, const double *eb1, const int *sb,
-                                   int si, double eabs, float *out, signed char *flags,
-                                   Py_ssize_t p)
-    Py_ssize_t refrt_oz_row_f64_10(const double *p0, const double *p1, const double *p2,
-                                   const double *bias, double ea0, double ea1,
-                                   const double *eb0, const double *eb1, const int *sb,
-                                   int si, double eabs, double *out, signed char *flags,
-                                   Py_ssize_t p)
-    Py_ssize_t refrt_oz_row_f64_11(const double *p0, const double *p1, const double *p2,
-                                   const double *bias, double ea0, double ea1,
-                                   const double *eb0, const double *eb1, const int *sb,
-                                   int si, double eabs, double *out, signed char *flags,
-                                   Py_ssize_t p)
+from ._ozaki cimport (refrt_oz_row_f32_00, refrt_oz_row_f32_01, refrt_oz_row_f64_10,
+                      refrt_oz_row_f64_11)  # ozaki.h
 
 
 def ozaki_round(const double[:, :, ::1] p0,    # IN  (B, m, p) partial products
